@@ -1,0 +1,1 @@
+"""Actions: verdicts, arming of dynamic verdicts, kill, rollback and modes."""

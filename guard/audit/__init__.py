@@ -1,0 +1,1 @@
+"""Audit: the hash-chained, checkpoint-signed audit trail and its verifier."""

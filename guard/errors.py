@@ -1,0 +1,209 @@
+"""The exception hierarchy of kestrel-guard.
+
+Our exception hierarchy::
+
+    GuardError
+    ├── ConfigError
+    ├── PrivilegeError                  (a root-only command run without root)
+    ├── PolicyError
+    │   ├── PolicySyntaxError(path, line, column, source)
+    │   ├── PolicySemanticError
+    │   └── PolicyCompileError
+    ├── PredicateError
+    │   └── PredicateBudgetError        (fuel / instructions / memory exhausted)
+    ├── KernelError
+    │   ├── KernelUnsupportedError(feature)
+    │   ├── BpfLoadError(verifier_log)
+    │   ├── BtfError(path)              (missing, unreadable or corrupt BTF)
+    │   │   └── BtfLookupError          (no such type, member or function)
+    │   └── MapError
+    ├── ActionError
+    │   ├── KillError
+    │   └── RollbackError
+    └── AuditError
+        └── AuditIntegrityError(seq)
+
+Foreign exceptions (``LarkError``, bcc's bare ``Exception``, ``OSError`` from a
+syscall, ``tomllib.TOMLDecodeError``) are translated once, at the boundary of the
+subpackage that meets them, with ``raise ... from exc``. The CLI maps these classes
+to exit codes (see :data:`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "EXIT_CODES",
+    "ActionError",
+    "AuditError",
+    "AuditIntegrityError",
+    "BpfLoadError",
+    "BtfError",
+    "BtfLookupError",
+    "ConfigError",
+    "GuardError",
+    "KernelError",
+    "KernelUnsupportedError",
+    "KillError",
+    "MapError",
+    "PolicyCompileError",
+    "PolicyError",
+    "PolicySemanticError",
+    "PolicySyntaxError",
+    "PredicateBudgetError",
+    "PredicateError",
+    "PrivilegeError",
+    "RollbackError",
+    "exit_code_for",
+]
+
+
+class GuardError(Exception):
+    """Base class for every error kestrel-guard raises on purpose."""
+
+
+class ConfigError(GuardError):
+    """A configuration file or setting is missing, unreadable or invalid."""
+
+
+class PrivilegeError(GuardError):
+    """A command that needs root (or a configured group) was run without it."""
+
+
+class PolicyError(GuardError):
+    """A policy cannot be used."""
+
+
+class PolicySyntaxError(PolicyError):
+    """A rule does not parse; carries the position and a caret line."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.source = source
+        self.message = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.path or "<query>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+    def caret(self) -> str:
+        """Return the offending source line with a caret under the column, or ''."""
+        if self.source is None or self.line is None:
+            return ""
+        lines = self.source.splitlines()
+        if not 1 <= self.line <= len(lines):
+            return ""
+        text = lines[self.line - 1]
+        col = max(1, self.column or 1)
+        return f"{text}\n{' ' * (col - 1)}^"
+
+
+class PolicySemanticError(PolicyError):
+    """A rule parses but is wrong: unknown field, type mismatch, bad function call."""
+
+
+class PolicyCompileError(PolicyError):
+    """A valid rule cannot be compiled to the requested target."""
+
+
+class PredicateError(GuardError):
+    """A predicate runtime failed."""
+
+
+class PredicateBudgetError(PredicateError):
+    """A predicate exhausted its fuel, instruction or memory budget."""
+
+
+class KernelError(GuardError):
+    """The kernel refused or lacks something the agent needs."""
+
+
+class KernelUnsupportedError(KernelError):
+    """A kernel feature the command needs is not available here."""
+
+    def __init__(self, feature: str, reason: str) -> None:
+        self.feature = feature
+        self.reason = reason
+        super().__init__(f"{feature}: {reason}")
+
+
+class BpfLoadError(KernelError):
+    """A BPF program failed to load; carries the verifier log when there is one."""
+
+    def __init__(self, message: str, *, errno: int | None = None, verifier_log: str = "") -> None:
+        self.errno = errno
+        self.verifier_log = verifier_log
+        super().__init__(message)
+
+
+class BtfError(KernelError):
+    """A BTF file is missing, unreadable or corrupt."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class BtfLookupError(BtfError):
+    """A type, member or function is not in the BTF."""
+
+
+class MapError(KernelError):
+    """A BPF map operation failed."""
+
+
+class ActionError(GuardError):
+    """An enforcement action failed."""
+
+
+class KillError(ActionError):
+    """A kill action could not be carried out."""
+
+
+class RollbackError(ActionError):
+    """A rollback to a kept bundle failed."""
+
+
+class AuditError(GuardError):
+    """The audit trail cannot be written or read."""
+
+
+class AuditIntegrityError(AuditError):
+    """The audit chain is broken at a given sequence number."""
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        self.seq = seq
+        super().__init__(message)
+
+
+#: CLI exit codes, most specific class first. 2 is argparse's usage error.
+EXIT_CODES: Final[tuple[tuple[type[GuardError], int, str], ...]] = (
+    (KernelUnsupportedError, 3, "a kernel feature the command needs is unavailable"),
+    (PrivilegeError, 4, "the command needs root"),
+    (ConfigError, 5, "the configuration is invalid or unreadable"),
+    (GuardError, 1, "any other error (policy, kernel, audit, ...)"),
+)
+
+
+def exit_code_for(exc: GuardError) -> int:
+    """Return the CLI exit code documented for an error."""
+    for cls, code, _ in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1

@@ -1,0 +1,1 @@
+"""Kernel side: BTF, the kernel probe, the bcc loader, maps, ring buffer and backends."""

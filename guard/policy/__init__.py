@@ -1,0 +1,1 @@
+"""Policies: the EQL parser, analyzer, compiler, streaming engine and predicate runtimes."""
