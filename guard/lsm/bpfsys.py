@@ -1,0 +1,241 @@
+"""The raw ``bpf(2)`` and ``landlock_create_ruleset(2)`` system calls, through ctypes.
+
+Used by the kernel probe to load hand-assembled no-op programs, so that what the
+kernel says (the errno and the verifier log) reaches the operator unchanged. bcc
+maps every EPERM at load to "Need super-user privileges", which hides the real
+cause; this module never does.
+
+Attribute layouts follow ``union bpf_attr`` in ``include/uapi/linux/bpf.h``. The
+buffers are larger than any single command needs; the kernel accepts a larger
+attribute as long as the tail it does not know is zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import enum
+import errno as errno_mod
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Final
+
+from guard.errors import BpfLoadError, KernelError
+
+__all__ = [
+    "AttachType",
+    "BpfCmd",
+    "Insn",
+    "MapType",
+    "ProgType",
+    "SyscallError",
+    "call_helper",
+    "close_fd",
+    "exit_insn",
+    "landlock_abi_version",
+    "map_create",
+    "mov64_imm",
+    "owned_fd",
+    "prog_attach",
+    "prog_detach",
+    "prog_load",
+    "raw_tracepoint_open",
+]
+
+_SYS_BPF: Final = 321  # x86_64
+_SYS_LANDLOCK_CREATE_RULESET: Final = 444
+_LANDLOCK_CREATE_RULESET_VERSION: Final = 1
+_ATTR_SIZE: Final = 160
+_LOG_SIZE: Final = 64 * 1024
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+class BpfCmd(enum.IntEnum):
+    """``enum bpf_cmd`` values used here."""
+
+    MAP_CREATE = 0
+    PROG_LOAD = 5
+    PROG_ATTACH = 8
+    PROG_DETACH = 9
+    RAW_TRACEPOINT_OPEN = 17
+
+
+class ProgType(enum.IntEnum):
+    """``enum bpf_prog_type`` values used here."""
+
+    SOCKET_FILTER = 1
+    RAW_TRACEPOINT = 17
+    CGROUP_SOCK_ADDR = 18
+    TRACING = 26
+    LSM = 29
+
+
+class AttachType(enum.IntEnum):
+    """``enum bpf_attach_type`` values used here."""
+
+    NONE = 0
+    CGROUP_INET4_CONNECT = 10
+    CGROUP_INET6_CONNECT = 11
+    CGROUP_UDP4_SENDMSG = 14
+    CGROUP_UDP6_SENDMSG = 15
+    TRACE_RAW_TP = 23
+    LSM_MAC = 27
+
+
+class MapType(enum.IntEnum):
+    """``enum bpf_map_type`` values used here."""
+
+    HASH = 1
+    ARRAY = 2
+    RINGBUF = 27
+
+
+class SyscallError(KernelError):
+    """A system call failed; carries the errno and the call's description."""
+
+    def __init__(self, what: str, err: int) -> None:
+        self.what = what
+        self.errno = err
+        super().__init__(f"{what}: {errno_name(err)} ({os.strerror(err)})")
+
+
+def errno_name(err: int) -> str:
+    """Return the symbolic name of an errno (``EPERM``), or its number."""
+    return errno_mod.errorcode.get(err, str(err))
+
+
+@dataclass(frozen=True, slots=True)
+class Insn:
+    """One eBPF instruction."""
+
+    code: int
+    dst: int = 0
+    src: int = 0
+    off: int = 0
+    imm: int = 0
+
+    def encode(self) -> bytes:
+        """Return the 8-byte encoding (little-endian host)."""
+        return struct.pack("<BBhi", self.code, (self.src << 4) | self.dst, self.off, self.imm)
+
+
+def mov64_imm(dst: int, imm: int) -> Insn:
+    """``dst = imm`` (BPF_ALU64 | BPF_MOV | BPF_K)."""
+    return Insn(0xB7, dst=dst, imm=imm)
+
+
+def call_helper(helper_id: int) -> Insn:
+    """Call a BPF helper by id (BPF_JMP | BPF_CALL)."""
+    return Insn(0x85, imm=helper_id)
+
+
+def exit_insn() -> Insn:
+    """Return from the program (BPF_JMP | BPF_EXIT)."""
+    return Insn(0x95)
+
+
+def _bpf(cmd: BpfCmd, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
+    ret = _syscall(_SYS_BPF, int(cmd), attr, len(attr))
+    if ret < 0:
+        raise SyscallError(what, ctypes.get_errno())
+    return int(ret)
+
+
+def _attr() -> ctypes.Array[ctypes.c_char]:
+    return ctypes.create_string_buffer(_ATTR_SIZE)
+
+
+def _addr(buf: ctypes.Array[ctypes.c_char]) -> int:
+    return ctypes.addressof(buf)
+
+
+def close_fd(fd: int) -> None:
+    """Close a BPF object fd, ignoring errors (used on cleanup paths)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def prog_load(
+    prog_type: ProgType,
+    insns: Sequence[Insn],
+    *,
+    name: str = "guard_probe",
+    license: str = "GPL",
+    expected_attach_type: AttachType = AttachType.NONE,
+    attach_btf_id: int = 0,
+) -> int:
+    """Load a program and return its fd; raise :class:`BpfLoadError` with the errno and verifier log."""
+    code = b"".join(i.encode() for i in insns)
+    code_buf = ctypes.create_string_buffer(code, len(code))
+    lic_buf = ctypes.create_string_buffer(license.encode())
+    log_buf = ctypes.create_string_buffer(_LOG_SIZE)
+    attr = _attr()
+    struct.pack_into("<IIQQII", attr, 0, prog_type, len(insns), _addr(code_buf), _addr(lic_buf), 1, _LOG_SIZE)
+    struct.pack_into("<Q", attr, 32, _addr(log_buf))
+    struct.pack_into("16s", attr, 48, name.encode()[:15])
+    struct.pack_into("<I", attr, 68, expected_attach_type)
+    struct.pack_into("<I", attr, 108, attach_btf_id)
+    what = f"BPF_PROG_LOAD({prog_type.name}"
+    if attach_btf_id:
+        what += f", attach_btf_id={attach_btf_id}"
+    what += ")"
+    try:
+        return _bpf(BpfCmd.PROG_LOAD, attr, what)
+    except SyscallError as exc:
+        log = log_buf.value.decode(errors="replace").strip()
+        raise BpfLoadError(str(exc), errno=exc.errno, verifier_log=log) from exc
+
+
+def map_create(map_type: MapType, key_size: int, value_size: int, max_entries: int, *, name: str = "") -> int:
+    """Create a map and return its fd."""
+    attr = _attr()
+    struct.pack_into("<IIIII", attr, 0, map_type, key_size, value_size, max_entries, 0)
+    struct.pack_into("16s", attr, 28, name.encode()[:15])
+    return _bpf(BpfCmd.MAP_CREATE, attr, f"BPF_MAP_CREATE({map_type.name})")
+
+
+def raw_tracepoint_open(prog_fd: int, tracepoint: str | None) -> int:
+    """Attach a raw tracepoint (or, with ``None``, a BTF-typed LSM/tracing program); return the link fd."""
+    attr = _attr()
+    name_buf = ctypes.create_string_buffer(tracepoint.encode()) if tracepoint is not None else None
+    struct.pack_into("<QI", attr, 0, _addr(name_buf) if name_buf is not None else 0, prog_fd)
+    return _bpf(BpfCmd.RAW_TRACEPOINT_OPEN, attr, f"BPF_RAW_TRACEPOINT_OPEN({tracepoint or 'btf'})")
+
+
+def prog_attach(prog_fd: int, target_fd: int, attach_type: AttachType) -> None:
+    """Attach a program to a target (a cgroup directory fd) with ``BPF_PROG_ATTACH``."""
+    attr = _attr()
+    struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, 0)
+    _bpf(BpfCmd.PROG_ATTACH, attr, f"BPF_PROG_ATTACH({attach_type.name})")
+
+
+def prog_detach(prog_fd: int, target_fd: int, attach_type: AttachType) -> None:
+    """Detach a program from a target with ``BPF_PROG_DETACH``."""
+    attr = _attr()
+    struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, 0)
+    _bpf(BpfCmd.PROG_DETACH, attr, f"BPF_PROG_DETACH({attach_type.name})")
+
+
+@contextmanager
+def owned_fd(fd: int) -> Iterator[int]:
+    """Close ``fd`` when the block ends."""
+    try:
+        yield fd
+    finally:
+        close_fd(fd)
+
+
+def landlock_abi_version() -> int:
+    """Return the Landlock ABI version; raise :class:`SyscallError` (ENOSYS, EOPNOTSUPP) when absent."""
+    flags = ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION)
+    ret = _syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), flags)
+    if ret < 0:
+        raise SyscallError("landlock_create_ruleset(VERSION)", ctypes.get_errno())
+    return int(ret)
