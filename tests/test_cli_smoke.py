@@ -1,0 +1,139 @@
+"""guardctl end to end, as a user runs it: exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.lsm.btfblob import BtfBuilder
+
+GUARDCTL = [sys.executable, "-m", "guard.cli"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*GUARDCTL, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert lines[0].startswith("guardctl: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def btf_file(tmp_path: Path) -> Path:
+    b = BtfBuilder()
+    u64 = b.add_int("long long unsigned int", 8)
+    i32 = b.add_int("int", 4, signed=True)
+    dentry = b.add_struct("dentry", 8, [("d_flags", u64, 0, 0)])
+    dptr = b.add_ptr(dentry)
+    path = b.add_struct("path", 16, [("mnt", dptr, 0, 0), ("dentry", dptr, 64, 0)])
+    file = b.add_struct("file", 96, [("f_count", u64, 0, 0), ("f_path", path, 64 * 8, 0)])
+    proto = b.add_func_proto(i32, [("file", b.add_ptr(file))])
+    b.add_func("bpf_lsm_file_open", proto)
+    out = tmp_path / "vmlinux.btf"
+    out.write_bytes(b.build())
+    return out
+
+
+def test_help_documents_exit_codes_and_examples() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    for text in (
+        "exit codes:",
+        "3  a kernel feature",
+        "4  the command needs root",
+        "5  the configuration",
+        "guardctl probe --json",
+    ):
+        assert text in proc.stdout
+
+
+def test_usage_error_exits_2() -> None:
+    assert run("no-such-command").returncode == 2
+    assert run("btf").returncode == 2
+
+
+def test_btf_offset_and_hook_from_a_given_file(btf_file: Path) -> None:
+    proc = run("btf", "offset", "file.f_path.dentry", "path.dentry", "--btf", str(btf_file), "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [(d["member"], d["offset"]) for d in data] == [("f_path.dentry", 72), ("dentry", 8)]
+    proc = run("btf", "hook", "file_open", "--btf", str(btf_file))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "int bpf_lsm_file_open(struct file *file)"
+
+
+def test_btf_errors_are_one_line(btf_file: Path, tmp_path: Path) -> None:
+    proc = run("btf", "offset", "file.f_nope", "--btf", str(btf_file))
+    assert proc.returncode == 1
+    assert "f_nope" in one_line_error(proc)
+    missing = tmp_path / "absent"
+    proc = run("btf", "offset", "file.f_path", "--btf", str(missing))
+    assert proc.returncode == 1
+    assert str(missing) in one_line_error(proc)
+    corrupt = tmp_path / "corrupt"
+    corrupt.write_bytes(b"\x00" * 64)
+    proc = run("btf", "hook", "file_open", "--btf", str(corrupt))
+    assert proc.returncode == 1
+    assert str(corrupt) in one_line_error(proc)
+
+
+def test_bad_config_exits_5_naming_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "guard.toml"
+    cfg.write_text("[audit]\nfsyncc = 1\n")
+    proc = run("--config", str(cfg), "config", "show")
+    assert proc.returncode == 5
+    assert f"{cfg}: [audit] fsyncc: unknown key" in one_line_error(proc)
+    proc = run("config", "show", env={"GUARD_CONFIG": str(tmp_path / "absent.toml")})
+    assert proc.returncode == 5
+    assert "cannot read config" in one_line_error(proc)
+
+
+def test_config_precedence_file_env_flag(tmp_path: Path) -> None:
+    cfg = tmp_path / "guard.toml"
+    cfg.write_text('fail_mode = "closed"\n[log]\nlevel = "warning"\n[limits]\nmax_rules = 7\n')
+    proc = run(
+        "--config",
+        str(cfg),
+        "--log-level",
+        "debug",
+        "config",
+        "show",
+        "--json",
+        env={"GUARD_LIMITS_MAX_RULES": "9"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["fail_mode"] == "closed"  # file
+    assert data["limits"]["max_rules"] == 9  # env beats file
+    assert data["log"]["level"] == "debug"  # flag beats file
+
+
+def test_probe_without_root_exits_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In-process: a subprocess as another user cannot reach a venv under a private home.
+    from guard import cli
+
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli, "probe_kernel", lambda *a, **k: pytest.fail("probe ran without root"))
+    assert cli.main(["probe", "--json"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err == "guardctl: error: guardctl probe needs root (it loads BPF programs); run it with sudo"
