@@ -36,7 +36,9 @@ __all__ = [
     "call_helper",
     "close_fd",
     "exit_insn",
+    "jne_reg",
     "landlock_abi_version",
+    "ld_imm64",
     "map_create",
     "mov64_imm",
     "owned_fd",
@@ -134,6 +136,19 @@ def mov64_imm(dst: int, imm: int) -> Insn:
 def call_helper(helper_id: int) -> Insn:
     """Call a BPF helper by id (BPF_JMP | BPF_CALL)."""
     return Insn(0x85, imm=helper_id)
+
+
+def ld_imm64(dst: int, imm: int) -> tuple[Insn, Insn]:
+    """``dst = imm`` for a 64-bit immediate (BPF_LD | BPF_DW | BPF_IMM: two instruction slots)."""
+    low, high = imm & 0xFFFFFFFF, (imm >> 32) & 0xFFFFFFFF
+    return Insn(0x18, dst=dst, imm=low - (1 << 32) if low >= 1 << 31 else low), Insn(
+        0, imm=high - (1 << 32) if high >= 1 << 31 else high
+    )
+
+
+def jne_reg(dst: int, src: int, off: int) -> Insn:
+    """``if dst != src goto +off`` (BPF_JMP | BPF_JNE | BPF_X)."""
+    return Insn(0x5D, dst=dst, src=src, off=off)
 
 
 def exit_insn() -> Insn:
