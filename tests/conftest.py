@@ -6,7 +6,7 @@
   misconfigured runner never goes green.
 - ``requires_kernel(major, minor)`` and ``requires_feature(name)`` skip a privileged test, with
   the reason, when this kernel lacks what it needs (the probe report says why).
-- ``vm`` tests run only inside the vm-tests guests (``GUARD_VM=1``).
+- ``vm`` tests run only inside the vm-tests guests (``VMTEST_GUEST=1``).
 - A unit session that ends with ``bcc`` imported fails: unit tests must not need bcc.
 """
 
@@ -37,14 +37,14 @@ def _kernel_version() -> tuple[int, int]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run_privileged = config.getoption("--run-privileged")
-    in_vm = os.environ.get("GUARD_VM") == "1"
+    in_vm = os.environ.get("VMTEST_GUEST") == "1"
     for item in items:
         if "privileged" in item.keywords and not run_privileged:
             item.add_marker(
                 pytest.mark.skip(reason="needs root and the kernel: opt in with --run-privileged")
             )
         if "vm" in item.keywords and not in_vm:
-            item.add_marker(pytest.mark.skip(reason="runs only inside a vm-tests guest (GUARD_VM=1)"))
+            item.add_marker(pytest.mark.skip(reason="runs only inside a vm-tests guest (VMTEST_GUEST=1)"))
         for mark in item.iter_markers("requires_kernel"):
             want = (int(mark.args[0]), int(mark.args[1]))
             if _kernel_version() < want:
