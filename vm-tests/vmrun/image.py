@@ -44,8 +44,7 @@ for d in proc sys dev run tmp; do mkdir -p /newroot/$d; done
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
-mount -t tmpfs tmpfs /newroot/run
-mount -t tmpfs tmpfs /newroot/tmp
+# /run and /tmp stay those of the RAM overlay: a tmpfs there would hide a project that lives under them.
 mkdir -p /newroot/RESULTS
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /newroot/RESULTS || fail "mount results"
 mount -t securityfs securityfs /newroot/sys/kernel/security

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -255,3 +256,13 @@ def test_vmresults_plugin_records_outcomes_and_applies_skip_rows(tmp_path: Path)
     assert outcomes["test_dropped"] == ("skipped", "skip.toml: old")
     assert outcomes["test_skip"] == ("skipped", "because")
     assert out["exitstatus"] == 1
+
+
+def test_guest_init_hides_no_host_directory() -> None:
+    from vmrun.image import INIT
+
+    # Only the RAM overlay's own upper/work dirs live on a tmpfs; nothing of the host tree is covered,
+    # so a project checked out anywhere (even under /tmp or /run) is visible in the guest.
+    tmpfs_targets = re.findall(r"mount -t tmpfs(?: -o \S+)? tmpfs (\S+)", INIT)
+    assert tmpfs_targets == ["/rw"]
+    assert "/newroot/tmp" not in INIT
