@@ -77,7 +77,7 @@ def boot(
     with console_path.open("wb") as console, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(cmd, stdin=devnull, stdout=console, stderr=subprocess.STDOUT)
         seen = 0
-        started = False
+        started: float | None = None  # when the job started
         try:
             while proc.poll() is None:
                 time.sleep(0.25)
@@ -89,14 +89,14 @@ def boot(
                     stripped = line.strip()
                     if stripped.startswith("guard-vm:"):
                         on_line(stripped)
-                    if JOB_START in stripped:
-                        started = True
-                elapsed = time.monotonic() - start
-                if not started and elapsed > boot_timeout_s:
-                    reason = f"boot timeout ({boot_timeout_s:.0f} s without reaching the job)"
+                    if JOB_START in stripped and started is None:
+                        started = time.monotonic()
+                now = time.monotonic()
+                if started is None and now - start > boot_timeout_s:
+                    reason = f"boot timeout ({boot_timeout_s:g} s without reaching the job)"
                     break
-                if elapsed > boot_timeout_s + run_timeout_s:
-                    reason = f"run timeout ({run_timeout_s:.0f} s)"
+                if started is not None and now - started > run_timeout_s:
+                    reason = f"run timeout ({run_timeout_s:g} s)"
                     break
         finally:
             if proc.poll() is None:
@@ -111,7 +111,9 @@ def boot(
         except ValueError:
             exit_code = None
     if exit_code is None and reason == "ok":
-        reason = "guest stopped before the job finished" if started else "guest stopped during boot"
+        reason = (
+            "guest stopped before the job finished" if started is not None else "guest stopped during boot"
+        )
     return BootResult(exit_code, reason, wall, console_text)
 
 

@@ -141,9 +141,3 @@ def write_results(results_dir: Path, record: dict[str, Any]) -> Path:
     path = results_dir / f"{record['kernel']}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
-
-
-def load_results(results_dir: Path, order: list[str]) -> list[dict[str, Any]]:
-    """All results files, in matrix order."""
-    records = {p.stem: json.loads(p.read_text()) for p in results_dir.glob("*.json")}
-    return [records[k] for k in order if k in records]
