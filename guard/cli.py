@@ -16,10 +16,19 @@ import structlog
 
 from guard import __version__
 from guard.config import DEFAULT_CONFIG_PATH, GuardConfig, apply_env, apply_overrides, load_config
-from guard.errors import EXIT_CODES, BtfLookupError, GuardError, PrivilegeError, exit_code_for
+from guard.errors import (
+    EXIT_CODES,
+    BtfLookupError,
+    GuardError,
+    PolicySyntaxError,
+    PrivilegeError,
+    exit_code_for,
+)
 from guard.logsetup import configure_logging
 from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
 from guard.lsm.probe import ProbeReport, probe_kernel
+from guard.policy.analyzer import compile_query
+from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
 
 __all__ = ["main"]
 
@@ -37,6 +46,8 @@ examples:
   guardctl btf offset file.f_path task_struct.tgid
   guardctl btf hook file_open    an LSM hook's prototype from the kernel's BTF
   guardctl config show           the effective configuration (defaults < file < GUARD_* env < flags)
+  guardctl eql check 'process where process.name : "sh"'     parse and check a rule's query
+  guardctl eql conformance       Elastic's 264 EQL spec queries against our evaluator
 
 {_EXIT_HELP}
 """
@@ -144,6 +155,37 @@ def _cmd_config_show(args: argparse.Namespace, cfg: GuardConfig) -> int:
     return 0
 
 
+def _cmd_eql_check(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    try:
+        ir = compile_query(args.query)
+    except PolicySyntaxError as exc:
+        caret = exc.caret()
+        if caret and not args.json:
+            print(caret, file=sys.stderr)
+        raise
+    if args.json:
+        _print_json(
+            {
+                "query": ir.query.render(),
+                "kind": "sequence" if ir.is_sequence else "event",
+                "fields": {name: kind.value for name, kind in sorted(ir.field_kinds.items())},
+            }
+        )
+    else:
+        print(ir.query.render())
+    return 0
+
+
+def _cmd_eql_conformance(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    corpus = Path(args.corpus) if args.corpus else default_corpus()
+    report = run_corpus(corpus, eql_evaluator())
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.render_text())
+    return 0 if report.failed == 0 else 1
+
+
 Handler = Callable[[argparse.Namespace, GuardConfig], int]
 
 
@@ -209,6 +251,27 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--btf", default=DEFAULT_BTF_PATH, metavar="PATH", help="BTF file (default: %(default)s)"
         )
+
+    eql = add("eql", _no_handler, "the EQL language: check a query, run Elastic's conformance corpus")
+    eql_sub = eql.add_subparsers(dest="eql_command", metavar="SUBCOMMAND", required=True)
+    q = eql_sub.add_parser(
+        "check", help="parse and check a query against the ECS schema; print it in canonical form",
+        description="Parse and check a query against the ECS schema; print it in canonical form. "
+        "Errors name the line, column, field or function.",
+    )  # fmt: skip
+    q.set_defaults(handler=_cmd_eql_check)
+    q.add_argument("query", help="the EQL query")
+    q.add_argument("--json", action="store_true", help="print JSON (canonical query, kind, fields read)")
+    q = eql_sub.add_parser(
+        "conformance", help="run Elastic's EQL spec queries (exit 1 when any fails)",
+        description="Run Elastic's EQL spec corpus (264 queries) through the parser, analyzer and "
+        "evaluator; one line per file, every failure, and the total.",
+    )  # fmt: skip
+    q.set_defaults(handler=_cmd_eql_conformance)
+    q.add_argument(
+        "--corpus", metavar="DIR", help="corpus directory (default: ../shared/conformance/elastic-eql)"
+    )
+    q.add_argument("--json", action="store_true", help='print {"passed", "failed", "total", "failures"}')
 
     cfg = add("config", _no_handler, "show the effective configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)

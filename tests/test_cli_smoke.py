@@ -137,3 +137,33 @@ def test_probe_without_root_exits_4(
     assert cli.main(["probe", "--json"]) == 4
     err = capsys.readouterr().err.strip()
     assert err == "guardctl: error: guardctl probe needs root (it loads BPF programs); run it with sudo"
+
+
+def test_eql_check_prints_canonical_form_or_a_caret() -> None:
+    proc = run("eql", "check", 'process where process.name:"sh"   and process.pid>1')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == 'process where process.name : "sh" and process.pid > 1'
+    proc = run("eql", "check", 'process where process.name = "sh"')
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        'process where process.name = "sh"',
+        "                           ^",
+        "guardctl: error: <query>:1:28: unexpected '=' (use == to compare)",
+    ]
+    proc = run("eql", "check", "process where nope == 1", "--json")
+    assert proc.returncode == 1
+    assert "unknown field 'nope'" in one_line_error(proc)
+
+
+def test_eql_conformance_json() -> None:
+    proc = run("eql", "conformance", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["passed"], data["failed"], data["total"], data["failures"]) == (264, 0, 264, [])
+
+
+def test_eql_conformance_missing_corpus(tmp_path: Path) -> None:
+    proc = run("eql", "conformance", "--corpus", str(tmp_path / "none"))
+    assert proc.returncode == 1
+    assert str(tmp_path / "none") in one_line_error(proc)

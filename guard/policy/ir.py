@@ -1,0 +1,51 @@
+"""The intermediate representation every evaluator consumes: a checked, normalised query.
+
+Normalisation: ``runs=N`` steps are expanded, the sequence-wide ``by`` keys are prepended to every
+step's own keys, pipes become ``head``/``tail`` limits, maxspan is in milliseconds. Expressions stay
+:mod:`guard.policy.ast` nodes (already normalised by the parser), with each field's kind recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from guard.policy.ast import Expr, Query
+from guard.policy.schema import Kind
+
+__all__ = ["QueryIR", "StepIR"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepIR:
+    """One event filter: an event query's only step, or one sequence step (``missing`` for ``![...]``)."""
+
+    category: str | None  # None: any
+    condition: Expr
+    keys: tuple[Expr, ...] = ()
+    missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueryIR:
+    """A query ready to evaluate."""
+
+    query: Query
+    steps: tuple[StepIR, ...]
+    is_sequence: bool
+    until: StepIR | None
+    maxspan_ms: float | None
+    head: int | None
+    tail: int | None
+    field_kinds: Mapping[str, Kind]
+    schema: str
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Every field the query reads."""
+        return frozenset(self.field_kinds)
+
+    @property
+    def key_count(self) -> int:
+        """Join keys per step (0 for event queries and sequences without ``by``)."""
+        return len(self.steps[0].keys) if self.steps else 0
