@@ -313,34 +313,8 @@ def compile_expr(e: Expr, schema: Schema = ECS) -> Getter:
             return None if t is None else not t
 
         return not_
-    if isinstance(e, And):
-        terms = [compile_expr(t, schema) for t in e.terms]
-
-        def and_(ev: Event) -> Value:
-            unknown = False
-            for term in terms:
-                t = _truth(term(ev))
-                if t is False:
-                    return False
-                if t is None:
-                    unknown = True
-            return None if unknown else True
-
-        return and_
-    if isinstance(e, Or):
-        terms = [compile_expr(t, schema) for t in e.terms]
-
-        def or_(ev: Event) -> Value:
-            unknown = False
-            for term in terms:
-                t = _truth(term(ev))
-                if t is True:
-                    return True
-                if t is None:
-                    unknown = True
-            return None if unknown else False
-
-        return or_
+    if isinstance(e, And | Or):
+        return _junction([compile_expr(t, schema) for t in e.terms], decisive=isinstance(e, Or))
     if isinstance(e, Comparison):
         left, right, op = compile_expr(e.left, schema), compile_expr(e.right, schema), e.op
         kinds = {schema.kind(side.name) for side in (e.left, e.right) if isinstance(side, Field)}
@@ -362,6 +336,22 @@ def compile_expr(e: Expr, schema: Schema = ECS) -> Getter:
     if isinstance(e, Call):
         return _compile_call(e.name, list(e.args), e.case_insensitive, schema)
     raise PolicySemanticError(f"cannot evaluate {type(e).__name__}")  # pragma: no cover
+
+
+def _junction(terms: list[Getter], *, decisive: bool) -> Getter:
+    """Three-valued and (decisive False) / or (decisive True): null only when nothing decides."""
+
+    def junction(ev: Event) -> Value:
+        unknown = False
+        for term in terms:
+            t = _truth(term(ev))
+            if t is decisive:
+                return decisive
+            if t is None:
+                unknown = True
+        return None if unknown else not decisive
+
+    return junction
 
 
 def _compile_in(e: InSet, schema: Schema) -> Getter:

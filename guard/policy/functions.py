@@ -224,26 +224,26 @@ def _between(args: Sequence[Value], ci: bool) -> Value:
     return _from_u16(src[start:end])
 
 
-def _ends_with(args: Sequence[Value], ci: bool) -> Value:
-    source, pattern = args[0], args[1]
-    if source is None:
-        return None
-    s = _need_str(source)
-    if pattern is None:
-        return None
-    p = _need_str(pattern)
-    return s.lower().endswith(p.lower()) if ci else s.endswith(p)
+def _affix_test(prefix: bool) -> Callable[[Sequence[Value], bool], Value]:
+    """Build startsWith (prefix) or endsWith: null for a null source or pattern."""
+
+    def test(args: Sequence[Value], ci: bool) -> Value:
+        source, pattern = args[0], args[1]
+        if source is None:
+            return None
+        s = _need_str(source)
+        if pattern is None:
+            return None
+        p = _need_str(pattern)
+        if ci:
+            s, p = s.lower(), p.lower()
+        return s.startswith(p) if prefix else s.endswith(p)
+
+    return test
 
 
-def _starts_with(args: Sequence[Value], ci: bool) -> Value:
-    source, pattern = args[0], args[1]
-    if source is None:
-        return None
-    s = _need_str(source)
-    if pattern is None:
-        return None
-    p = _need_str(pattern)
-    return s.lower().startswith(p.lower()) if ci else s.startswith(p)
+_ends_with = _affix_test(prefix=False)
+_starts_with = _affix_test(prefix=True)
 
 
 def _string_contains(args: Sequence[Value], ci: bool) -> Value:
