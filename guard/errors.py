@@ -5,6 +5,7 @@ Our exception hierarchy::
     GuardError
     ├── ConfigError
     ├── PrivilegeError                  (a root-only command run without root)
+    ├── SigningKeyError                 (a key file missing, unreadable or not Ed25519)
     ├── PolicyError
     │   ├── PolicySyntaxError(path, line, column, source)
     │   ├── PolicySemanticError
@@ -55,6 +56,7 @@ __all__ = [
     "PredicateError",
     "PrivilegeError",
     "RollbackError",
+    "SigningKeyError",
     "exit_code_for",
 ]
 
@@ -69,6 +71,10 @@ class ConfigError(GuardError):
 
 class PrivilegeError(GuardError):
     """A command that needs root (or a configured group) was run without it."""
+
+
+class SigningKeyError(GuardError):
+    """A key file is missing, unreadable or not an Ed25519 key."""
 
 
 class PolicyError(GuardError):
