@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,13 @@ from typing import Final
 import structlog
 
 from guard import __version__
+from guard.actions.replay import replay, summarize
+from guard.audit import query as audit_query
+from guard.audit import report as audit_report
+from guard.audit.benchmark import run_benchmark
+from guard.audit.chain import AuditWriter
+from guard.audit.record import read_records
+from guard.audit.verify import verify_logs
 from guard.config import DEFAULT_CONFIG_PATH, GuardConfig, apply_env, apply_overrides, load_config
 from guard.errors import (
     EXIT_CODES,
@@ -29,6 +37,9 @@ from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
 from guard.lsm.probe import ProbeReport, probe_kernel
 from guard.policy.analyzer import compile_query
 from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
+from guard.policy.loader import load_policy
+from guard.policy.recording import read_recording
+from guard.signing import Verifier, generate_keypair, load_signer, load_verifier
 
 __all__ = ["main"]
 
@@ -48,6 +59,11 @@ examples:
   guardctl config show           the effective configuration (defaults < file < GUARD_* env < flags)
   guardctl eql check 'process where process.name : "sh"'     parse and check a rule's query
   guardctl eql conformance       Elastic's 264 EQL spec queries against our evaluator
+  guardctl keygen -o /etc/guard --name audit                  an Ed25519 key pair (name.key, name.pub)
+  guardctl audit verify /var/log/guard/audit.jsonl --key /etc/guard/audit.pub
+  guardctl audit query --since 2h --kind deny --exe '/tmp/*'
+  guardctl audit report --format html -o report.html
+  guardctl replay events.jsonl --policy policies/ --audit replay-audit.jsonl --key replay.key
 
 {_EXIT_HELP}
 """
@@ -186,6 +202,140 @@ def _cmd_eql_conformance(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     return 0 if report.failed == 0 else 1
 
 
+def _audit_paths(args: argparse.Namespace, cfg: GuardConfig) -> list[Path]:
+    return [Path(p) for p in args.paths] if args.paths else [Path(cfg.audit.path)]
+
+
+def _verifiers(args: argparse.Namespace, cfg: GuardConfig) -> dict[str, Verifier]:
+    if args.key:
+        paths = [Path(k) for k in args.key]
+    else:
+        private = Path(cfg.audit.key_path)
+        paths = [private.with_suffix(".pub") if private.with_suffix(".pub").exists() else private]
+    verifiers = [load_verifier(p) for p in paths]
+    return {v.key_id: v for v in verifiers}
+
+
+def _cmd_keygen(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    key, pub, key_id = generate_keypair(Path(args.output), args.name)
+    print(f"key id {key_id}\nprivate key: {key} (mode 0600)\npublic key:  {pub}")
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    result = verify_logs(_audit_paths(args, cfg), _verifiers(args, cfg))
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(result.render_text())
+    return 0 if result.ok else 1
+
+
+def _filter(args: argparse.Namespace) -> audit_query.Filter:
+    now = time.time_ns()
+    return audit_query.Filter(
+        since_ns=audit_query.parse_time(args.since, now_ns=now) if args.since else None,
+        until_ns=audit_query.parse_time(args.until, now_ns=now) if args.until else None,
+        rules=tuple(args.rule or ()),
+        kinds=tuple(args.kind or ()),
+        verdicts=tuple(args.verdict or ()),
+        exe=args.exe,
+        users=tuple(args.user or ()),
+        pids=tuple(args.pid or ()),
+    )
+
+
+def _cmd_audit_query(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    records = audit_query.select(read_records(_audit_paths(args, cfg)), _filter(args))
+    if args.json:
+        print(audit_query.render_json(records))
+    elif args.ndjson:
+        sys.stdout.write(audit_query.render_ndjson(records))
+    else:
+        print(audit_query.render_table(records))
+    return 0
+
+
+def _cmd_audit_report(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    paths = _audit_paths(args, cfg)
+    flt = _filter(args)
+    verification = verify_logs(paths, _verifiers(args, cfg)) if not args.no_verify else None
+    records = audit_query.select(read_records(paths), flt)
+    report = audit_report.build_report(records, verification, since_ns=flt.since_ns, until_ns=flt.until_ns)
+    render = {
+        "text": audit_report.render_text,
+        "json": audit_report.render_json,
+        "html": audit_report.render_html,
+    }
+    text = render[args.format](report)
+    if args.output:
+        Path(args.output).write_text(text if text.endswith("\n") else text + "\n")
+        print(f"wrote {args.output} ({args.format})")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    policy = load_policy(Path(args.policy))
+    events = read_recording(Path(args.log))
+    decisions = replay(policy, events)
+    written = 0
+    if args.audit:
+        signer = load_signer(Path(args.key or cfg.audit.key_path))
+        audit = cfg.audit
+        with AuditWriter(
+            Path(args.audit), signer, checkpoint_every=audit.checkpoint_every,
+            checkpoint_seconds=audit.checkpoint_seconds, rotate_bytes=audit.rotate_bytes, fsync=audit.fsync,
+        ) as writer:  # fmt: skip
+            for d in decisions:
+                if d.kind != "alert":
+                    writer.append(d.to_audit(args.log))
+                    written += 1
+    rows = summarize(decisions, policy)
+    if args.json:
+        _print_json(
+            {
+                "policy": policy.source,
+                "policy_digest": policy.digest,
+                "events": len(events),
+                "rules": rows,
+                "audit_records": written,
+                "decisions": [
+                    {"rule": d.rule.id, "kind": d.kind, "ts_ns": d.ts_ns, "event_ids": list(d.event_ids)}
+                    for d in decisions
+                ],
+            }
+        )  # fmt: skip
+        return 0
+    print(f"replayed {len(events)} events against {len(policy.rules)} rules ({policy.source})")
+    print(f"{'RULE':<32} {'ACTION':<7} {'MODE':<8} {'DENY':>6} {'WOULD':>6} {'KILL':>6} {'ALERT':>6}")
+    for r in rows:
+        print(
+            f"{r['rule']!s:<32} {r['action']!s:<7} {r['mode']!s:<8} {r['deny']!s:>6} {r['would_block']!s:>6} "
+            f"{r['kill']!s:>6} {r['alert']!s:>6}"
+        )
+    if args.audit:
+        print(f"wrote {written} audit records to {args.audit}")
+    return 0
+
+
+def _cmd_bench_audit(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    result = run_benchmark(args.records)
+    if args.json:
+        _print_json(result)
+    else:
+        print(
+            f"{result['records']} records, 10% denies\n"
+            f"  plain JSON lines:                {result['plain_jsonl_per_s']:>9} records/s (baseline)\n"
+            f"  chained, default fsync policy:   {result['chained_default_fsync_per_s']:>9} records/s "
+            f"({result['ratio_default_to_plain']}x)\n"
+            f"  chained, fsync at checkpoints:   {result['chained_checkpoint_fsync_per_s']:>9} records/s "
+            f"({result['ratio_checkpoint_only_to_plain']}x)"
+        )
+    return 0
+
+
 Handler = Callable[[argparse.Namespace, GuardConfig], int]
 
 
@@ -251,6 +401,74 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--btf", default=DEFAULT_BTF_PATH, metavar="PATH", help="BTF file (default: %(default)s)"
         )
+
+    q = add("keygen", _cmd_keygen, "create an Ed25519 key pair (for audit checkpoints and bundles)")
+    q.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for NAME.key and NAME.pub")
+    q.add_argument("--name", default="guard", help="file name stem (default: %(default)s)")
+
+    audit = add("audit", _no_handler, "the audit trail: verify, query, report")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+
+    def audit_cmd(name: str, handler: Handler, text: str) -> argparse.ArgumentParser:
+        p = audit_sub.add_parser(name, help=text, description=text)
+        p.set_defaults(handler=handler)
+        p.add_argument(
+            "paths", nargs="*", metavar="PATH", help="log files or directories (default: [audit] path)"
+        )
+        return p
+
+    def keys(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--key",
+            action="append",
+            metavar="PUB",
+            help="trusted public key (repeatable; default: [audit] .pub)",
+        )
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", help="ISO time or relative (90s, 15m, 2h, 7d)")
+        p.add_argument("--until", help="ISO time or relative")
+        p.add_argument("--rule", action="append", help="rule id (repeatable)")
+        p.add_argument(
+            "--kind", action="append", help="event kind: deny, would_block, kill, ... (repeatable)"
+        )
+        p.add_argument("--verdict", action="append", help="verdict (repeatable)")
+        p.add_argument("--exe", help="executable glob, e.g. '/tmp/*'")
+        p.add_argument("--user", action="append", help="uid (repeatable)")
+        p.add_argument("--pid", action="append", type=int, help="pid (repeatable)")
+
+    q = audit_cmd(
+        "verify", _cmd_audit_verify, "prove the hash chain and signed checkpoints (exit 1 on failure)"
+    )
+    keys(q)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = audit_cmd("query", _cmd_audit_query, "filter records")
+    filters(q)
+    fmt = q.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON array")
+    fmt.add_argument("--ndjson", action="store_true", help="one JSON record per line")
+    q = audit_cmd(
+        "report", _cmd_audit_report, "summary by rule, binary, user and hour; history; verification"
+    )
+    filters(q)
+    keys(q)
+    q.add_argument("--format", choices=["text", "json", "html"], default="text")
+    q.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    q.add_argument("--no-verify", action="store_true", help="skip chain verification in the report")
+
+    q = add("replay", _cmd_replay, "run a policy over an event recording: what would it have decided?")
+    q.add_argument("log", metavar="LOG", help="JSON Lines of ECS events")
+    q.add_argument("--policy", required=True, metavar="DIR", help="policy file or directory")
+    q.add_argument("--audit", metavar="PATH", help="also write the decisions as an audit trail")
+    q.add_argument("--key", metavar="KEY", help="signing key for --audit (default: [audit] key_path)")
+    q.add_argument("--json", action="store_true", help="print JSON")
+
+    bench = add("bench", _no_handler, "benchmarks (ratios against a baseline measured in the same run)")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    q = bench_sub.add_parser("audit", help="audit records/s vs plain JSON lines")
+    q.set_defaults(handler=_cmd_bench_audit)
+    q.add_argument("--records", type=int, default=20_000)
+    q.add_argument("--json", action="store_true", help="print JSON")
 
     eql = add("eql", _no_handler, "the EQL language: check a query, run Elastic's conformance corpus")
     eql_sub = eql.add_subparsers(dest="eql_command", metavar="SUBCOMMAND", required=True)

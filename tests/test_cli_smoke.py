@@ -167,3 +167,93 @@ def test_eql_conformance_missing_corpus(tmp_path: Path) -> None:
     proc = run("eql", "conformance", "--corpus", str(tmp_path / "none"))
     assert proc.returncode == 1
     assert str(tmp_path / "none") in one_line_error(proc)
+
+
+REPLAY_POLICY = """
+[[rule]]
+id = "block-tmp-exec"
+name = "Execution from /tmp"
+severity = "high"
+action = "block"
+query = 'process where process.executable : "/tmp/*"'
+"""
+
+
+@pytest.fixture
+def replayed(tmp_path: Path) -> dict[str, Path]:
+    assert run("keygen", "-o", str(tmp_path / "keys"), "--name", "audit").returncode == 0
+    (tmp_path / "p.guard").write_text(REPLAY_POLICY)
+    events = [
+        {"@timestamp": 1_763_800_000_000 + i, "event": {"category": "process", "id": f"e{i}"},
+         "process": {"pid": 100 + i, "executable": exe}}
+        for i, exe in enumerate(["/tmp/a", "/bin/ls", "/tmp/b"])
+    ]  # fmt: skip
+    (tmp_path / "rec.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    proc = run("replay", str(tmp_path / "rec.jsonl"), "--policy", str(tmp_path / "p.guard"),
+               "--audit", str(tmp_path / "out" / "audit.jsonl"), "--key", str(tmp_path / "keys" / "audit.key"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 2 audit records" in proc.stdout
+    return {"log": tmp_path / "out" / "audit.jsonl", "pub": tmp_path / "keys" / "audit.pub", "dir": tmp_path}
+
+
+def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert run("keygen", "-o", str(tmp_path), "--name", "k").returncode == 0
+    assert oct((tmp_path / "k.key").stat().st_mode & 0o777) == "0o600"
+    proc = run("keygen", "-o", str(tmp_path), "--name", "k")
+    assert proc.returncode == 1
+    assert "exists already" in one_line_error(proc)
+
+
+def test_audit_verify_ok_and_tampered(replayed: dict[str, Path]) -> None:
+    log, pub = replayed["log"], replayed["pub"]
+    proc = run("audit", "verify", str(log), "--key", str(pub), "--json")
+    assert proc.returncode == 0, proc.stdout
+    data = json.loads(proc.stdout)
+    assert (data["ok"], data["records"], data["checkpoints"]) == (True, 3, 1)
+    lines = log.read_text().splitlines()
+    lines[0] = lines[0].replace("/tmp/a", "/tmp/z")
+    log.write_text("\n".join(lines) + "\n")
+    proc = run("audit", "verify", str(log), "--key", str(pub))
+    assert proc.returncode == 1
+    assert "FAILED: edited at seq 1" in proc.stdout
+
+
+def test_audit_verify_needs_a_readable_key(replayed: dict[str, Path]) -> None:
+    proc = run("audit", "verify", str(replayed["log"]), "--key", str(replayed["dir"] / "nope.pub"))
+    assert proc.returncode == 1
+    assert "nope.pub: cannot read key" in one_line_error(proc)
+
+
+def test_audit_query_and_report(replayed: dict[str, Path]) -> None:
+    proc = run("audit", "query", str(replayed["log"]), "--exe", "/tmp/b", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["process"]["exe"] for r in rows] == ["/tmp/b"]
+    proc = run("audit", "query", str(replayed["log"]), "--since", "yesterday-ish")
+    assert proc.returncode == 1
+    assert "yesterday-ish" in one_line_error(proc)
+    out = replayed["dir"] / "r.json"
+    proc = run(
+        "audit",
+        "report",
+        str(replayed["log"]),
+        "--key",
+        str(replayed["pub"]),
+        "--format",
+        "json",
+        "-o",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["totals"]["deny"] == 2
+    assert report["verification"]["ok"] is True
+
+
+def test_bench_audit_json() -> None:
+    proc = run("bench", "audit", "--records", "500", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["records"] == 500
+    assert data["plain_jsonl_per_s"] > 0
+    assert data["ratio_default_to_plain"] > 0

@@ -475,13 +475,13 @@ def _hashable(v: Value) -> Value:
     return v
 
 
-def _limit(rows: list[Match], head: int | None, tail: int | None) -> list[Match]:
+def _limit(rows: list[Match], head: int | None, tail: int | None, limit: int | None) -> list[Match]:
     if head is not None:
         rows = rows[:head]
     if tail is not None:
         rows = rows[-tail:] if tail else []
-    if head is None and tail is None:
-        rows = rows[:DEFAULT_LIMIT]
+    if head is None and tail is None and limit is not None:
+        rows = rows[:limit]
     return rows
 
 
@@ -492,8 +492,12 @@ def evaluate(
     schema: Schema = ECS,
     timestamp_field: str = "@timestamp",
     tiebreaker_field: str | None = None,
+    limit: int | None = DEFAULT_LIMIT,
 ) -> list[Match]:
-    """Run a query over events; return results in Elasticsearch's order, limited as it limits them."""
+    """Run a query over events; return results in Elasticsearch's order, limited as it limits them.
+
+    ``limit`` caps results when the query has no head/tail (Elasticsearch's 50); None returns all.
+    """
     ts_get = field_getter(timestamp_field, tuple(timestamp_field.split(".")))
     tb_get = field_getter(tiebreaker_field, tuple(tiebreaker_field.split("."))) if tiebreaker_field else None
 
@@ -509,11 +513,11 @@ def evaluate(
     if not ir.is_sequence:
         step = steps[0]
         rows = [Match((ev,)) for ev in ordered if _matches(step, ev, category)]
-        return _limit(rows, ir.head, ir.tail)
+        return _limit(rows, ir.head, ir.tail, limit)
     until = _compile_step(ir.until, schema) if ir.until is not None else None
     times = [timestamp_ms(ts_get(ev)) for ev in ordered]
     rows = _sequences(ordered, times, steps, until, ir.maxspan_ms, category)
-    return _limit(rows, ir.head, ir.tail)
+    return _limit(rows, ir.head, ir.tail, limit)
 
 
 def _sequences(
