@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The single translation unit given to bcc. Struct offsets (GUARD_OFF_*) come from the running
+ * kernel's BTF as -D flags; sizes (GUARD_MAX_*) from the configuration.
+ */
+#include "include/guard_abi.h"
+#include "include/guard_maps.h"
+#include "include/guard_helpers.h"
+
+#include "hooks/file_open.bpf.c"
+
+/* bcc's footer emits the license section from this macro. */
+#define BPF_LICENSE Dual BSD/GPL

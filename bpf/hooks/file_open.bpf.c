@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * file_open: deny opening a file whose path is on the deny list, for governed tasks.
+ *
+ * Order: mode (off returns at once) -> scope -> exact path verdict -> decision.
+ * On internal failure (no config, no scratch buffer, d_path error) the hook allows and, for an
+ * over-long or unresolvable path, counts GUARD_CNT_PATH_TOO_LONG: it never denies by accident.
+ * bpf_d_path leaves stale bytes after the NUL, so the path is copied into a zeroed key buffer.
+ */
+
+LSM_PROBE(file_open, struct file *file)
+{
+	const __u32 hook = GUARD_HOOK_FILE_OPEN;
+	struct guard_config *cfg;
+	__u32 mode = guard_mode(hook, &cfg);
+	__u32 raw_idx = 0, key_idx = 1;
+	struct guard_path_key *raw, *key;
+	struct guard_verdict *verdict;
+	long len;
+
+	if (mode == GUARD_MODE_OFF || !cfg)
+		return 0;
+	guard_count(hook, GUARD_CNT_CALLS);
+	if (!guard_in_scope(cfg))
+		return 0;
+	raw = guard_scratch.lookup(&raw_idx);
+	key = guard_scratch.lookup(&key_idx);
+	if (!raw || !key)
+		return 0;
+	len = bpf_d_path((struct path *)((char *)file + GUARD_OFF_FILE_F_PATH), raw->path, sizeof(raw->path));
+	if (len <= 0 || len > GUARD_PATH_MAX) {
+		guard_count(hook, GUARD_CNT_PATH_TOO_LONG);
+		return 0;
+	}
+	__builtin_memset(key->path, 0, sizeof(key->path));
+	bpf_probe_read_kernel_str(key->path, sizeof(key->path), raw->path);
+	verdict = guard_deny_paths.lookup(key);
+	if (!verdict)
+		return 0;
+	return guard_decide(hook, mode, verdict->rule_id, key->path);
+}

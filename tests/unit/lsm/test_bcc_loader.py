@@ -1,0 +1,52 @@
+"""The bcc loader's kernel-free parts: source assembly, the stub tree, offset flags (bcc not imported)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from guard.lsm.bcc_backend import assemble_source, bpf_source_dir, offset_flags
+from guard.lsm.btf import Btf
+from guard.lsm.stubtree import ensure_stub_tree
+from tests.unit.lsm.btfblob import BtfBuilder
+
+
+def test_assemble_inlines_our_includes_once_with_line_markers(tmp_path: Path) -> None:
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "a.h").write_text('#include "b.h"\nint a;\n')
+    (tmp_path / "inc" / "b.h").write_text("int b;\n")
+    (tmp_path / "main.c").write_text(
+        '#include "inc/a.h"\n#include "inc/b.h"\n#include <linux/types.h>\nint main_;\n'
+    )
+    text = assemble_source(tmp_path / "main.c")
+    lines = text.splitlines()
+    assert lines.count("int b;") == 1
+    assert "#include <linux/types.h>" in lines  # system includes stay for bcc
+    assert f'#line 1 "{tmp_path / "inc" / "b.h"}"' in lines
+    assert lines[-3:] == [f'#line 3 "{tmp_path / "main.c"}"', "#include <linux/types.h>", "int main_;"]
+
+
+def test_the_shipped_sources_assemble() -> None:
+    text = assemble_source(bpf_source_dir() / "guard.bpf.c")
+    assert "LSM_PROBE(file_open" in text
+    assert "struct guard_event {" in text
+    assert '#include "' not in text
+    assert "bcc" not in sys.modules
+
+
+def test_stub_tree(tmp_path: Path) -> None:
+    tree = ensure_stub_tree(tmp_path)
+    assert (tree / "include/uapi/linux/bpf.h").read_text().startswith("/* empty")
+    assert (tree / "include/uapi/linux/types.h").resolve() == Path("/usr/include/linux/types.h").resolve()
+    assert "CONFIG_BPF_SYSCALL" in (tree / "include/linux/kconfig.h").read_text()
+    stamp = (tree / ".stamp").stat().st_mtime_ns
+    assert ensure_stub_tree(tmp_path) == tree
+    assert (tree / ".stamp").stat().st_mtime_ns == stamp  # idempotent: not rebuilt
+
+
+def test_offset_flags_come_from_btf() -> None:
+    b = BtfBuilder()
+    u64 = b.add_int("long long unsigned int", 8)
+    path = b.add_struct("path", 16, [("mnt", u64, 0, 0), ("dentry", u64, 64, 0)])
+    b.add_struct("file", 200, [("f_count", u64, 0, 0), ("f_path", path, 96 * 8, 0)])
+    assert offset_flags(Btf.from_bytes(b.build())) == ["-DGUARD_OFF_FILE_F_PATH=96"]
