@@ -31,7 +31,9 @@ def test_the_shipped_matrix() -> None:
     for row in load_skips(VM_TESTS / "skip.toml"):
         assert len(row.reason) > 20, row  # a real reason, not a shrug
         assert any(row.applies("x", kid) or re.search(row.kernel, kid) for kid in ids), row
-        test_files = [f"tests/privileged/{p.name}::" for p in (VM_TESTS.parent / "tests/privileged").glob("test_*.py")]
+        test_files = [
+            f"tests/privileged/{p.name}::" for p in (VM_TESTS.parent / "tests/privileged").glob("test_*.py")
+        ]
         assert any(re.search(row.test, f) for f in test_files), f"stale skip row: {row.test}"
 
 
