@@ -17,6 +17,7 @@ import pytest
 from guard.lsm import abi
 from guard.lsm.bcc_backend import BccDataPlane
 from guard.lsm.btf import Btf
+from tests.privileged.scoping import open_in, test_scope
 
 pytestmark = [
     pytest.mark.privileged,
@@ -27,21 +28,10 @@ pytestmark = [
 RULE = 7
 
 
-def cgroup2_root() -> Path:
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        if " - cgroup2 " in line:
-            return Path(line.split()[4])
-    raise AssertionError("no cgroup2 mount")
-
-
 @pytest.fixture
 def scope() -> Iterator[Path]:
-    cg = cgroup2_root() / f"guard-test-{os.getpid()}"
-    cg.mkdir()
-    try:
+    with test_scope() as cg:
         yield cg
-    finally:
-        cg.rmdir()
 
 
 @pytest.fixture
@@ -62,27 +52,6 @@ def plane(tmp_path: Path) -> Iterator[BccDataPlane]:
         yield dp
     finally:
         dp.close()
-
-
-def open_in(cg: Path | None, path: Path) -> int:
-    """Fork a child (joining ``cg`` if given) that opens ``path``; return its errno (0 = opened)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            if cg is not None:
-                (cg / "cgroup.procs").write_text("0")
-            os.close(os.open(path, os.O_RDONLY))
-        except OSError as exc:
-            code = exc.errno or 255
-        os.write(write_fd, code.to_bytes(2, "little"))
-        os._exit(0)
-    os.close(write_fd)
-    data = os.read(read_fd, 2)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return int.from_bytes(data, "little")
 
 
 def test_enforce_detect_off_and_out_of_scope(plane: BccDataPlane, scope: Path, target: Path) -> None:

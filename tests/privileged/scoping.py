@@ -1,0 +1,53 @@
+"""Test scopes for kernel tests: a cgroup the test creates, and children that act from inside it.
+
+Kernel tests deny only inside a scope they created; these helpers are that scope.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cgroup2_root() -> Path:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if " - cgroup2 " in line:
+            return Path(line.split()[4])
+    raise AssertionError("no cgroup2 mount")
+
+
+@contextmanager
+def test_scope() -> Iterator[Path]:
+    """A fresh, empty cgroup v2 directory, removed afterwards (its id is the directory's inode)."""
+    cg = cgroup2_root() / f"guard-test-{os.getpid()}"
+    cg.mkdir()
+    try:
+        yield cg
+    finally:
+        cg.rmdir()
+
+
+test_scope.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def open_in(cg: Path | None, path: Path | str) -> int:
+    """Fork a child (moved into ``cg`` when given) that opens ``path``; return its errno (0 = opened)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: join the cgroup, try the open, report, exit without cleanup
+        code = 0
+        try:
+            if cg is not None:
+                (cg / "cgroup.procs").write_text("0")
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as exc:
+            code = exc.errno or 255
+        os.write(write_fd, code.to_bytes(2, "little"))
+        os._exit(0)
+    os.close(write_fd)
+    data = os.read(read_fd, 2)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return int.from_bytes(data, "little")
