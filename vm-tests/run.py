@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import sys
@@ -74,6 +75,11 @@ echo "guard-vm: probe"
 echo "guard-vm: pytest"
 {venv}/python -m pytest -p vmresults -p no:cacheprovider --run-privileged -q --color=no -ra {args}
 """
+
+
+def rows_for(kernel_id: str, skips: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The skip.toml rows that apply to a kernel."""
+    return [row for row in skips if re.search(row["kernel"], kernel_id)]
 
 
 def prepare(kernel: Kernel, apt: PrivateApt, quiet: bool) -> tuple[Artifacts, str]:
@@ -150,7 +156,7 @@ def run_kernel(
     return summarize(
         kernel.id, release=art.release, package=package, accel=accel, wall_s=result.wall_s, attempts=attempts,
         exit_code=result.exit_code, reason=result.reason, tests_json=tests_json, probe_json=probe_json,
-        console_tail=result.console_tail(), skip_rows=skips,
+        console_tail=result.console_tail(), skip_rows=rows_for(kernel.id, skips),
     )  # fmt: skip
 
 

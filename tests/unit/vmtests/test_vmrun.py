@@ -273,3 +273,15 @@ def test_guest_init_hides_no_host_directory() -> None:
     tmpfs_targets = re.findall(r"mount -t tmpfs(?: -o \S+)? tmpfs (\S+)", INIT)
     assert tmpfs_targets == ["/rw"]
     assert "/newroot/tmp" not in INIT
+
+
+def test_a_kernels_record_lists_only_the_skip_rows_that_apply_to_it() -> None:
+    sys.path.insert(0, str(VM_TESTS))
+    import run  # vm-tests/run.py
+
+    rows = [
+        {"test": "a", "kernel": "^5\\.10$", "reason": "old"},
+        {"test": "b", "kernel": ".*", "reason": "all"},
+    ]
+    assert run.rows_for("5.10", rows) == rows
+    assert run.rows_for("6.1", rows) == [rows[1]]
