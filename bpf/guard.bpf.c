@@ -7,6 +7,7 @@
 #include "include/guard_maps.h"
 #include "include/guard_helpers.h"
 
+#include "hooks/bprm_check_security.bpf.c"
 #include "hooks/file_open.bpf.c"
 
 /* bcc's footer emits the license section from this macro. */

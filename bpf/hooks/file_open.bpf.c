@@ -16,7 +16,6 @@ LSM_PROBE(file_open, struct file *file)
 	__u32 raw_idx = 0, key_idx = 1;
 	struct guard_path_key *raw, *key;
 	struct guard_verdict *verdict;
-	long len;
 
 	if (mode == GUARD_MODE_OFF || !cfg)
 		return 0;
@@ -27,15 +26,10 @@ LSM_PROBE(file_open, struct file *file)
 	key = guard_scratch.lookup(&key_idx);
 	if (!raw || !key)
 		return 0;
-	len = bpf_d_path((struct path *)((char *)file + GUARD_OFF_FILE_F_PATH), raw->path, sizeof(raw->path));
-	if (len <= 0 || len > GUARD_PATH_MAX) {
-		guard_count(hook, GUARD_CNT_PATH_TOO_LONG);
+	if (guard_file_path(hook, file, raw, key))
 		return 0;
-	}
-	__builtin_memset(key->path, 0, sizeof(key->path));
-	bpf_probe_read_kernel_str(key->path, sizeof(key->path), raw->path);
 	verdict = guard_deny_paths.lookup(key);
 	if (!verdict)
 		return 0;
-	return guard_decide(hook, mode, verdict->rule_id, key->path);
+	return guard_decide(hook, mode, verdict->rule_id, key->path, 0);
 }

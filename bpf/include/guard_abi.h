@@ -50,6 +50,12 @@ struct guard_path_key {
 	char path[GUARD_PATH_MAX];
 };
 
+/* Key of guard_deny_inodes: an executable by (device, inode), so renames and hard links match too. */
+struct guard_inode_key {
+	__u64 dev;
+	__u64 ino;
+};
+
 struct guard_verdict {
 	__u32 rule_id;
 	__u32 flags;
@@ -65,6 +71,8 @@ struct guard_event {
 	__u32 pid;
 	__u32 tgid;
 	__u32 uid;
+	__u64 dev;
+	__u64 ino;
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_MAX];
 };

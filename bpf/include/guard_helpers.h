@@ -38,7 +38,8 @@ static __always_inline int guard_in_scope(struct guard_config *cfg)
 }
 
 /* Emit a decision to the ring buffer; a full buffer is counted, never blocks the hook. */
-static __always_inline void guard_emit(__u32 hook, __u32 decision, __u32 rule_id, const char *path)
+static __always_inline void guard_emit(__u32 hook, __u32 decision, __u32 rule_id, const char *path,
+				       const struct guard_inode_key *inode)
 {
 	struct guard_event *ev = guard_events.ringbuf_reserve(sizeof(struct guard_event));
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -55,6 +56,8 @@ static __always_inline void guard_emit(__u32 hook, __u32 decision, __u32 rule_id
 	ev->pid = (__u32)pid_tgid;
 	ev->tgid = pid_tgid >> 32;
 	ev->uid = (__u32)bpf_get_current_uid_gid();
+	ev->dev = inode ? inode->dev : 0;
+	ev->ino = inode ? inode->ino : 0;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	if (path)
 		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), path);
@@ -64,15 +67,31 @@ static __always_inline void guard_emit(__u32 hook, __u32 decision, __u32 rule_id
 }
 
 /* Apply a matched verdict under the hook's mode: deny (enforce) or record a would-block (detect). */
-static __always_inline int guard_decide(__u32 hook, __u32 mode, __u32 rule_id, const char *path)
+static __always_inline int guard_decide(__u32 hook, __u32 mode, __u32 rule_id, const char *path,
+					const struct guard_inode_key *inode)
 {
 	if (mode == GUARD_MODE_ENFORCE) {
 		guard_count(hook, GUARD_CNT_DENIES);
-		guard_emit(hook, GUARD_DECISION_DENIED, rule_id, path);
+		guard_emit(hook, GUARD_DECISION_DENIED, rule_id, path, inode);
 		return -GUARD_EPERM;
 	}
 	guard_count(hook, GUARD_CNT_WOULD_BLOCK);
-	guard_emit(hook, GUARD_DECISION_WOULD_BLOCK, rule_id, path);
+	guard_emit(hook, GUARD_DECISION_WOULD_BLOCK, rule_id, path, inode);
+	return 0;
+}
+
+/* The path of a file, NUL-terminated and zero-padded into key (bpf_d_path leaves stale bytes). */
+static __always_inline int guard_file_path(__u32 hook, struct file *file, struct guard_path_key *raw,
+					   struct guard_path_key *key)
+{
+	long len = bpf_d_path((struct path *)((char *)file + GUARD_OFF_FILE_F_PATH), raw->path, sizeof(raw->path));
+
+	if (len <= 0 || len > GUARD_PATH_MAX) {
+		guard_count(hook, GUARD_CNT_PATH_TOO_LONG);
+		return -1;
+	}
+	__builtin_memset(key->path, 0, sizeof(key->path));
+	bpf_probe_read_kernel_str(key->path, sizeof(key->path), raw->path);
 	return 0;
 }
 

@@ -6,6 +6,9 @@
 #ifndef GUARD_MAX_PATHS
 #define GUARD_MAX_PATHS 16384
 #endif
+#ifndef GUARD_MAX_INODES
+#define GUARD_MAX_INODES 16384
+#endif
 #ifndef GUARD_MAX_SCOPES
 #define GUARD_MAX_SCOPES 1024
 #endif
@@ -16,6 +19,7 @@
 BPF_ARRAY(guard_config, struct guard_config, 1);
 BPF_HASH(guard_scope_cgroups, __u64, __u32, GUARD_MAX_SCOPES);
 BPF_HASH(guard_deny_paths, struct guard_path_key, struct guard_verdict, GUARD_MAX_PATHS);
+BPF_HASH(guard_deny_inodes, struct guard_inode_key, struct guard_verdict, GUARD_MAX_INODES);
 BPF_PERCPU_ARRAY(guard_counters, __u64, GUARD_HOOK_COUNT * GUARD_CNT_COUNT);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_path_key, 2);
 BPF_RINGBUF_OUTPUT(guard_events, GUARD_RINGBUF_PAGES);

@@ -14,6 +14,7 @@ __all__ = [
     "Decision",
     "Event",
     "HookId",
+    "InodeKey",
     "ModeId",
     "PathKey",
     "Verdict",
@@ -80,6 +81,12 @@ class PathKey(ctypes.Structure):
     _fields_ = (("path", ctypes.c_char * PATH_MAX),)
 
 
+class InodeKey(ctypes.Structure):
+    """``struct guard_inode_key``."""
+
+    _fields_ = (("dev", ctypes.c_uint64), ("ino", ctypes.c_uint64))
+
+
 class Verdict(ctypes.Structure):
     """``struct guard_verdict``."""
 
@@ -98,6 +105,8 @@ class Event(ctypes.Structure):
         ("pid", ctypes.c_uint32),
         ("tgid", ctypes.c_uint32),
         ("uid", ctypes.c_uint32),
+        ("dev", ctypes.c_uint64),
+        ("ino", ctypes.c_uint64),
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_MAX),
     )

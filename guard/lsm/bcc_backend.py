@@ -28,7 +28,14 @@ from guard.lsm.stubtree import ensure_stub_tree
 __all__ = ["BccDataPlane", "assemble_source", "bpf_source_dir", "offset_flags"]
 
 #: (macro, struct, member path) for every struct offset the C code reads.
-OFFSETS = (("GUARD_OFF_FILE_F_PATH", "file", "f_path"),)
+OFFSETS = (
+    ("GUARD_OFF_FILE_F_PATH", "file", "f_path"),
+    ("GUARD_OFF_FILE_F_INODE", "file", "f_inode"),
+    ("GUARD_OFF_BINPRM_FILE", "linux_binprm", "file"),
+    ("GUARD_OFF_INODE_I_INO", "inode", "i_ino"),
+    ("GUARD_OFF_INODE_I_SB", "inode", "i_sb"),
+    ("GUARD_OFF_SB_S_DEV", "super_block", "s_dev"),
+)
 
 
 def bpf_source_dir() -> Path:
@@ -85,6 +92,7 @@ class BccDataPlane:
         cache_dir: Path,
         *,
         max_paths: int = 16384,
+        max_inodes: int = 16384,
         max_scopes: int = 1024,
         ringbuf_pages: int = 64,
     ) -> None:
@@ -93,6 +101,7 @@ class BccDataPlane:
         self.cflags = [
             *offset_flags(btf),
             f"-DGUARD_MAX_PATHS={max_paths}",
+            f"-DGUARD_MAX_INODES={max_inodes}",
             f"-DGUARD_MAX_SCOPES={max_scopes}",
             f"-DGUARD_RINGBUF_PAGES={ringbuf_pages}",
         ]
@@ -164,6 +173,15 @@ class BccDataPlane:
         table = self._table("guard_deny_paths")
         key = table.Key()
         key.path = raw
+        leaf = table.Leaf()
+        leaf.rule_id = rule_id
+        table[key] = leaf
+
+    def deny_inode(self, dev: int, ino: int, rule_id: int) -> None:
+        """Add an executable verdict by (device, inode); ``dev`` is the kernel dev_t (major << 20 | minor)."""
+        table = self._table("guard_deny_inodes")
+        key = table.Key()
+        key.dev, key.ino = dev, ino
         leaf = table.Leaf()
         leaf.rule_id = rule_id
         table[key] = leaf

@@ -51,3 +51,36 @@ def open_in(cg: Path | None, path: Path | str) -> int:
     os.close(read_fd)
     os.waitpid(pid, 0)
     return int.from_bytes(data, "little")
+
+
+def exec_in(cg: Path | None, path: str, *, cwd: Path | None = None) -> int:
+    """Fork a child (moved into ``cg`` when given) that execs ``path``; return the exec errno (0 = it ran
+    and exited 0). The report pipe is close-on-exec, so a successful exec writes nothing."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 255
+        try:
+            if cg is not None:
+                (cg / "cgroup.procs").write_text("0")
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execv(path, [path])
+        except OSError as exc:
+            code = exc.errno or 255
+        os.write(write_fd, code.to_bytes(2, "little"))
+        os._exit(0)
+    os.close(write_fd)
+    data = os.read(read_fd, 2)
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if data:
+        return int.from_bytes(data, "little")
+    assert os.WIFEXITED(status), f"{path} ran but did not exit: {status}"
+    assert os.WEXITSTATUS(status) == 0, f"{path} ran but failed: {status}"
+    return 0
+
+
+def kernel_dev(st_dev: int) -> int:
+    """The kernel's internal dev_t (MKDEV: major << 20 | minor) for a stat() st_dev."""
+    return (os.major(st_dev) << 20) | os.minor(st_dev)
