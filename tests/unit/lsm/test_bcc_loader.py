@@ -47,6 +47,20 @@ def test_stub_tree(tmp_path: Path) -> None:
 def test_offset_flags_come_from_btf() -> None:
     b = BtfBuilder()
     u64 = b.add_int("long long unsigned int", 8)
+    u32 = b.add_int("unsigned int", 4)
+    ptr = b.add_ptr(u64)
     path = b.add_struct("path", 16, [("mnt", u64, 0, 0), ("dentry", u64, 64, 0)])
-    b.add_struct("file", 200, [("f_count", u64, 0, 0), ("f_path", path, 96 * 8, 0)])
-    assert offset_flags(Btf.from_bytes(b.build())) == ["-DGUARD_OFF_FILE_F_PATH=96"]
+    b.add_struct(
+        "file", 200, [("f_count", u64, 0, 0), ("f_inode", ptr, 40 * 8, 0), ("f_path", path, 96 * 8, 0)]
+    )
+    b.add_struct("linux_binprm", 100, [("buf", u64, 0, 0), ("file", ptr, 72 * 8, 0)])
+    b.add_struct("inode", 600, [("i_mode", u32, 0, 0), ("i_sb", ptr, 48 * 8, 0), ("i_ino", u64, 80 * 8, 0)])
+    b.add_struct("super_block", 900, [("s_list", u64, 0, 0), ("s_dev", u32, 20 * 8, 0)])
+    assert offset_flags(Btf.from_bytes(b.build())) == [
+        "-DGUARD_OFF_FILE_F_PATH=96",
+        "-DGUARD_OFF_FILE_F_INODE=40",
+        "-DGUARD_OFF_BINPRM_FILE=72",
+        "-DGUARD_OFF_INODE_I_INO=80",
+        "-DGUARD_OFF_INODE_I_SB=48",
+        "-DGUARD_OFF_SB_S_DEV=20",
+    ]
