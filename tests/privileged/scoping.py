@@ -19,7 +19,7 @@ def cgroup2_root() -> Path:
 
 
 @contextmanager
-def test_scope() -> Iterator[Path]:
+def scoped_cgroup() -> Iterator[Path]:
     """A fresh, empty cgroup v2 directory, removed afterwards (its id is the directory's inode)."""
     cg = cgroup2_root() / f"guard-test-{os.getpid()}"
     cg.mkdir()
@@ -27,9 +27,6 @@ def test_scope() -> Iterator[Path]:
         yield cg
     finally:
         cg.rmdir()
-
-
-test_scope.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def open_in(cg: Path | None, path: Path | str) -> int:

@@ -18,8 +18,7 @@ import pytest
 
 from guard.lsm import abi
 from guard.lsm.bcc_backend import BccDataPlane
-from guard.lsm.btf import Btf
-from tests.privileged.scoping import exec_in, kernel_dev, test_scope
+from tests.privileged.scoping import exec_in, kernel_dev
 
 pytestmark = [
     pytest.mark.privileged,
@@ -33,12 +32,6 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 @pytest.fixture
-def scope() -> Iterator[Path]:
-    with test_scope() as cg:
-        yield cg
-
-
-@pytest.fixture
 def bindir(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "bin"
     d.mkdir()
@@ -48,16 +41,6 @@ def bindir(tmp_path: Path) -> Iterator[Path]:
         yield d
     finally:
         _libc.umount2(str(d).encode(), 2)
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[BccDataPlane]:
-    dp = BccDataPlane(Btf.from_file(), tmp_path / "cache")
-    dp.load()
-    try:
-        yield dp
-    finally:
-        dp.close()
 
 
 def install(path: Path) -> Path:

@@ -16,8 +16,7 @@ import pytest
 
 from guard.lsm import abi
 from guard.lsm.bcc_backend import BccDataPlane
-from guard.lsm.btf import Btf
-from tests.privileged.scoping import open_in, test_scope
+from tests.privileged.scoping import open_in
 
 pytestmark = [
     pytest.mark.privileged,
@@ -29,12 +28,6 @@ RULE = 7
 
 
 @pytest.fixture
-def scope() -> Iterator[Path]:
-    with test_scope() as cg:
-        yield cg
-
-
-@pytest.fixture
 def target() -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix="guard-secret-")
     os.write(fd, b"secret\n")
@@ -42,16 +35,6 @@ def target() -> Iterator[Path]:
     path = Path(name).resolve()
     yield path
     path.unlink()
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[BccDataPlane]:
-    dp = BccDataPlane(Btf.from_file(), tmp_path / "cache")
-    dp.load()
-    try:
-        yield dp
-    finally:
-        dp.close()
 
 
 def test_enforce_detect_off_and_out_of_scope(plane: BccDataPlane, scope: Path, target: Path) -> None:

@@ -25,7 +25,7 @@ from guard.lsm import bpfsys
 from guard.lsm.btf import Btf
 from guard.lsm.probe import ProbeReport
 from guard.model import Hook
-from tests.privileged.scoping import open_in, test_scope
+from tests.privileged.scoping import open_in, scoped_cgroup
 
 pytestmark = [pytest.mark.privileged, pytest.mark.requires_feature("lsm_program")]
 
@@ -47,7 +47,7 @@ def deny_in_cgroup_program(cgroup_id: int) -> list[bpfsys.Insn]:
 
 def test_lsm_program_denies_only_inside_its_cgroup(probe_report: ProbeReport) -> None:
     btf = Btf.from_file()
-    with test_scope() as cg:
+    with scoped_cgroup() as cg:
         cgroup_id = cg.stat().st_ino  # a cgroup v2 id is its directory's inode number
         assert open_in(cg, TARGET) == 0, "the cgroup denies before any program is loaded"
         prog = bpfsys.prog_load(

@@ -30,7 +30,7 @@ def test_the_shipped_matrix() -> None:
     ids = [k.id for k in kernels]
     for row in load_skips(VM_TESTS / "skip.toml"):
         assert len(row.reason) > 20, row  # a real reason, not a shrug
-        assert any(row.applies("x", kid) or re.search(row.kernel, kid) for kid in ids), row
+        assert any(re.search(row.kernel, kid) for kid in ids), f"skip row matches no kernel: {row.kernel}"
         test_files = [
             f"tests/privileged/{p.name}::" for p in (VM_TESTS.parent / "tests/privileged").glob("test_*.py")
         ]
