@@ -11,9 +11,7 @@
 LSM_PROBE(bprm_check_security, struct linux_binprm *bprm)
 {
 	const __u32 hook = GUARD_HOOK_EXEC;
-	struct guard_config *cfg;
-	__u32 mode = guard_mode(hook, &cfg);
-	__u32 raw_idx = 0, key_idx = 1;
+	__u32 mode = guard_enter(hook);
 	struct guard_path_key *raw, *key;
 	struct guard_verdict *verdict;
 	struct guard_inode_key inode_key = {};
@@ -21,10 +19,7 @@ LSM_PROBE(bprm_check_security, struct linux_binprm *bprm)
 	void *inode, *sb;
 	__u32 dev = 0;
 
-	if (mode == GUARD_MODE_OFF || !cfg)
-		return 0;
-	guard_count(hook, GUARD_CNT_CALLS);
-	if (!guard_in_scope(cfg))
+	if (mode == GUARD_MODE_OFF)
 		return 0;
 	file = *(struct file **)((char *)bprm + GUARD_OFF_BINPRM_FILE);
 	if (!file)
@@ -37,9 +32,7 @@ LSM_PROBE(bprm_check_security, struct linux_binprm *bprm)
 			bpf_probe_read_kernel(&dev, sizeof(dev), (char *)sb + GUARD_OFF_SB_S_DEV);
 		inode_key.dev = dev;
 	}
-	raw = guard_scratch.lookup(&raw_idx);
-	key = guard_scratch.lookup(&key_idx);
-	if (!raw || !key)
+	if (!guard_path_buffers(&raw, &key))
 		return 0;
 	if (guard_file_path(hook, file, raw, key))
 		key->path[0] = 0;

@@ -11,20 +11,11 @@
 LSM_PROBE(file_open, struct file *file)
 {
 	const __u32 hook = GUARD_HOOK_FILE_OPEN;
-	struct guard_config *cfg;
-	__u32 mode = guard_mode(hook, &cfg);
-	__u32 raw_idx = 0, key_idx = 1;
+	__u32 mode = guard_enter(hook);
 	struct guard_path_key *raw, *key;
 	struct guard_verdict *verdict;
 
-	if (mode == GUARD_MODE_OFF || !cfg)
-		return 0;
-	guard_count(hook, GUARD_CNT_CALLS);
-	if (!guard_in_scope(cfg))
-		return 0;
-	raw = guard_scratch.lookup(&raw_idx);
-	key = guard_scratch.lookup(&key_idx);
-	if (!raw || !key)
+	if (mode == GUARD_MODE_OFF || !guard_path_buffers(&raw, &key))
 		return 0;
 	if (guard_file_path(hook, file, raw, key))
 		return 0;

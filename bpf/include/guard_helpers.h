@@ -37,6 +37,33 @@ static __always_inline int guard_in_scope(struct guard_config *cfg)
 	return guard_scope_cgroups.lookup(&cgroup_id) != 0;
 }
 
+/*
+ * Every hook's preamble: the hook's mode if the current task is governed, else OFF. Off returns
+ * before anything is counted; governed or not, an active hook counts the call.
+ */
+static __always_inline __u32 guard_enter(__u32 hook)
+{
+	struct guard_config *cfg;
+	__u32 mode = guard_mode(hook, &cfg);
+
+	if (mode == GUARD_MODE_OFF || !cfg)
+		return GUARD_MODE_OFF;
+	guard_count(hook, GUARD_CNT_CALLS);
+	if (!guard_in_scope(cfg))
+		return GUARD_MODE_OFF;
+	return mode;
+}
+
+/* The two per-CPU path buffers (d_path output, zero-padded key); 0 when unavailable. */
+static __always_inline int guard_path_buffers(struct guard_path_key **raw, struct guard_path_key **key)
+{
+	__u32 raw_idx = 0, key_idx = 1;
+
+	*raw = guard_scratch.lookup(&raw_idx);
+	*key = guard_scratch.lookup(&key_idx);
+	return *raw && *key;
+}
+
 /* Emit a decision to the ring buffer; a full buffer is counted, never blocks the hook. */
 static __always_inline void guard_emit(__u32 hook, __u32 decision, __u32 rule_id, const char *path,
 				       const struct guard_inode_key *inode)
