@@ -53,40 +53,45 @@ class Recovery:
     unsealed: int  # records after the last checkpoint (not yet signed)
 
 
-def _last_record(path: Path) -> tuple[Record | None, int, int]:
-    """Return (last complete record, byte offset where the torn tail starts, torn bytes)."""
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """What one read of a log file tells the writer about where to continue."""
+
+    last: Record | None  # the last complete record
+    good_end: int  # byte offset where a torn tail starts
+    torn: int  # bytes of that torn tail
+    first_seq: int | None  # the file's first seq
+    unsealed: int  # records after the file's last checkpoint
+    checkpoint_seq: int  # that checkpoint's seq (0 if none)
+
+
+def _scan(path: Path) -> _Tail:
+    """Read a log once: its last complete record, a torn tail, and what the last checkpoint left unsigned."""
     data = path.read_bytes()
     good_end = data.rfind(b"\n") + 1
-    torn = len(data) - good_end
-    body = data[:good_end].rstrip(b"\n")
-    if not body:
-        return None, good_end, torn
-    last_line = body[body.rfind(b"\n") + 1 :]
-    try:
-        record = json.loads(last_line)
-    except ValueError as exc:
-        raise AuditIntegrityError(
-            f"{path}: the last complete line is not a record ({exc}); "
-            "run `guardctl audit verify` before writing"
-        ) from exc
-    if not isinstance(record, dict) or not isinstance(record.get("seq"), int):
-        raise AuditIntegrityError(f"{path}: the last complete line has no seq; run `guardctl audit verify`")
-    return record, good_end, torn
-
-
-def _unsealed(path: Path) -> tuple[int, int]:
-    """Count records after the last checkpoint in a file; return it with that checkpoint's seq (0 if none)."""
-    count, checkpoint_seq = 0, 0
-    for raw in path.read_bytes().splitlines():
+    records: list[Record] = []
+    for raw in data[:good_end].splitlines():
         try:
             record = json.loads(raw)
         except ValueError:
-            continue
-        if record.get("event") == Kind.CHECKPOINT:
-            count, checkpoint_seq = 0, int(record.get("seq", 0))
-        else:
-            count += 1
-    return count, checkpoint_seq
+            record = None
+        records.append(record if isinstance(record, dict) else {})
+    last = records[-1] if records else None
+    if last is not None and not isinstance(last.get("seq"), int):
+        raise AuditIntegrityError(
+            f"{path}: the last complete line is not a record with a seq; "
+            "run `guardctl audit verify` before writing"
+        )
+    unsealed, checkpoint_seq = 0, 0
+    for record in records:
+        seq = record.get("seq")
+        if record.get("event") == Kind.CHECKPOINT and isinstance(seq, int):
+            unsealed, checkpoint_seq = 0, seq
+        elif record:
+            unsealed += 1
+    first = records[0].get("seq") if records else None
+    return _Tail(last, good_end, len(data) - good_end, first if isinstance(first, int) else None, unsealed,
+                 checkpoint_seq)  # fmt: skip
 
 
 class AuditWriter:
@@ -132,43 +137,28 @@ class AuditWriter:
         """Open for appending; continue the chain from the last good record."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         discarded, discarded_from = 0, ""
-        last: Record | None = None
-        if self.path.exists():
-            last, good_end, torn = _last_record(self.path)
-            if torn:
-                with self.path.open("r+b") as f:
-                    f.truncate(good_end)
-                    os.fsync(f.fileno())
-                discarded, discarded_from = torn, f"{self.path}:{good_end}"
-        source = self.path
-        if last is None:
+        tail = _scan(self.path) if self.path.exists() else None
+        if tail is not None and tail.torn:
+            with self.path.open("r+b") as f:
+                f.truncate(tail.good_end)
+                os.fsync(f.fileno())
+            discarded, discarded_from = tail.torn, f"{self.path}:{tail.good_end}"
+        active_first = tail.first_seq if tail is not None else None
+        if tail is None or tail.last is None:
             rotated = [f for f in sorted_log_files([self.path]) if f != self.path]
-            if rotated:
-                source = rotated[-1]
-                last, _, _ = _last_record(source)
-        unsealed, checkpoint_seq = (0, 0)
-        if last is not None:
-            self._seq = int(last["seq"])  # type: ignore[call-overload]
-            self._hash = str(last["hash"])
-            unsealed, checkpoint_seq = _unsealed(source)
-            self._file_first_seq = self._first_seq(self.path) or self._seq + 1
+            tail = _scan(rotated[-1]) if rotated else tail
+        unsealed, checkpoint_seq = 0, 0
+        if tail is not None and tail.last is not None:
+            self._seq = int(tail.last["seq"])  # type: ignore[call-overload]
+            self._hash = str(tail.last["hash"])
+            unsealed, checkpoint_seq = tail.unsealed, tail.checkpoint_seq
+            self._file_first_seq = active_first or self._seq + 1
         self._pending = unsealed
         self._last_checkpoint_seq = checkpoint_seq
         self._last_checkpoint_time = self._monotonic()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._size = os.fstat(self._fd).st_size
         return Recovery(self._seq, self._hash, discarded, discarded_from, unsealed)
-
-    @staticmethod
-    def _first_seq(path: Path) -> int | None:
-        if not path.exists():
-            return None
-        with path.open("rb") as f:
-            line = f.readline()
-        try:
-            return int(json.loads(line)["seq"])
-        except (ValueError, KeyError, TypeError):
-            return None
 
     def close(self) -> None:
         """Seal what is unsigned with a final checkpoint, fsync and close."""
