@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The single translation unit given to bcc. Struct offsets (GUARD_OFF_*) come from the running
- * kernel's BTF as -D flags; sizes (GUARD_MAX_*) from the configuration.
+ * kernel's BTF as -D flags; sizes (GUARD_MAX_*) from the configuration; GUARD_NO_D_PATH on kernels
+ * whose BPF-LSM refuses bpf_d_path.
  */
 #include "include/guard_abi.h"
 #include "include/guard_maps.h"
@@ -9,6 +10,13 @@
 
 #include "hooks/bprm_check_security.bpf.c"
 #include "hooks/file_open.bpf.c"
+#include "hooks/socket_connect.bpf.c"
+#include "hooks/ptrace_access_check.bpf.c"
+#include "hooks/lineage.bpf.c"
+
+#ifdef GUARD_TEST_HARNESS
+#include "harness.bpf.c"
+#endif
 
 /* bcc's footer emits the license section from this macro. */
 #define BPF_LICENSE Dual BSD/GPL

@@ -8,6 +8,7 @@
 
 #define GUARD_PATH_MAX 256
 #define GUARD_COMM_LEN 16
+#define GUARD_NET_DATA 20 /* port (2, big-endian) + IPv6 address (16) + 2 zero bytes */
 
 enum guard_hook {
 	GUARD_HOOK_EXEC = 0,
@@ -24,9 +25,24 @@ enum guard_mode {
 };
 
 enum guard_decision {
-	GUARD_DECISION_ALLOWED = 0,
+	GUARD_DECISION_ALLOWED = 0,	/* an interesting call that was let through (interest push-down) */
 	GUARD_DECISION_DENIED = 1,
 	GUARD_DECISION_WOULD_BLOCK = 2,
+};
+
+/* Which table produced the decision (the event's `match`). */
+enum guard_match {
+	GUARD_MATCH_NONE = 0,
+	GUARD_MATCH_INODE = 1,
+	GUARD_MATCH_PATH = 2,
+	GUARD_MATCH_PREFIX = 3,
+	GUARD_MATCH_SUFFIX = 4,
+	GUARD_MATCH_DFA = 5,
+	GUARD_MATCH_NET = 6,
+	GUARD_MATCH_PTRACE = 7,
+	GUARD_MATCH_DYNAMIC = 8,
+	GUARD_MATCH_LONG_PATH = 9,
+	GUARD_MATCH_ALL = 10, /* the hook's "emit every call" interest */
 };
 
 enum guard_counter {
@@ -35,44 +51,133 @@ enum guard_counter {
 	GUARD_CNT_WOULD_BLOCK = 2,
 	GUARD_CNT_RINGBUF_DROPS = 3,
 	GUARD_CNT_PATH_TOO_LONG = 4,
-	GUARD_CNT_COUNT = 5,
+	GUARD_CNT_EMITTED = 5,
+	GUARD_CNT_COUNT = 6,
 };
 
-/* Per-hook settings; index 0 of guard_config. */
+/* Bits of guard_config.hook_flags[hook]. */
+#define GUARD_HF_EMIT_ALL 0x1	   /* interest: every governed call goes to the ring buffer */
+#define GUARD_HF_LONG_PATH_DENY 0x2 /* an unresolvable or over-long path is denied (fail closed) */
+
+/* Bits of guard_event.flags. */
+#define GUARD_EVF_PATH_TOO_LONG 0x1
+
+/* Bit of ptrace modes (include/linux/ptrace.h): only attach-class access is ever denied. */
+#define GUARD_PTRACE_MODE_ATTACH 0x02
+
+/* The whole configuration; index 0 of guard_config. */
 struct guard_config {
 	__u32 mode[GUARD_HOOK_COUNT];
-	__u32 agent_tgid; /* never governed */
+	__u32 hook_flags[GUARD_HOOK_COUNT];
+	__u32 dfa_slot[GUARD_HOOK_COUNT]; /* 1 + index into guard_dfas; 0 = no DFA */
+	__u32 agent_tgid;		     /* never governed */
 	__u32 flags;
 };
 
-/* Key of guard_deny_paths: a NUL-terminated path, zero-padded. */
+/* Every static verdict table maps its key to per-hook rule ids: deny and notify (0 = none). */
+struct guard_verdict {
+	__u32 deny[GUARD_HOOK_COUNT];
+	__u32 notify[GUARD_HOOK_COUNT];
+};
+
+/* guard_paths (hash): a NUL-terminated path, zero-padded. */
 struct guard_path_key {
 	char path[GUARD_PATH_MAX];
 };
 
-/* Key of guard_deny_inodes: an executable by (device, inode), so renames and hard links match too. */
+/* guard_prefixes / guard_suffixes (LPM tries): prefixlen in bits; a suffix is stored reversed. */
+struct guard_lpm_path_key {
+	__u32 prefixlen;
+	char path[GUARD_PATH_MAX];
+};
+
+/* guard_inodes (hash): a file by (device, inode), so renames and hard links match too. */
 struct guard_inode_key {
+	__u64 dev; /* the kernel's dev_t: major << 20 | minor */
+	__u64 ino;
+};
+
+/* guard_nets (LPM trie): port then address; IPv4 as v4-mapped IPv6. Port 0 = every port. */
+struct guard_net_key {
+	__u32 prefixlen;
+	__u8 data[GUARD_NET_DATA];
+};
+
+#ifndef GUARD_DFA_TRANS
+#define GUARD_DFA_TRANS 65536 /* a power of two: indexes are masked, not branched on */
+#endif
+#ifndef GUARD_DFA_STATES
+#define GUARD_DFA_STATES 16384 /* a power of two */
+#endif
+
+struct guard_dfa_state {
+	__u32 step_first;
+	__u32 accept_first;
+};
+
+/*
+ * One hook's in-kernel DFA, a single array-map value so the walk needs no lookup per byte:
+ * indexes are masked into range (the verifier accepts that without a branch per step).
+ */
+struct guard_dfa {
+	__u32 num_states; /* 0: no DFA */
+	__u32 num_classes;
+	__u32 start;
+	__u32 anchored_start;
+	__u32 dead;
+	__u32 rule_base; /* first index in guard_dfa_rules */
+	__u8 byte_class[256];
+	struct guard_dfa_state states[GUARD_DFA_STATES];
+	__u32 trans[GUARD_DFA_TRANS];
+};
+
+/* A DFA id (1..n, per hook) to its rule: action 1 = deny, 2 = notify. */
+struct guard_dfa_rule {
+	__u32 rule_id;
+	__u32 action;
+};
+
+#define GUARD_ACTION_DENY 1
+#define GUARD_ACTION_NOTIFY 2
+
+/* guard_entities (hash, key = tgid): a process armed by user space, and its descendants. */
+struct guard_entity {
+	__u64 group; /* the arming group; forks inherit it, exits remove it */
+};
+
+/* guard_dynamic (hash): an armed verdict for a group on a hook; dev = ino = 0 targets anything. */
+struct guard_dyn_key {
+	__u64 group;
+	__u32 hook;
+	__u32 pad;
 	__u64 dev;
 	__u64 ino;
 };
 
-struct guard_verdict {
+struct guard_dyn_verdict {
 	__u32 rule_id;
-	__u32 flags;
+	__u32 action;
+	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0 = until disarmed */
 };
 
 /* One ring-buffer record. */
 struct guard_event {
-	__u64 ts_ns;
+	__u64 ts_ns; /* CLOCK_MONOTONIC */
 	__u64 cgroup_id;
 	__u32 hook;
 	__u32 decision;
 	__u32 rule_id;
+	__u32 match;
 	__u32 pid;
 	__u32 tgid;
 	__u32 uid;
+	__u32 flags;
 	__u64 dev;
 	__u64 ino;
+	__u32 target_tgid; /* ptrace */
+	__u16 family;	   /* connect: AF_INET / AF_INET6 */
+	__u16 port;	   /* connect: host order */
+	__u8 addr[16];	   /* connect: IPv6, or v4-mapped IPv4 */
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_MAX];
 };

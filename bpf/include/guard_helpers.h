@@ -1,8 +1,45 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What every hook shares: the preamble (mode, call count, scope), the verdict search context, the
+ * table lookups (dynamic, inode, exact, prefix, suffix, DFA, network) and the decision.
+ */
 #ifndef GUARD_HELPERS_H
 #define GUARD_HELPERS_H
 
+/* Kernel structs are opaque here: fields are read at BTF offsets, never through headers. */
+struct file;
+struct path;
+struct linux_binprm;
+struct socket;
+struct sockaddr;
+struct task_struct;
+
 #define GUARD_EPERM 1
+
+/* Hide a value from the compiler so a bounding mask survives into the verifier's view. */
+#define guard_barrier_var(v) asm volatile("" : "=r"(v) : "0"(v))
+#define GUARD_AF_INET 2
+#define GUARD_AF_INET6 10
+
+/* One hook call's search state. Tables are consulted in order; the first deny wins. */
+struct guard_ctx {
+	__u32 hook;
+	__u32 mode;
+	__u32 hook_flags;
+	__u32 dfa_slot;
+	__u32 deny_rule;
+	__u32 deny_match;
+	__u32 denied;
+	__u32 notify_rule;
+	__u32 notify_match;
+	__u32 flags;		/* GUARD_EVF_* */
+	__u32 path_len;		/* bytes, without the NUL; 0 = no path */
+	__u32 target_tgid;
+	__u16 family;
+	__u16 port;		/* host order */
+	struct guard_inode_key inode;
+	__u8 addr[16];
+};
 
 static __always_inline void guard_count(__u32 hook, __u32 counter)
 {
@@ -13,19 +50,7 @@ static __always_inline void guard_count(__u32 hook, __u32 counter)
 		*value += 1;
 }
 
-/* The hook's mode, or OFF when the configuration is missing (an empty map means allow). */
-static __always_inline __u32 guard_mode(__u32 hook, struct guard_config **out)
-{
-	__u32 zero = 0;
-	struct guard_config *cfg = guard_config.lookup(&zero);
-
-	*out = cfg;
-	if (!cfg || hook >= GUARD_HOOK_COUNT)
-		return GUARD_MODE_OFF;
-	return cfg->mode[hook];
-}
-
-/* Is the current task governed? Scope is by cgroup; the agent itself is always exempt. */
+/* Is the current task governed? By tgid or by cgroup; the agent itself is always exempt. */
 static __always_inline int guard_in_scope(struct guard_config *cfg)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -33,93 +58,333 @@ static __always_inline int guard_in_scope(struct guard_config *cfg)
 
 	if (tgid == cfg->agent_tgid)
 		return 0;
+	if (guard_scope_pids.lookup(&tgid))
+		return 1;
 	cgroup_id = bpf_get_current_cgroup_id();
 	return guard_scope_cgroups.lookup(&cgroup_id) != 0;
 }
 
 /*
- * Every hook's preamble: the hook's mode if the current task is governed, else OFF. Off returns
- * before anything is counted; governed or not, an active hook counts the call.
+ * Every hook's preamble: fills ctx and returns 1 if the current task is governed by an active
+ * hook. Off returns before anything is counted (an empty config map means off); an active hook
+ * counts the call, governed or not.
  */
-static __always_inline __u32 guard_enter(__u32 hook)
+static __always_inline int guard_enter(__u32 hook, struct guard_ctx *ctx)
 {
-	struct guard_config *cfg;
-	__u32 mode = guard_mode(hook, &cfg);
+	__u32 zero = 0;
+	struct guard_config *cfg = guard_config.lookup(&zero);
 
-	if (mode == GUARD_MODE_OFF || !cfg)
-		return GUARD_MODE_OFF;
+	__builtin_memset(ctx, 0, sizeof(*ctx));
+	if (!cfg || hook >= GUARD_HOOK_COUNT)
+		return 0;
+	ctx->hook = hook;
+	ctx->mode = cfg->mode[hook];
+	ctx->hook_flags = cfg->hook_flags[hook];
+	ctx->dfa_slot = cfg->dfa_slot[hook];
+	if (ctx->mode == GUARD_MODE_OFF)
+		return 0;
 	guard_count(hook, GUARD_CNT_CALLS);
-	if (!guard_in_scope(cfg))
-		return GUARD_MODE_OFF;
-	return mode;
+	return guard_in_scope(cfg);
 }
 
-/* The two per-CPU path buffers (d_path output, zero-padded key); 0 when unavailable. */
-static __always_inline int guard_path_buffers(struct guard_path_key **raw, struct guard_path_key **key)
+/* Record a table's verdict for this hook: returns 1 once a deny has been found. */
+static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_verdict *v, __u32 match)
 {
-	__u32 raw_idx = 0, key_idx = 1;
+	__u32 rule;
 
-	*raw = guard_scratch.lookup(&raw_idx);
-	*key = guard_scratch.lookup(&key_idx);
-	return *raw && *key;
+	if (!v)
+		return ctx->denied;
+	rule = v->deny[ctx->hook & (GUARD_HOOK_COUNT - 1)];
+	if (rule && !ctx->denied) {
+		ctx->denied = 1;
+		ctx->deny_rule = rule;
+		ctx->deny_match = match;
+	}
+	rule = v->notify[ctx->hook & (GUARD_HOOK_COUNT - 1)];
+	if (rule && !ctx->notify_rule) {
+		ctx->notify_rule = rule;
+		ctx->notify_match = match;
+	}
+	return ctx->denied;
 }
 
-/* Emit a decision to the ring buffer; a full buffer is counted, never blocks the hook. */
-static __always_inline void guard_emit(__u32 hook, __u32 decision, __u32 rule_id, const char *path,
-				       const struct guard_inode_key *inode)
+static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __u32 action, __u32 match)
+{
+	if (rule && action == GUARD_ACTION_DENY && !ctx->denied) {
+		ctx->denied = 1;
+		ctx->deny_rule = rule;
+		ctx->deny_match = match;
+	} else if (rule && action == GUARD_ACTION_NOTIFY && !ctx->notify_rule) {
+		ctx->notify_rule = rule;
+		ctx->notify_match = match;
+	}
+	return ctx->denied;
+}
+
+/* Armed per-entity verdicts: the current process's group, for this target, then for any target. */
+static __always_inline int guard_dynamic_lookup(struct guard_ctx *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct guard_entity *entity = guard_entities.lookup(&tgid);
+	struct guard_dyn_verdict *v;
+	struct guard_dyn_key key = {};
+	int attempt;
+
+	if (!entity)
+		return 0;
+	key.group = entity->group;
+	key.hook = ctx->hook;
+	key.dev = ctx->inode.dev;
+	key.ino = ctx->inode.ino;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (attempt == 1) {
+			if (!key.dev && !key.ino)
+				break;
+			key.dev = 0;
+			key.ino = 0;
+		}
+		v = guard_dynamic.lookup(&key);
+		if (!v)
+			continue;
+		if (v->expires_ns && bpf_ktime_get_ns() > v->expires_ns) {
+			guard_dynamic.delete(&key);
+			continue;
+		}
+		if (guard_take_rule(ctx, v->rule_id, v->action, GUARD_MATCH_DYNAMIC))
+			return 1;
+	}
+	return ctx->denied;
+}
+
+/* Emit to the ring buffer; a full buffer is counted, never blocks the hook. */
+static __always_inline void guard_emit(struct guard_ctx *ctx, __u32 decision, __u32 rule_id, __u32 match,
+				       const char *path)
 {
 	struct guard_event *ev = guard_events.ringbuf_reserve(sizeof(struct guard_event));
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	if (!ev) {
-		guard_count(hook, GUARD_CNT_RINGBUF_DROPS);
+		guard_count(ctx->hook, GUARD_CNT_RINGBUF_DROPS);
 		return;
 	}
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->cgroup_id = bpf_get_current_cgroup_id();
-	ev->hook = hook;
+	ev->hook = ctx->hook;
 	ev->decision = decision;
 	ev->rule_id = rule_id;
+	ev->match = match;
 	ev->pid = (__u32)pid_tgid;
 	ev->tgid = pid_tgid >> 32;
 	ev->uid = (__u32)bpf_get_current_uid_gid();
-	ev->dev = inode ? inode->dev : 0;
-	ev->ino = inode ? inode->ino : 0;
+	ev->flags = ctx->flags;
+	ev->dev = ctx->inode.dev;
+	ev->ino = ctx->inode.ino;
+	ev->target_tgid = ctx->target_tgid;
+	ev->family = ctx->family;
+	ev->port = ctx->port;
+	__builtin_memcpy(ev->addr, ctx->addr, sizeof(ev->addr));
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	if (path)
+	if (path && ctx->path_len)
 		bpf_probe_read_kernel_str(ev->path, sizeof(ev->path), path);
 	else
 		ev->path[0] = 0;
 	guard_events.ringbuf_submit(ev, 0);
+	guard_count(ctx->hook, GUARD_CNT_EMITTED);
 }
 
-/* Apply a matched verdict under the hook's mode: deny (enforce) or record a would-block (detect). */
-static __always_inline int guard_decide(__u32 hook, __u32 mode, __u32 rule_id, const char *path,
-					const struct guard_inode_key *inode)
+/*
+ * The end of every hook: a deny under enforce returns -EPERM, under detect records a would-block;
+ * an unresolvable path under GUARD_HF_LONG_PATH_DENY counts as a deny; otherwise a notify match,
+ * the hook's "emit every call" interest or an over-long path is reported as an allowed event.
+ */
+static __always_inline int guard_finish(struct guard_ctx *ctx, const char *path)
 {
-	if (mode == GUARD_MODE_ENFORCE) {
-		guard_count(hook, GUARD_CNT_DENIES);
-		guard_emit(hook, GUARD_DECISION_DENIED, rule_id, path, inode);
-		return -GUARD_EPERM;
+	if (!ctx->denied && (ctx->flags & GUARD_EVF_PATH_TOO_LONG) && (ctx->hook_flags & GUARD_HF_LONG_PATH_DENY)) {
+		ctx->denied = 1;
+		ctx->deny_rule = 0;
+		ctx->deny_match = GUARD_MATCH_LONG_PATH;
 	}
-	guard_count(hook, GUARD_CNT_WOULD_BLOCK);
-	guard_emit(hook, GUARD_DECISION_WOULD_BLOCK, rule_id, path, inode);
+	if (ctx->denied) {
+		if (ctx->mode == GUARD_MODE_ENFORCE) {
+			guard_count(ctx->hook, GUARD_CNT_DENIES);
+			guard_emit(ctx, GUARD_DECISION_DENIED, ctx->deny_rule, ctx->deny_match, path);
+			return -GUARD_EPERM;
+		}
+		guard_count(ctx->hook, GUARD_CNT_WOULD_BLOCK);
+		guard_emit(ctx, GUARD_DECISION_WOULD_BLOCK, ctx->deny_rule, ctx->deny_match, path);
+		return 0;
+	}
+	if (ctx->notify_rule)
+		guard_emit(ctx, GUARD_DECISION_ALLOWED, ctx->notify_rule, ctx->notify_match, path);
+	else if (ctx->hook_flags & GUARD_HF_EMIT_ALL)
+		guard_emit(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_ALL, path);
+	else if (ctx->flags & GUARD_EVF_PATH_TOO_LONG)
+		guard_emit(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_LONG_PATH, path);
 	return 0;
 }
 
-/* The path of a file, NUL-terminated and zero-padded into key (bpf_d_path leaves stale bytes). */
-static __always_inline int guard_file_path(__u32 hook, struct file *file, struct guard_path_key *raw,
-					   struct guard_path_key *key)
+/* (device, inode) of a file into ctx->inode. */
+static __always_inline void guard_file_inode(struct guard_ctx *ctx, struct file *file)
+{
+	void *inode = 0, *sb = 0;
+	__u32 dev = 0;
+
+	bpf_probe_read_kernel(&inode, sizeof(inode), (char *)file + GUARD_OFF_FILE_F_INODE);
+	if (!inode)
+		return;
+	bpf_probe_read_kernel(&ctx->inode.ino, sizeof(ctx->inode.ino), (char *)inode + GUARD_OFF_INODE_I_INO);
+	bpf_probe_read_kernel(&sb, sizeof(sb), (char *)inode + GUARD_OFF_INODE_I_SB);
+	if (sb)
+		bpf_probe_read_kernel(&dev, sizeof(dev), (char *)sb + GUARD_OFF_SB_S_DEV);
+	ctx->inode.dev = dev;
+}
+
+/* The per-CPU scratch buffers: [0] raw d_path output, [1] zero-padded key, [2] reversed key. */
+static __always_inline int guard_path_buffers(struct guard_lpm_path_key **raw, struct guard_lpm_path_key **key,
+					      struct guard_lpm_path_key **rev)
+{
+	__u32 i0 = 0, i1 = 1, i2 = 2;
+
+	*raw = guard_scratch.lookup(&i0);
+	*key = guard_scratch.lookup(&i1);
+	*rev = guard_scratch.lookup(&i2);
+	return *raw && *key && *rev;
+}
+
+#ifndef GUARD_NO_D_PATH
+/*
+ * The path of a file, NUL-terminated and zero-padded into key->path (bpf_d_path leaves stale bytes
+ * after the NUL), with key->prefixlen set for an LPM lookup. A path that does not fit (>= 256 bytes)
+ * or cannot be resolved sets GUARD_EVF_PATH_TOO_LONG and is counted: never a silent allow.
+ */
+static __always_inline int guard_file_path(struct guard_ctx *ctx, struct file *file, struct guard_lpm_path_key *raw,
+					   struct guard_lpm_path_key *key)
 {
 	long len = bpf_d_path((struct path *)((char *)file + GUARD_OFF_FILE_F_PATH), raw->path, sizeof(raw->path));
 
-	if (len <= 0 || len > GUARD_PATH_MAX) {
-		guard_count(hook, GUARD_CNT_PATH_TOO_LONG);
+	if (len <= 1 || len > GUARD_PATH_MAX) {
+		guard_count(ctx->hook, GUARD_CNT_PATH_TOO_LONG);
+		ctx->flags |= GUARD_EVF_PATH_TOO_LONG;
 		return -1;
 	}
 	__builtin_memset(key->path, 0, sizeof(key->path));
 	bpf_probe_read_kernel_str(key->path, sizeof(key->path), raw->path);
+	key->prefixlen = 8 * GUARD_PATH_MAX;
+	ctx->path_len = (__u32)len - 1;
 	return 0;
+}
+#endif
+
+/*
+ * min(best, hit) over rule ids where 0 means "none", without a branch: ids are shifted down by one
+ * (0 wraps to the largest value) and the comparison is the sign of a 64-bit difference. The DFA
+ * loop stays branch-free apart from its length test, so the verifier's walk of its 255 iterations
+ * pushes one pending state per iteration.
+ */
+static __always_inline __u32 guard_min_id(__u32 best_m1, __u32 hit)
+{
+	__u64 h = (__u32)(hit - 1), b = best_m1, lt;
+
+	/* Opaque to clang, which would otherwise turn the sign test back into a branch. */
+	guard_barrier_var(h);
+	guard_barrier_var(b);
+	lt = (h - b) >> 63;
+	return (__u32)(b ^ ((h ^ b) & (0 - lt)));
+}
+
+/*
+ * Walk the hook's DFA over the path (guard/lsm/dfa.py documents the loop this mirrors). The table
+ * is one map value and every index is masked into it, so no step needs a lookup or a bounds
+ * branch; the anchored lane always steps (from dead it stays dead, and dead reports nothing).
+ */
+static __always_inline void guard_dfa_lookup(struct guard_ctx *ctx, const char *path)
+{
+	__u32 slot = ctx->dfa_slot, len = ctx->path_len, s, a, nc, best_m1 = 0xffffffff, best, i, idx;
+	struct guard_dfa_rule *rule;
+	struct guard_dfa *d;
+
+	if (!slot || len == 0 || len >= GUARD_PATH_MAX)
+		return;
+	slot -= 1;
+	d = guard_dfas.lookup(&slot);
+	if (!d || !d->num_states)
+		return;
+	nc = d->num_classes;
+	s = d->start;
+	a = d->anchored_start;
+	for (i = 0; i < GUARD_PATH_MAX - 1; i++) {
+		__u32 c, j = i, n = len;
+
+		/* Opaque bound: clang would fold both tests into `i != min(len, 255)`, which the verifier cannot bound. */
+		guard_barrier_var(n);
+		if (i >= n)
+			break;
+		guard_barrier_var(j); /* keep the mask: clang would turn path[i] into a pointer walk */
+		c = d->byte_class[(__u8)path[j & (GUARD_PATH_MAX - 1)]];
+		s = d->trans[(s * nc + c) & (GUARD_DFA_TRANS - 1)];
+		a = d->trans[(a * nc + c) & (GUARD_DFA_TRANS - 1)];
+		best_m1 = guard_min_id(best_m1, d->states[s & (GUARD_DFA_STATES - 1)].step_first);
+		best_m1 = guard_min_id(best_m1, d->states[a & (GUARD_DFA_STATES - 1)].step_first);
+	}
+	best_m1 = guard_min_id(best_m1, d->states[s & (GUARD_DFA_STATES - 1)].accept_first);
+	best_m1 = guard_min_id(best_m1, d->states[a & (GUARD_DFA_STATES - 1)].accept_first);
+	best = best_m1 + 1;
+	if (!best)
+		return;
+	idx = d->rule_base + best - 1;
+	rule = guard_dfa_rules.lookup(&idx);
+	if (rule)
+		guard_take_rule(ctx, rule->rule_id, rule->action, GUARD_MATCH_DFA);
+}
+
+/* Exact, prefix, suffix and DFA verdicts of a resolved path (key from guard_file_path). */
+static __always_inline void guard_path_lookups(struct guard_ctx *ctx, struct guard_lpm_path_key *key,
+					       struct guard_lpm_path_key *rev)
+{
+	__u32 len = ctx->path_len, i;
+
+	if (guard_take(ctx, guard_paths.lookup((struct guard_path_key *)key->path), GUARD_MATCH_PATH))
+		return;
+	if (guard_take(ctx, guard_prefixes.lookup(key), GUARD_MATCH_PREFIX))
+		return;
+	rev->prefixlen = 8 * GUARD_PATH_MAX;
+	for (i = 0; i < GUARD_PATH_MAX; i++) {
+		__u32 j = len - 1 - i;
+
+		guard_barrier_var(j);
+		rev->path[i] = i < len ? key->path[j & (GUARD_PATH_MAX - 1)] : 0;
+	}
+	if (guard_take(ctx, guard_suffixes.lookup(rev), GUARD_MATCH_SUFFIX))
+		return;
+	guard_dfa_lookup(ctx, key->path);
+}
+
+/*
+ * A file hook (exec, file_open): resolve the path, then dynamic, inode and path verdicts. Without
+ * bpf_d_path (5.10's BPF-LSM) only the dynamic and inode verdicts apply; the loader refuses path
+ * rules there.
+ */
+static __always_inline int guard_file_hook(__u32 hook, struct file *file)
+{
+	struct guard_ctx ctx;
+	struct guard_lpm_path_key *raw = 0, *key = 0, *rev = 0;
+	int have_path = 0;
+
+	if (!guard_enter(hook, &ctx) || !file)
+		return 0;
+	guard_file_inode(&ctx, file);
+#ifndef GUARD_NO_D_PATH
+	if (guard_path_buffers(&raw, &key, &rev))
+		have_path = guard_file_path(&ctx, file, raw, key) == 0;
+#endif
+	if (guard_dynamic_lookup(&ctx))
+		goto out;
+	if (guard_take(&ctx, guard_inodes.lookup(&ctx.inode), GUARD_MATCH_INODE))
+		goto out;
+	if (have_path && key && rev)
+		guard_path_lookups(&ctx, key, rev);
+out:
+	return guard_finish(&ctx, have_path && key ? key->path : 0);
 }
 
 #endif /* GUARD_HELPERS_H */

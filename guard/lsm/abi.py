@@ -7,21 +7,46 @@ import enum
 from typing import Final
 
 __all__ = [
+    "ACTION_DENY",
+    "ACTION_NOTIFY",
     "COMM_LEN",
+    "COUNTER_COUNT",
+    "EVF_PATH_TOO_LONG",
+    "HF_EMIT_ALL",
+    "HF_LONG_PATH_DENY",
+    "HOOK_COUNT",
+    "NET_DATA",
     "PATH_MAX",
+    "PTRACE_MODE_ATTACH",
     "Config",
     "Counter",
     "Decision",
+    "Dfa",
+    "DfaRule",
+    "DfaState",
+    "DynKey",
+    "DynVerdict",
+    "Entity",
     "Event",
     "HookId",
     "InodeKey",
+    "LpmPathKey",
+    "Match",
     "ModeId",
+    "NetKey",
     "PathKey",
     "Verdict",
 ]
 
 PATH_MAX: Final = 256
 COMM_LEN: Final = 16
+NET_DATA: Final = 20
+HF_EMIT_ALL: Final = 0x1
+HF_LONG_PATH_DENY: Final = 0x2
+EVF_PATH_TOO_LONG: Final = 0x1
+PTRACE_MODE_ATTACH: Final = 0x02
+ACTION_DENY: Final = 1
+ACTION_NOTIFY: Final = 2
 
 
 class HookId(enum.IntEnum):
@@ -52,6 +77,22 @@ class Decision(enum.IntEnum):
     WOULD_BLOCK = 2
 
 
+class Match(enum.IntEnum):
+    """``enum guard_match``: which table produced the event."""
+
+    NONE = 0
+    INODE = 1
+    PATH = 2
+    PREFIX = 3
+    SUFFIX = 4
+    DFA = 5
+    NET = 6
+    PTRACE = 7
+    DYNAMIC = 8
+    LONG_PATH = 9
+    ALL = 10
+
+
 class Counter(enum.IntEnum):
     """``enum guard_counter``."""
 
@@ -60,19 +101,33 @@ class Counter(enum.IntEnum):
     WOULD_BLOCK = 2
     RINGBUF_DROPS = 3
     PATH_TOO_LONG = 4
+    EMITTED = 5
 
 
-COUNTER_COUNT: Final = 5
+COUNTER_COUNT: Final = 6
+
+_u8 = ctypes.c_uint8
+_u16 = ctypes.c_uint16
+_u32 = ctypes.c_uint32
+_u64 = ctypes.c_uint64
 
 
 class Config(ctypes.Structure):
     """``struct guard_config``."""
 
     _fields_ = (
-        ("mode", ctypes.c_uint32 * HOOK_COUNT),
-        ("agent_tgid", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
+        ("mode", _u32 * HOOK_COUNT),
+        ("hook_flags", _u32 * HOOK_COUNT),
+        ("dfa_slot", _u32 * HOOK_COUNT),
+        ("agent_tgid", _u32),
+        ("flags", _u32),
     )
+
+
+class Verdict(ctypes.Structure):
+    """``struct guard_verdict``: per-hook deny and notify rule ids (0 = none)."""
+
+    _fields_ = (("deny", _u32 * HOOK_COUNT), ("notify", _u32 * HOOK_COUNT))
 
 
 class PathKey(ctypes.Structure):
@@ -81,32 +136,90 @@ class PathKey(ctypes.Structure):
     _fields_ = (("path", ctypes.c_char * PATH_MAX),)
 
 
+class LpmPathKey(ctypes.Structure):
+    """``struct guard_lpm_path_key``."""
+
+    _fields_ = (("prefixlen", _u32), ("path", ctypes.c_char * PATH_MAX))
+
+
 class InodeKey(ctypes.Structure):
     """``struct guard_inode_key``."""
 
-    _fields_ = (("dev", ctypes.c_uint64), ("ino", ctypes.c_uint64))
+    _fields_ = (("dev", _u64), ("ino", _u64))
 
 
-class Verdict(ctypes.Structure):
-    """``struct guard_verdict``."""
+class NetKey(ctypes.Structure):
+    """``struct guard_net_key``."""
 
-    _fields_ = (("rule_id", ctypes.c_uint32), ("flags", ctypes.c_uint32))
+    _fields_ = (("prefixlen", _u32), ("data", _u8 * NET_DATA))
+
+
+class DfaState(ctypes.Structure):
+    """``struct guard_dfa_state``."""
+
+    _fields_ = (("step_first", _u32), ("accept_first", _u32))
+
+
+class Dfa(ctypes.Structure):
+    """``struct guard_dfa`` at the default sizes (the loader writes bcc's type for the compiled sizes)."""
+
+    _fields_ = (
+        ("num_states", _u32),
+        ("num_classes", _u32),
+        ("start", _u32),
+        ("anchored_start", _u32),
+        ("dead", _u32),
+        ("rule_base", _u32),
+        ("byte_class", _u8 * 256),
+        ("states", DfaState * 16384),
+        ("trans", _u32 * 65536),
+    )
+
+
+class DfaRule(ctypes.Structure):
+    """``struct guard_dfa_rule``."""
+
+    _fields_ = (("rule_id", _u32), ("action", _u32))
+
+
+class Entity(ctypes.Structure):
+    """``struct guard_entity``."""
+
+    _fields_ = (("group", _u64),)
+
+
+class DynKey(ctypes.Structure):
+    """``struct guard_dyn_key``."""
+
+    _fields_ = (("group", _u64), ("hook", _u32), ("pad", _u32), ("dev", _u64), ("ino", _u64))
+
+
+class DynVerdict(ctypes.Structure):
+    """``struct guard_dyn_verdict``."""
+
+    _fields_ = (("rule_id", _u32), ("action", _u32), ("expires_ns", _u64))
 
 
 class Event(ctypes.Structure):
     """``struct guard_event``."""
 
     _fields_ = (
-        ("ts_ns", ctypes.c_uint64),
-        ("cgroup_id", ctypes.c_uint64),
-        ("hook", ctypes.c_uint32),
-        ("decision", ctypes.c_uint32),
-        ("rule_id", ctypes.c_uint32),
-        ("pid", ctypes.c_uint32),
-        ("tgid", ctypes.c_uint32),
-        ("uid", ctypes.c_uint32),
-        ("dev", ctypes.c_uint64),
-        ("ino", ctypes.c_uint64),
+        ("ts_ns", _u64),
+        ("cgroup_id", _u64),
+        ("hook", _u32),
+        ("decision", _u32),
+        ("rule_id", _u32),
+        ("match", _u32),
+        ("pid", _u32),
+        ("tgid", _u32),
+        ("uid", _u32),
+        ("flags", _u32),
+        ("dev", _u64),
+        ("ino", _u64),
+        ("target_tgid", _u32),
+        ("family", _u16),
+        ("port", _u16),
+        ("addr", _u8 * 16),
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_MAX),
     )

@@ -13,19 +13,25 @@ translated once, here, into :class:`~guard.errors.BpfLoadError` with the real ca
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
+from array import array
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from guard.errors import BpfLoadError, MapError
-from guard.lsm import abi
+from guard.errors import BpfLoadError, KernelUnsupportedError, MapError
+from guard.lsm import abi, bpfsys
+from guard.lsm.abi import HookId, ModeId
 from guard.lsm.btf import Btf
 from guard.lsm.stubtree import ensure_stub_tree
+from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
+from guard.model import BackendName
 
-__all__ = ["BccDataPlane", "assemble_source", "bpf_source_dir", "offset_flags"]
+__all__ = ["PROGRAMS", "LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
 
 #: (macro, struct, member path) for every struct offset the C code reads.
 OFFSETS = (
@@ -35,7 +41,17 @@ OFFSETS = (
     ("GUARD_OFF_INODE_I_INO", "inode", "i_ino"),
     ("GUARD_OFF_INODE_I_SB", "inode", "i_sb"),
     ("GUARD_OFF_SB_S_DEV", "super_block", "s_dev"),
+    ("GUARD_OFF_TASK_TGID", "task_struct", "tgid"),
+    ("GUARD_OFF_TASK_PID", "task_struct", "pid"),
 )
+
+#: The hooks' program names as bcc loads them.
+PROGRAMS = {
+    HookId.EXEC: "lsm__bprm_check_security",
+    HookId.FILE_OPEN: "lsm__file_open",
+    HookId.CONNECT: "lsm__socket_connect",
+    HookId.PTRACE: "lsm__ptrace_access_check",
+}
 
 
 def bpf_source_dir() -> Path:
@@ -83,8 +99,14 @@ def offset_flags(btf: Btf) -> list[str]:
     return [f"-D{macro}={btf.offsetof(struct, member)}" for macro, struct, member in OFFSETS]
 
 
-class BccDataPlane:
-    """The compiled, attached programs and typed access to their maps."""
+def _chunks(n: int, size: int) -> Iterable[range]:
+    return (range(i, min(i + size, n)) for i in range(0, n, size))
+
+
+class LsmBackend:
+    """The compiled, attached BPF-LSM programs and typed access to their maps (a KernelBackend)."""
+
+    name = BackendName.LSM
 
     def __init__(
         self,
@@ -92,39 +114,103 @@ class BccDataPlane:
         cache_dir: Path,
         *,
         max_paths: int = 16384,
+        max_prefixes: int = 4096,
         max_inodes: int = 16384,
+        max_nets: int = 16384,
         max_scopes: int = 1024,
+        max_entities: int = 65536,
+        max_dynamic: int = 65536,
+        dfa_trans: int = 65536,
+        dfa_states: int = 16384,
+        dfa_max_rules: int = 8192,
         ringbuf_pages: int = 64,
+        test_harness: bool = False,
     ) -> None:
+        for what, n in (("dfa_trans", dfa_trans), ("dfa_states", dfa_states)):
+            if n <= 0 or n & (n - 1):
+                raise MapError(f"{what}: {n} is not a power of two (the DFA walk masks its indexes)")
         self.btf = btf
         self.cache_dir = cache_dir
+        self._dfa_slots: dict[HookId, int] = {}
+        self.limits = {
+            "paths": max_paths,
+            "prefixes": max_prefixes,
+            "suffixes": max_prefixes,
+            "inodes": max_inodes,
+            "nets": max_nets,
+            "scopes": max_scopes,
+            "dfa_trans": dfa_trans,
+            "dfa_states": dfa_states,
+            "dfa_rules": dfa_max_rules,
+        }
         self.cflags = [
             *offset_flags(btf),
             f"-DGUARD_MAX_PATHS={max_paths}",
+            f"-DGUARD_MAX_PREFIXES={max_prefixes}",
             f"-DGUARD_MAX_INODES={max_inodes}",
+            f"-DGUARD_MAX_NETS={max_nets}",
             f"-DGUARD_MAX_SCOPES={max_scopes}",
+            f"-DGUARD_MAX_ENTITIES={max_entities}",
+            f"-DGUARD_MAX_DYNAMIC={max_dynamic}",
+            f"-DGUARD_DFA_TRANS={dfa_trans}",
+            f"-DGUARD_DFA_STATES={dfa_states}",
+            f"-DGUARD_DFA_MAX_RULES={dfa_max_rules}",
             f"-DGUARD_RINGBUF_PAGES={ringbuf_pages}",
         ]
+        if test_harness:
+            self.cflags.append("-DGUARD_TEST_HARNESS")
+        #: False where the kernel's BPF-LSM refuses bpf_d_path (5.10): path verdicts are unavailable.
+        self.path_verdicts = True
+        self.degraded: list[str] = []
         self._bpf: Any = None
         self._events: list[abi.Event] = []
+        self._modes: dict[HookId, ModeId] = {}
+        self._agent_tgid = 0
+        self._hook_flags: dict[HookId, int] = {}
+        self._tables = VerdictTables()
+        self._bank = 0
+        self._scope_cgroups: set[int] = set()
+        self._scope_pids: set[int] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
     def load(self) -> None:
-        """Compile, load and attach; raise BpfLoadError with the cause on failure."""
-        os.environ["BCC_KERNEL_SOURCE"] = str(ensure_stub_tree(self.cache_dir))
-        from bcc import BPF
+        """Compile, load and attach; raise BpfLoadError with the cause on failure.
 
+        Where the verifier refuses bpf_d_path in BPF-LSM programs, the plane is rebuilt without
+        path verdicts (inode, network, ptrace and armed verdicts still apply) and says so in
+        :attr:`degraded`; :meth:`apply` then refuses path rules.
+        """
+        os.environ["BCC_KERNEL_SOURCE"] = str(ensure_stub_tree(self.cache_dir))
         source = bpf_source_dir() / "guard.bpf.c"
         text = assemble_source(source)
         try:
-            self._bpf = BPF(text=text.encode(), cflags=self.cflags)
+            self._bpf = self._compile(text, self.cflags)
+        except BpfLoadError as exc:
+            # bcc prints the verifier log instead of raising it; a plane that loads once the path
+            # code is compiled out names bpf_d_path as the cause, and anything else re-raises.
+            try:
+                self._bpf = self._compile(text, [*self.cflags, "-DGUARD_NO_D_PATH"])
+            except BpfLoadError:
+                raise exc from None
+            self.path_verdicts = False
+            self.degraded.append(
+                "path verdicts unavailable: this kernel's BPF-LSM refuses bpf_d_path (inode, network, "
+                "ptrace and armed verdicts still apply)"
+            )
+        self._bpf[b"guard_events"].open_ring_buffer(self._on_event)
+
+    @staticmethod
+    def _compile(text: str, cflags: list[str]) -> Any:
+        from bcc import BPF
+
+        try:
+            return BPF(text=text.encode(), cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception for compile and load errors
             message = str(exc)
             if "super-user" in message:
                 message = "the kernel refused to load the BPF-LSM programs (EPERM); see `guardctl probe`"
-            raise BpfLoadError(f"loading {source.name}: {message}") from exc
-        self._bpf[b"guard_events"].open_ring_buffer(self._on_event)
+            raise BpfLoadError(f"loading guard.bpf.c: {message}") from exc
 
     def close(self) -> None:
         """Detach and unload."""
@@ -132,12 +218,18 @@ class BccDataPlane:
             self._bpf.cleanup()
             self._bpf = None
 
-    def __enter__(self) -> BccDataPlane:
+    def __enter__(self) -> LsmBackend:
         self.load()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def program_fd(self, hook: HookId) -> int:
+        """Return the fd of a hook's program (for run-time statistics)."""
+        if self._bpf is None:
+            raise MapError("programs: the data plane is not loaded")
+        return int(self._bpf.funcs[PROGRAMS[hook].encode()].fd)
 
     # ------------------------------------------------------------------ maps
 
@@ -151,42 +243,212 @@ class BccDataPlane:
         table = self._table(name)
         return table.Key, table.Leaf
 
-    def configure(self, modes: dict[abi.HookId, abi.ModeId], agent_tgid: int) -> None:
-        """Write the per-hook modes and the agent's tgid in one map update."""
+    def _write_config(self) -> None:
         table = self._table("guard_config")
         leaf = table.Leaf()
-        for hook in abi.HookId:
-            leaf.mode[hook] = int(modes.get(hook, abi.ModeId.OFF))
-        leaf.agent_tgid = agent_tgid
+        for hook in HookId:
+            leaf.mode[hook] = int(self._modes.get(hook, ModeId.OFF))
+            leaf.hook_flags[hook] = int(self._hook_flags.get(hook, 0))
+            leaf.dfa_slot[hook] = self._dfa_slots.get(hook, 0)
+        leaf.agent_tgid = self._agent_tgid
         table[table.Key(0)] = leaf
 
+    def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
+        """Write every hook's mode (missing: off) and the agent's tgid in one map update."""
+        self._modes = dict(modes)
+        self._agent_tgid = agent_tgid
+        self._write_config()
+
+    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
+        """Replace the governed cgroups (v2 ids) and tgids: new entries first, then stale ones removed."""
+        new_cgroups, new_pids = set(cgroups), set(pids)
+        if max(len(new_cgroups), len(new_pids)) > self.limits["scopes"]:
+            raise MapError(f"scope: more than {self.limits['scopes']} cgroups or pids")
+        for name, old, new in (
+            ("guard_scope_cgroups", self._scope_cgroups, new_cgroups),
+            ("guard_scope_pids", self._scope_pids, new_pids),
+        ):
+            table = self._table(name)
+            for item in new - old:
+                table[table.Key(item)] = table.Leaf(1)
+            for item in old - new:
+                with contextlib.suppress(KeyError):
+                    del table[table.Key(item)]
+        self._scope_cgroups, self._scope_pids = new_cgroups, new_pids
+
     def add_scope_cgroup(self, cgroup_id: int) -> None:
-        """Govern the tasks of a cgroup (v2 id = the directory's inode number)."""
-        table = self._table("guard_scope_cgroups")
-        table[table.Key(cgroup_id)] = table.Leaf(1)
+        """Govern one more cgroup."""
+        self.set_scope(cgroups=self._scope_cgroups | {cgroup_id}, pids=self._scope_pids)
 
-    def deny_path(self, path: str, rule_id: int) -> None:
-        """Add an exact-path verdict."""
-        raw = path.encode()
-        if not 0 < len(raw) < abi.PATH_MAX:
-            raise MapError(f"path {path!r}: must be 1..{abi.PATH_MAX - 1} bytes")
-        table = self._table("guard_deny_paths")
-        key = table.Key()
-        key.path = raw
+    def _check_capacity(self, tables: VerdictTables) -> None:
+        if not self.path_verdicts:
+            used = [n for n in ("paths", "prefixes", "suffixes", "dfas") if getattr(tables, n)]
+            if used:
+                raise KernelUnsupportedError(
+                    "path verdicts",
+                    f"this kernel's BPF-LSM refuses bpf_d_path; the policy has {', '.join(used)}",
+                )
+        for name in ("paths", "prefixes", "suffixes", "inodes", "nets"):
+            count = len(getattr(tables, name))
+            if count > self.limits[name]:
+                raise MapError(f"guard_{name}: {count} entries, over the map's {self.limits[name]}")
+        for hook, program in tables.dfas.items():
+            t = program.tables
+            for what, used_n, limit in (
+                ("transitions", len(t.transitions), self.limits["dfa_trans"]),
+                ("states", t.num_states, self.limits["dfa_states"]),
+            ):
+                if used_n > limit:
+                    raise MapError(f"DFA of {hook.name.lower()}: {used_n} {what}, over the table's {limit}")
+        rules = sum(len(p.rules) for p in tables.dfas.values())
+        if rules > self.limits["dfa_rules"] // 2:
+            raise MapError(f"DFA: {rules} rules, over the {self.limits['dfa_rules'] // 2} one bank holds")
+
+    def apply(self, tables: VerdictTables) -> None:
+        """Replace every static verdict table and the interest flags.
+
+        Capacity and kernel support are checked before anything is written, so a refused policy
+        leaves the active one untouched. Each map gets its new entries first (an entry present in
+        both is overwritten in place) and loses its stale ones after; the DFA is written into the
+        bank the hooks are not reading and then switched to by its meta entry.
+        """
+        self._check_capacity(tables)
+        old = self._tables
+        self._sync_map("guard_inodes", old.inodes, tables.inodes, self._inode_key)
+        self._sync_map("guard_paths", old.paths, tables.paths, self._path_key)
+        self._sync_map("guard_prefixes", old.prefixes, tables.prefixes, self._lpm_key)
+        self._sync_map("guard_suffixes", old.suffixes, tables.suffixes, self._lpm_key)
+        self._sync_map("guard_nets", old.nets, tables.nets, self._net_key)
+        self._sync_map("guard_ptrace_targets", old.ptrace, tables.ptrace, self._u32_key)
+        self._write_dfas(tables.dfas)
+        self._hook_flags = dict(tables.hook_flags)
+        self._write_config()
+        self._tables = tables
+
+    def _sync_map(
+        self, name: str, old: Mapping[Any, VerdictValue], new: Mapping[Any, VerdictValue], key_of: Any
+    ) -> None:
+        table = self._table(name)
+        for key, value in new.items():
+            if old.get(key) != value:
+                table[key_of(table, key)] = self._leaf(table, value)
+        for key in old.keys() - new.keys():
+            with contextlib.suppress(KeyError):
+                del table[key_of(table, key)]
+
+    @staticmethod
+    def _leaf(table: Any, value: VerdictValue) -> Any:
         leaf = table.Leaf()
-        leaf.rule_id = rule_id
-        table[key] = leaf
+        for hook in HookId:
+            leaf.deny[hook] = value.deny[hook]
+            leaf.notify[hook] = value.notify[hook]
+        return leaf
 
-    def deny_inode(self, dev: int, ino: int, rule_id: int) -> None:
-        """Add an executable verdict by (device, inode); ``dev`` is the kernel dev_t (major << 20 | minor)."""
-        table = self._table("guard_deny_inodes")
+    @staticmethod
+    def _path_key(table: Any, path: bytes) -> Any:
         key = table.Key()
-        key.dev, key.ino = dev, ino
-        leaf = table.Leaf()
-        leaf.rule_id = rule_id
-        table[key] = leaf
+        key.path = path
+        return key
 
-    def counters(self, hook: abi.HookId) -> dict[abi.Counter, int]:
+    @staticmethod
+    def _lpm_key(table: Any, entry: tuple[int, bytes]) -> Any:
+        key = table.Key()
+        key.prefixlen = entry[0]
+        key.path = entry[1].rstrip(b"\0")
+        return key
+
+    @staticmethod
+    def _net_key(table: Any, entry: tuple[int, bytes]) -> Any:
+        key = table.Key()
+        key.prefixlen = entry[0]
+        ctypes.memmove(ctypes.addressof(key.data), entry[1], len(entry[1]))
+        return key
+
+    @staticmethod
+    def _inode_key(table: Any, entry: tuple[int, int]) -> Any:
+        key = table.Key()
+        key.dev, key.ino = entry
+        return key
+
+    @staticmethod
+    def _u32_key(table: Any, entry: int) -> Any:
+        return table.Key(entry)
+
+    def _write_dfas(self, dfas: Mapping[HookId, DfaProgram]) -> None:
+        """Write every hook's DFA into the bank the hooks are not reading; the config switches them."""
+        bank = 1 - self._bank
+        table = self._table("guard_dfas")
+        rule_base = bank * (self.limits["dfa_rules"] // 2)
+        slots: dict[HookId, int] = {}
+        for hook, program in sorted(dfas.items()):
+            t = program.tables
+            slot = bank * abi.HOOK_COUNT + int(hook)
+            leaf = table.Leaf()
+            leaf.num_states, leaf.num_classes = t.num_states, t.num_classes
+            leaf.start, leaf.anchored_start, leaf.dead = t.start, t.anchored_start, t.dead
+            leaf.rule_base = rule_base
+            ctypes.memmove(ctypes.addressof(leaf.byte_class), t.byte_class, 256)
+            states = array("I", [0]) * (2 * t.num_states)
+            states[0::2], states[1::2] = t.step_first, t.accept_first
+            ctypes.memmove(ctypes.addressof(leaf.states), states.tobytes(), len(states) * 4)
+            ctypes.memmove(ctypes.addressof(leaf.trans), t.transitions.tobytes(), len(t.transitions) * 4)
+            table[table.Key(slot)] = leaf
+            self._bulk_array("guard_dfa_rules", rule_base, list(program.rules), _set_rule)
+            rule_base += len(program.rules)
+            slots[hook] = slot + 1
+        self._dfa_slots = slots
+        self._bank = bank
+
+    def _bulk_array(self, name: str, base: int, values: list[Any], fill: Any) -> None:
+        """Write ``values`` at ``base..`` of an array map, in batches where the kernel has them."""
+        table = self._table(name)
+        for chunk in _chunks(len(values), 4096):
+            keys = (table.Key * len(chunk))()
+            leaves = (table.Leaf * len(chunk))()
+            for j, i in enumerate(chunk):
+                keys[j] = table.Key(base + i)
+                fill(leaves[j], values[i])
+            try:
+                table.items_update_batch(keys, leaves)
+            except Exception:  # no batch ops for this map type here: one update per element
+                for j in range(len(chunk)):
+                    table[keys[j]] = leaves[j]
+
+    # ------------------------------------------------------------------ armed verdicts
+
+    def track(self, tgid: int, group: int) -> None:
+        """Put a process into an entity group; its children inherit it in the kernel."""
+        table = self._table("guard_entities")
+        table[table.Key(tgid)] = table.Leaf(group)
+
+    def untrack(self, tgid: int) -> None:
+        """Remove a process from its group (absent is fine)."""
+        table = self._table("guard_entities")
+        with contextlib.suppress(KeyError):
+            del table[table.Key(tgid)]
+
+    def _dyn_key(self, group: int, hook: HookId, dev: int, ino: int) -> Any:
+        table = self._table("guard_dynamic")
+        key = table.Key()
+        key.group, key.hook, key.dev, key.ino = group, int(hook), dev, ino
+        return key
+
+    def arm(self, verdict: DynamicVerdict) -> None:
+        """Arm a per-entity verdict (replacing one with the same group, hook and target)."""
+        table = self._table("guard_dynamic")
+        leaf = table.Leaf()
+        leaf.rule_id, leaf.action, leaf.expires_ns = verdict.rule_id, int(verdict.action), verdict.expires_ns
+        table[self._dyn_key(verdict.group, verdict.hook, verdict.dev, verdict.ino)] = leaf
+
+    def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
+        """Remove an armed verdict (absent is fine)."""
+        table = self._table("guard_dynamic")
+        with contextlib.suppress(KeyError):
+            del table[self._dyn_key(group, hook, dev, ino)]
+
+    # ------------------------------------------------------------------ counters and events
+
+    def counters(self, hook: HookId) -> dict[abi.Counter, int]:
         """Per-hook counters summed over CPUs."""
         table = self._table("guard_counters")
         out = {}
@@ -194,8 +456,6 @@ class BccDataPlane:
             values = table.getvalue(table.Key(int(hook) * abi.COUNTER_COUNT + int(counter)))
             out[counter] = int(sum(values))
         return out
-
-    # ------------------------------------------------------------------ events
 
     def _on_event(self, _ctx: object, data: int, size: int) -> None:
         if size >= ctypes.sizeof(abi.Event):
@@ -208,3 +468,28 @@ class BccDataPlane:
         self._bpf.ring_buffer_poll(timeout_ms)
         events, self._events = self._events, []
         return events
+
+    # ------------------------------------------------------------------ test harness
+
+    def harness_path_lookup(self, hook: HookId, path: bytes) -> tuple[int, int, int, int]:
+        """Run the hooks' own path-table code on ``path`` (loaded with ``test_harness=True``).
+
+        Returns (deny rule, deny match, notify rule, notify match) exactly as a file hook would
+        compute them from the exact, prefix, suffix and DFA tables.
+        """
+        if self._bpf is None:
+            raise MapError("guard_test_input: the data plane is not loaded")
+        table = self._bpf[b"guard_test_input"]
+        leaf = table.Leaf()
+        leaf.hook = int(hook)
+        leaf.len = len(path)
+        leaf.path = path
+        table[table.Key(0)] = leaf
+        fn = self._bpf.load_func(b"guard_test_paths", self._bpf.RAW_TRACEPOINT)
+        bpfsys.prog_test_run(int(fn.fd))
+        out = self._bpf[b"guard_test_output"][ctypes.c_int(0)]
+        return int(out.deny_rule), int(out.deny_match), int(out.notify_rule), int(out.notify_match)
+
+
+def _set_rule(leaf: Any, value: tuple[int, Action]) -> None:
+    leaf.rule_id, leaf.action = value[0], int(value[1])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from guard.lsm.bcc_backend import BccDataPlane
+from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.btf import Btf
+from guard.lsm.verdicts import VerdictTables
 from tests.privileged.scoping import scoped_cgroup
 
 
@@ -19,12 +21,32 @@ def scope() -> Iterator[Path]:
         yield cg
 
 
+@pytest.fixture(scope="session")
+def _planes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LsmBackend]]:
+    """The session's one data plane, loaded on first use (compiling it costs seconds in a TCG guest)."""
+    planes: dict[str, LsmBackend] = {}
+    yield planes
+    for plane in planes.values():
+        plane.close()
+
+
 @pytest.fixture
-def plane(tmp_path: Path) -> Iterator[BccDataPlane]:
-    """The compiled and attached BPF data plane (maps empty: it allows everything until filled)."""
-    dp = BccDataPlane(Btf.from_file(), tmp_path / "cache")
-    dp.load()
+def plane(_planes: dict[str, LsmBackend], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LsmBackend]:
+    """The compiled and attached BPF data plane (with its test harness), emptied before and after."""
+    if "plane" not in _planes:
+        dp = LsmBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"), test_harness=True)
+        dp.load()
+        _planes["plane"] = dp
+    dp = _planes["plane"]
+    _reset(dp)
     try:
         yield dp
     finally:
-        dp.close()
+        _reset(dp)
+
+
+def _reset(dp: LsmBackend) -> None:
+    dp.configure({}, agent_tgid=os.getpid())
+    dp.set_scope()
+    dp.apply(VerdictTables())
+    dp.poll_events(0)

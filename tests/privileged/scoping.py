@@ -5,8 +5,12 @@ Kernel tests deny only inside a scope they created; these helpers are that scope
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
-from collections.abc import Iterator
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,23 +35,7 @@ def scoped_cgroup() -> Iterator[Path]:
 
 def open_in(cg: Path | None, path: Path | str) -> int:
     """Fork a child (moved into ``cg`` when given) that opens ``path``; return its errno (0 = opened)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: join the cgroup, try the open, report, exit without cleanup
-        code = 0
-        try:
-            if cg is not None:
-                (cg / "cgroup.procs").write_text("0")
-            os.close(os.open(path, os.O_RDONLY))
-        except OSError as exc:
-            code = exc.errno or 255
-        os.write(write_fd, code.to_bytes(2, "little"))
-        os._exit(0)
-    os.close(write_fd)
-    data = os.read(read_fd, 2)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return int.from_bytes(data, "little")
+    return _in_child(cg, lambda: os.close(os.open(path, os.O_RDONLY)))
 
 
 def exec_in(cg: Path | None, path: str, *, cwd: Path | None = None) -> int:
@@ -81,3 +69,89 @@ def exec_in(cg: Path | None, path: str, *, cwd: Path | None = None) -> int:
 def kernel_dev(st_dev: int) -> int:
     """The kernel's internal dev_t (MKDEV: major << 20 | minor) for a stat() st_dev."""
     return (os.major(st_dev) << 20) | os.minor(st_dev)
+
+
+def _in_child(cg: Path | None, action: Callable[[], None]) -> int:
+    """Fork a child (moved into ``cg`` when given) that runs ``action``; return its errno (0 = ok)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            if cg is not None:
+                (cg / "cgroup.procs").write_text("0")
+            action()
+        except OSError as exc:
+            code = exc.errno or 255
+        except BaseException:
+            code = 254
+        os.write(write_fd, code.to_bytes(2, "little"))
+        os._exit(0)
+    os.close(write_fd)
+    data = os.read(read_fd, 2)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return int.from_bytes(data, "little")
+
+
+def connect_in(cg: Path | None, address: str, port: int, *, udp: bool = False) -> int:
+    """Errno of a child's connect() to (address, port); 0 = connected."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    def act() -> None:
+        with socket.socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect((address, port))
+
+    return _in_child(cg, act)
+
+
+_PTRACE_SEIZE = 0x4206
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def ptrace_in(cg: Path | None, target: int) -> int:
+    """Errno of a child's PTRACE_SEIZE of ``target`` (the tracee is released when the child exits)."""
+
+    def act() -> None:
+        if _libc.ptrace(_PTRACE_SEIZE, target, None, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    return _in_child(cg, act)
+
+
+def read_in(cg: Path | None, path: str) -> int:
+    """Errno of a child reading ``path``; 0 = read."""
+
+    def act() -> None:
+        with open(path, "rb") as f:
+            f.read()
+
+    return _in_child(cg, act)
+
+
+@contextmanager
+def loopback_listeners() -> Iterator[int]:
+    """TCP listeners on 127.0.0.1 and dual-stack [::] (v4-mapped too), one port; yields the port."""
+    if "UP" not in subprocess.run(["ip", "-o", "link", "show", "lo"], capture_output=True, text=True).stdout:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    v6.bind(("::", 0))
+    v6.listen(64)
+    try:
+        yield v6.getsockname()[1]
+    finally:
+        v6.close()
+
+
+@contextmanager
+def sleeper() -> Iterator[int]:
+    """A child process that sleeps until killed (a ptrace target); yields its pid."""
+    proc = subprocess.Popen(["sleep", "600"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

@@ -56,6 +56,9 @@ def test_offset_flags_come_from_btf() -> None:
     b.add_struct("linux_binprm", 100, [("buf", u64, 0, 0), ("file", ptr, 72 * 8, 0)])
     b.add_struct("inode", 600, [("i_mode", u32, 0, 0), ("i_sb", ptr, 48 * 8, 0), ("i_ino", u64, 80 * 8, 0)])
     b.add_struct("super_block", 900, [("s_list", u64, 0, 0), ("s_dev", u32, 20 * 8, 0)])
+    b.add_struct(
+        "task_struct", 9000, [("state", u64, 0, 0), ("pid", u32, 1500 * 8, 0), ("tgid", u32, 1504 * 8, 0)]
+    )
     assert offset_flags(Btf.from_bytes(b.build())) == [
         "-DGUARD_OFF_FILE_F_PATH=96",
         "-DGUARD_OFF_FILE_F_INODE=40",
@@ -63,4 +66,6 @@ def test_offset_flags_come_from_btf() -> None:
         "-DGUARD_OFF_INODE_I_INO=80",
         "-DGUARD_OFF_INODE_I_SB=48",
         "-DGUARD_OFF_SB_S_DEV=20",
+        "-DGUARD_OFF_TASK_TGID=1504",
+        "-DGUARD_OFF_TASK_PID=1500",
     ]

@@ -1,0 +1,60 @@
+"""The KernelBackend protocol: what every data plane (lsm, compat, fake) offers the agent.
+
+The agent never touches maps directly: it configures modes and scope, replaces the static verdict
+tables produced by :func:`guard.lsm.verdicts.build_tables`, arms and disarms per-entity verdicts,
+and reads events and counters. ``LsmBackend`` (guard/lsm/bcc_backend.py) writes BPF maps;
+``FakeBackend`` (guard/lsm/fake.py) holds the same tables in memory and evaluates the hooks with
+the same semantics, for tests that cannot load BPF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol, runtime_checkable
+
+from guard.lsm import abi
+from guard.lsm.abi import HookId, ModeId
+from guard.lsm.verdicts import DynamicVerdict, VerdictTables
+from guard.model import BackendName
+
+__all__ = ["KernelBackend"]
+
+
+@runtime_checkable
+class KernelBackend(Protocol):
+    """A loaded data plane. Every method raises a :class:`~guard.errors.KernelError` subclass."""
+
+    name: BackendName
+
+    def load(self) -> None:
+        """Load and attach; everything allows until configured."""
+
+    def close(self) -> None:
+        """Detach and release."""
+
+    def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
+        """Set every hook's mode (missing hooks: off) and the agent's tgid (never governed)."""
+
+    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
+        """Replace the governed set: cgroup v2 ids and tgids."""
+
+    def apply(self, tables: VerdictTables) -> None:
+        """Replace every static verdict table (and the per-hook interest flags) with ``tables``."""
+
+    def track(self, tgid: int, group: int) -> None:
+        """Put a process into an entity group; its future children inherit the group."""
+
+    def untrack(self, tgid: int) -> None:
+        """Remove a process from its group."""
+
+    def arm(self, verdict: DynamicVerdict) -> None:
+        """Arm a per-entity verdict (replacing one with the same group, hook and target)."""
+
+    def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
+        """Remove an armed verdict (absent is fine)."""
+
+    def counters(self, hook: HookId) -> dict[abi.Counter, int]:
+        """Return the hook's counters (calls, denies, would-blocks, drops, over-long paths, emitted)."""
+
+    def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
+        """Return what the ring buffer holds now (waiting up to ``timeout_ms`` for the first record)."""

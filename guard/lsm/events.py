@@ -1,0 +1,141 @@
+"""Ring-buffer records (:class:`~guard.lsm.abi.Event`) as ECS documents.
+
+A document is nested the way Elasticsearch stores it (``{"process": {"pid": 1}}``), and its field
+names and types follow :data:`guard.policy.schema.ECS`, the schema rules are checked against:
+``file.inode``, ``file.device`` and the pids are numbers, ``user.id`` is a string,
+``destination.ip`` an IP string. Empty values are left out. Every document carries a ``kestrel``
+object with the kernel's own view: hook, decision, rule id, which table matched, cgroup id and
+whether the path was unavailable.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, TypeVar
+
+from guard.errors import KernelError
+from guard.lsm import abi
+from guard.lsm.abi import Decision, HookId, Match
+from guard.lsm.backend import KernelBackend
+
+__all__ = ["EventReader", "boot_offset_ns", "to_ecs"]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+
+@dataclass(frozen=True, slots=True)
+class _HookShape:
+    """How one hook's events are described: kestrel.hook, event.category, event.type, event.action."""
+
+    name: str
+    category: str
+    type: str
+    action: str
+
+
+_SHAPES: Final = {
+    HookId.EXEC: _HookShape("exec", "process", "start", "exec"),
+    HookId.FILE_OPEN: _HookShape("file_open", "file", "access", "open"),
+    HookId.CONNECT: _HookShape("connect", "network", "connection", "connect"),
+    HookId.PTRACE: _HookShape("ptrace", "process", "access", "ptrace"),
+}
+
+
+def boot_offset_ns() -> int:
+    """Return what to add to a CLOCK_MONOTONIC time (an event's ``ts_ns``) to get epoch nanoseconds."""
+    return time.time_ns() - time.monotonic_ns()
+
+
+def _timestamp(epoch_ns: int) -> str:
+    """Return ISO-8601 UTC with microseconds and a ``Z``: ``2024-05-01T12:00:00.123456Z``."""
+    return (_EPOCH + timedelta(microseconds=epoch_ns // 1000)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _enum(kind: type[_E], value: int) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise KernelError(f"ring-buffer event: unknown {kind.__name__} {value} (ABI mismatch?)") from None
+
+
+def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
+    """Return the ECS document of one ring-buffer record; ``boot_offset_ns`` maps ``ts_ns`` to epoch."""
+    hook = _enum(HookId, event.hook)
+    decision = _enum(Decision, event.decision)
+    match = _enum(Match, event.match)
+    shape = _SHAPES[hook]
+    path = os.fsdecode(event.path) if event.path else ""
+    comm = event.comm.decode("utf-8", errors="replace")
+
+    process: dict[str, Any] = {"pid": event.tgid, "thread": {"id": event.pid}}
+    if comm:
+        process["name"] = comm
+    doc: dict[str, Any] = {
+        "@timestamp": _timestamp(event.ts_ns + boot_offset_ns),
+        "event": {
+            "kind": "event",
+            "category": [shape.category],
+            "type": [shape.type],
+            "action": shape.action,
+            "outcome": "failure" if decision is Decision.DENIED else "success",
+        },
+        "process": process,
+        "user": {"id": str(event.uid)},
+    }
+    if hook in (HookId.EXEC, HookId.FILE_OPEN):
+        file: dict[str, Any] = {}
+        if path:
+            file["path"] = path
+            file["name"] = os.path.basename(path)
+        if event.ino:
+            file["inode"] = event.ino
+            file["device"] = event.dev
+        if file:
+            doc["file"] = file
+        if hook is HookId.EXEC and path:
+            process["executable"] = path
+            process["name"] = os.path.basename(path)
+    elif hook is HookId.CONNECT:
+        ip = ipaddress.IPv6Address(bytes(event.addr))
+        mapped = ip.ipv4_mapped
+        doc["destination"] = {"ip": str(mapped or ip), "port": event.port}
+        doc["network"] = {"type": "ipv4" if mapped else "ipv6"}
+    else:
+        doc["target"] = {"process": {"pid": event.target_tgid}}
+    kestrel: dict[str, Any] = {
+        "hook": shape.name,
+        "decision": decision.name.lower(),
+        "rule_id": event.rule_id,
+        "match": match.name.lower(),
+        "cgroup_id": event.cgroup_id,
+        "path_too_long": bool(event.flags & abi.EVF_PATH_TOO_LONG),
+    }
+    if hook is HookId.PTRACE:
+        kestrel["ptrace"] = {"target_pid": event.target_tgid}
+    doc["kestrel"] = kestrel
+    if event.cgroup_id:
+        doc["cgroup"] = {"id": event.cgroup_id}
+    return doc
+
+
+class EventReader:
+    """Polls a backend's ring buffer and returns its records as ECS documents."""
+
+    def __init__(self, backend: KernelBackend, *, offset_ns: int | None = None) -> None:
+        self.backend = backend
+        #: CLOCK_MONOTONIC -> epoch, taken once (so event times never jump between reads).
+        self.offset_ns = boot_offset_ns() if offset_ns is None else offset_ns
+
+    def read(self, timeout_ms: int = 100) -> list[dict[str, Any]]:
+        """Poll (waiting up to ``timeout_ms`` for the first record) and convert what arrived."""
+        return [
+            to_ecs(event, boot_offset_ns=self.offset_ns) for event in self.backend.poll_events(timeout_ms)
+        ]

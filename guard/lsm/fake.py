@@ -1,0 +1,462 @@
+"""An in-memory data plane with the BPF hooks' semantics, for tests that cannot load BPF.
+
+:class:`FakeBackend` holds what the maps would hold (modes, scope, the static
+:class:`~guard.lsm.verdicts.VerdictTables`, entity groups, armed verdicts, counters, the ring
+buffer) and offers one method per hook call (:meth:`~FakeBackend.exec`, :meth:`~FakeBackend.open`,
+:meth:`~FakeBackend.connect`, :meth:`~FakeBackend.ptrace`) that returns what the hook would:
+0 (allow) or ``errno.EPERM``. It is the reference the kernel tests are compared against, so it
+reads as the specification of every hook:
+
+1. Mode: an OFF (or unconfigured) hook returns at once and counts nothing.
+2. Every other call counts ``CALLS``.
+3. Scope: the agent is exempt; a call is governed iff its tgid is in the scope pids or its cgroup
+   in the scope cgroups. Ungoverned calls return 0.
+4. Verdict search, table by table; each gives a (deny, notify) rule id pair for the hook. The
+   first deny wins and ends the search; the first notify is remembered.
+
+   - exec, file_open: dynamic, inode, then (if the path is available) exact path, longest
+     prefix, longest suffix, the hook's DFA. A path that is unresolvable, empty or not shorter
+     than ``PATH_MAX`` is unavailable: counted once as ``PATH_TOO_LONG`` and flagged.
+   - connect: dynamic (any target), then the networks for (port, address), then (0, address).
+     Families other than AF_INET/AF_INET6 are allowed after the call count.
+   - ptrace: only attach-class modes are considered; dynamic (any target), then the target.
+   - dynamic: the caller's group, for the call's (dev, ino), then for any target; an expired
+     entry is deleted and skipped.
+
+5. Decision: a deny (or an unavailable path under ``HF_LONG_PATH_DENY``) is denied under
+   enforce (``DENIES``, a DENIED event, EPERM) and reported under detect (``WOULD_BLOCK``, a
+   WOULD_BLOCK event, 0). Otherwise a notify, the hook's ``HF_EMIT_ALL`` interest, or an
+   unavailable path is reported as an ALLOWED event, in that order of preference.
+
+An event is dropped (and ``RINGBUF_DROPS`` counted) when the ring buffer already holds
+``ringbuf_capacity`` events; otherwise ``EMITTED`` is counted.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import ipaddress
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from guard.errors import MapError
+from guard.lsm import abi
+from guard.lsm.abi import Counter, Decision, HookId, Match, ModeId
+from guard.lsm.verdicts import (
+    Action,
+    DynamicVerdict,
+    VerdictTables,
+    VerdictValue,
+    net_lookup_keys,
+    normalise_ip,
+)
+from guard.model import BackendName
+
+if TYPE_CHECKING:
+    from guard.lsm.backend import KernelBackend
+
+__all__ = ["FakeBackend"]
+
+#: One table's answer for one call: (deny rule id, notify rule id, the table); 0 = none.
+_Hit = tuple[int, int, Match]
+_DynKey = tuple[int, HookId, int, int]
+
+#: The LSM hook each HookId stands for, to name it in errors.
+_HOOK_NAMES: Final = {
+    HookId.EXEC: "bprm_check_security",
+    HookId.FILE_OPEN: "file_open",
+    HookId.CONNECT: "socket_connect",
+    HookId.PTRACE: "ptrace_access_check",
+}
+
+
+@dataclass(frozen=True)
+class _Task:
+    """The calling task, as the hook reads it from ``current``."""
+
+    tgid: int
+    pid: int
+    uid: int
+    comm: bytes
+    cgroup: int
+
+
+def _task(tgid: int, pid: int | None, uid: int, comm: bytes, cgroup: int) -> _Task:
+    return _Task(tgid=tgid, pid=tgid if pid is None else pid, uid=uid, comm=comm, cgroup=cgroup)
+
+
+def _table_hit(value: VerdictValue | None, hook: HookId, match: Match) -> _Hit:
+    """Return a static table's answer for the hook (an absent key answers nothing)."""
+    if value is None:
+        return 0, 0, match
+    return value.deny[hook], value.notify[hook], match
+
+
+def _rule_hit(rule_id: int, action: Action, match: Match) -> _Hit:
+    """Return one (rule, action) as a table answer (DFA rules, armed verdicts)."""
+    return (rule_id, 0, match) if action == Action.DENY else (0, rule_id, match)
+
+
+def _same_bits(a: bytes, b: bytes, bits: int) -> bool:
+    """Return whether ``a`` and ``b`` agree on their first ``bits`` bits."""
+    whole, rest = divmod(bits, 8)
+    if a[:whole] != b[:whole]:
+        return False
+    return rest == 0 or (a[whole] ^ b[whole]) >> (8 - rest) == 0
+
+
+def _longest(table: Mapping[tuple[int, bytes], VerdictValue], key: bytes) -> VerdictValue | None:
+    """Look ``key`` up as an LPM trie does: the value of the longest entry it starts with."""
+    best_bits, best = -1, None
+    for (bits, data), value in table.items():
+        if bits > best_bits and _same_bits(data, key, bits):
+            best_bits, best = bits, value
+    return best
+
+
+class FakeBackend:
+    """The data plane in memory: the maps' contents, and one method per hook call."""
+
+    def __init__(self, *, clock: Callable[[], int] = time.monotonic_ns, ringbuf_capacity: int = 4096) -> None:
+        if ringbuf_capacity < 0:
+            raise ValueError(f"ringbuf_capacity must be >= 0, not {ringbuf_capacity}")
+        self.name: BackendName = BackendName.FAKE
+        self._clock = clock
+        self._capacity = ringbuf_capacity
+        self._loaded = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty every map, as a fresh load finds them."""
+        self._modes: dict[HookId, ModeId] = {}
+        self._agent_tgid = 0
+        self._scope_cgroups: frozenset[int] = frozenset()
+        self._scope_pids: frozenset[int] = frozenset()
+        self._tables = VerdictTables()
+        self._entities: dict[int, int] = {}
+        self._dynamic: dict[_DynKey, DynamicVerdict] = {}
+        self._counters = {hook: dict.fromkeys(Counter, 0) for hook in HookId}
+        self._events: list[abi.Event] = []
+
+    # ------------------------------------------------------------------ KernelBackend
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the data plane is loaded."""
+        return self._loaded
+
+    def load(self) -> None:
+        """Load: every map starts empty, so everything allows until configured."""
+        self._reset()
+        self._loaded = True
+
+    def close(self) -> None:
+        """Unload (closing an unloaded backend is fine)."""
+        self._loaded = False
+
+    def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
+        """Set every hook's mode (missing hooks: off) and the agent's tgid (never governed)."""
+        self._require_loaded("guard_config")
+        self._modes = {HookId(hook): ModeId(mode) for hook, mode in modes.items()}
+        self._agent_tgid = agent_tgid
+
+    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
+        """Replace the governed set: cgroup v2 ids and tgids."""
+        self._require_loaded("guard_scope_cgroups")
+        self._scope_cgroups = frozenset(cgroups)
+        self._scope_pids = frozenset(pids)
+
+    def apply(self, tables: VerdictTables) -> None:
+        """Replace every static table and the per-hook flags with a snapshot of ``tables``."""
+        self._require_loaded("guard_paths")
+        self._tables = copy.deepcopy(tables)
+
+    def track(self, tgid: int, group: int) -> None:
+        """Put a process into an entity group; its future children inherit the group."""
+        self._require_loaded("guard_entities")
+        self._entities[tgid] = group
+
+    def untrack(self, tgid: int) -> None:
+        """Remove a process from its group (absent is fine)."""
+        self._require_loaded("guard_entities")
+        self._entities.pop(tgid, None)
+
+    def arm(self, verdict: DynamicVerdict) -> None:
+        """Arm a per-entity verdict, replacing one with the same group, hook and target."""
+        self._require_loaded("guard_dynamic")
+        self._dynamic[(verdict.group, HookId(verdict.hook), verdict.dev, verdict.ino)] = verdict
+
+    def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
+        """Remove an armed verdict (absent is fine)."""
+        self._require_loaded("guard_dynamic")
+        self._dynamic.pop((group, HookId(hook), dev, ino), None)
+
+    def counters(self, hook: HookId) -> dict[abi.Counter, int]:
+        """Return the hook's six counters."""
+        self._require_loaded("guard_counters")
+        return dict(self._counters[HookId(hook)])
+
+    def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
+        """Return and clear the queued events (never waits: the fake's calls are synchronous)."""
+        self._require_loaded("guard_events")
+        events, self._events = self._events, []
+        return events
+
+    # ------------------------------------------------------------------ inspection
+
+    def group_of(self, tgid: int) -> int | None:
+        """Return the entity group of a process, or None when it is not tracked."""
+        self._require_loaded("guard_entities")
+        return self._entities.get(tgid)
+
+    def armed(self) -> list[DynamicVerdict]:
+        """Every armed verdict still in the map (expired ones are deleted only when looked up)."""
+        self._require_loaded("guard_dynamic")
+        return list(self._dynamic.values())
+
+    # ------------------------------------------------------------------ process lifecycle
+
+    def fork(self, parent_tgid: int, child_tgid: int) -> None:
+        """Start a process: it joins its parent's group, if the parent is tracked."""
+        self._require_loaded("guard_entities")
+        group = self._entities.get(parent_tgid)
+        if group is not None and child_tgid != parent_tgid:
+            self._entities[child_tgid] = group
+
+    def exit(self, tgid: int) -> None:
+        """End a process: it leaves its group."""
+        self._require_loaded("guard_entities")
+        self._entities.pop(tgid, None)
+
+    # ------------------------------------------------------------------ hook calls
+
+    def exec(
+        self,
+        tgid: int,
+        *,
+        path: str | bytes | None,
+        dev: int = 0,
+        ino: int = 0,
+        cgroup: int = 0,
+        pid: int | None = None,
+        uid: int = 0,
+        comm: bytes = b"",
+    ) -> int:
+        """Run bprm_check_security for an exec of ``path`` (None: unresolvable); 0 or EPERM."""
+        return self._file_hook(HookId.EXEC, _task(tgid, pid, uid, comm, cgroup), path, dev, ino)
+
+    def open(
+        self,
+        tgid: int,
+        *,
+        path: str | bytes | None,
+        dev: int = 0,
+        ino: int = 0,
+        cgroup: int = 0,
+        pid: int | None = None,
+        uid: int = 0,
+        comm: bytes = b"",
+    ) -> int:
+        """Run file_open for ``path`` (None: unresolvable); 0 or EPERM."""
+        return self._file_hook(HookId.FILE_OPEN, _task(tgid, pid, uid, comm, cgroup), path, dev, ino)
+
+    def connect(
+        self,
+        tgid: int,
+        *,
+        address: str,
+        port: int,
+        family: int | None = None,
+        cgroup: int = 0,
+        pid: int | None = None,
+        uid: int = 0,
+        comm: bytes = b"",
+    ) -> int:
+        """Run socket_connect to ``address``:``port`` (family from the address by default); 0 or EPERM."""
+        hook = HookId.CONNECT
+        task = _task(tgid, pid, uid, comm, cgroup)
+        mode = self._enter(hook, task)
+        if mode == ModeId.OFF:
+            return 0
+        if family is None:
+            family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            return 0
+        event = self._new_event(hook, task)
+        event.family = family
+        event.port = port
+        event.addr[:] = normalise_ip(address).packed
+        return self._finish(hook, mode, event, self._net_hits(task.tgid, address, port))
+
+    def ptrace(
+        self,
+        tgid: int,
+        *,
+        target_tgid: int,
+        mode: int = abi.PTRACE_MODE_ATTACH,
+        cgroup: int = 0,
+        pid: int | None = None,
+        uid: int = 0,
+        comm: bytes = b"",
+    ) -> int:
+        """Run ptrace_access_check on ``target_tgid`` with a ptrace access ``mode``; 0 or EPERM."""
+        hook = HookId.PTRACE
+        task = _task(tgid, pid, uid, comm, cgroup)
+        hook_mode = self._enter(hook, task)
+        if hook_mode == ModeId.OFF or not mode & abi.PTRACE_MODE_ATTACH:
+            return 0
+        event = self._new_event(hook, task)
+        event.target_tgid = target_tgid
+        return self._finish(hook, hook_mode, event, self._ptrace_hits(task.tgid, target_tgid))
+
+    # ------------------------------------------------------------------ the hooks' shared steps
+
+    def _require_loaded(self, what: str) -> None:
+        if not self._loaded:
+            raise MapError(f"{what}: the data plane is not loaded")
+
+    def _count(self, hook: HookId, counter: Counter) -> None:
+        self._counters[hook][counter] += 1
+
+    def _enter(self, hook: HookId, task: _Task) -> ModeId:
+        """Run steps 1-3: return the hook's mode if the call is governed, else OFF."""
+        self._require_loaded(_HOOK_NAMES[hook])
+        mode = self._modes.get(hook, ModeId.OFF)
+        if mode == ModeId.OFF:
+            return ModeId.OFF
+        self._count(hook, Counter.CALLS)
+        if task.tgid == self._agent_tgid:
+            return ModeId.OFF
+        if task.tgid in self._scope_pids or task.cgroup in self._scope_cgroups:
+            return mode
+        return ModeId.OFF
+
+    def _new_event(self, hook: HookId, task: _Task) -> abi.Event:
+        """Return an event with the task's fields; the decision is filled in when it is emitted."""
+        event = abi.Event()
+        event.cgroup_id = task.cgroup
+        event.hook = hook
+        event.pid = task.pid
+        event.tgid = task.tgid
+        event.uid = task.uid
+        event.comm = task.comm[: abi.COMM_LEN - 1]
+        return event
+
+    def _file_hook(self, hook: HookId, task: _Task, path: str | bytes | None, dev: int, ino: int) -> int:
+        mode = self._enter(hook, task)
+        if mode == ModeId.OFF:
+            return 0
+        event = self._new_event(hook, task)
+        event.dev = dev
+        event.ino = ino
+        raw = None if path is None else os.fsencode(path)
+        if raw is None or not 0 < len(raw) < abi.PATH_MAX:
+            raw = None
+            self._count(hook, Counter.PATH_TOO_LONG)
+            event.flags |= abi.EVF_PATH_TOO_LONG
+        else:
+            event.path = raw
+        hits = self._file_hits(hook, task.tgid, dev, ino, raw)
+        return self._finish(hook, mode, event, hits, path_unavailable=raw is None)
+
+    def _dynamic_hits(self, hook: HookId, tgid: int, dev: int = 0, ino: int = 0) -> Iterator[_Hit]:
+        """Yield the caller's group's armed verdicts: for this target, then for any target."""
+        group = self._entities.get(tgid)
+        if group is None:
+            return
+        keys = [(group, hook, dev, ino)]
+        if dev or ino:
+            keys.append((group, hook, 0, 0))
+        for key in keys:
+            verdict = self._dynamic.get(key)
+            if verdict is None:
+                continue
+            if verdict.expires_ns and self._clock() > verdict.expires_ns:
+                del self._dynamic[key]
+                continue
+            yield _rule_hit(verdict.rule_id, verdict.action, Match.DYNAMIC)
+
+    def _file_hits(self, hook: HookId, tgid: int, dev: int, ino: int, path: bytes | None) -> Iterator[_Hit]:
+        tables = self._tables
+        yield from self._dynamic_hits(hook, tgid, dev, ino)
+        yield _table_hit(tables.inodes.get((dev, ino)), hook, Match.INODE)
+        if path is None:
+            return
+        yield _table_hit(tables.paths.get(path), hook, Match.PATH)
+        yield _table_hit(_longest(tables.prefixes, path.ljust(abi.PATH_MAX, b"\0")), hook, Match.PREFIX)
+        yield _table_hit(_longest(tables.suffixes, path[::-1].ljust(abi.PATH_MAX, b"\0")), hook, Match.SUFFIX)
+        program = tables.dfas.get(hook)
+        if program is not None:
+            first = program.tables.walk(path).first
+            if first:
+                rule_id, action = program.rules[first - 1]
+                yield _rule_hit(rule_id, action, Match.DFA)
+
+    def _net_hits(self, tgid: int, address: str, port: int) -> Iterator[_Hit]:
+        yield from self._dynamic_hits(HookId.CONNECT, tgid)
+        for _bits, data in net_lookup_keys(address, port):
+            yield _table_hit(_longest(self._tables.nets, data), HookId.CONNECT, Match.NET)
+
+    def _ptrace_hits(self, tgid: int, target_tgid: int) -> Iterator[_Hit]:
+        yield from self._dynamic_hits(HookId.PTRACE, tgid)
+        yield _table_hit(self._tables.ptrace.get(target_tgid), HookId.PTRACE, Match.PTRACE)
+
+    def _finish(
+        self,
+        hook: HookId,
+        mode: ModeId,
+        event: abi.Event,
+        hits: Iterable[_Hit],
+        *,
+        path_unavailable: bool = False,
+    ) -> int:
+        """Run steps 4-5: search the tables in order (the first deny wins) and decide."""
+        deny: tuple[int, Match] | None = None
+        notify: tuple[int, Match] | None = None
+        for deny_id, notify_id, match in hits:
+            if deny_id:
+                deny = (deny_id, match)
+                break
+            if notify_id and notify is None:
+                notify = (notify_id, match)
+        flags = self._tables.hook_flags.get(hook, 0)
+        if deny is None and path_unavailable and flags & abi.HF_LONG_PATH_DENY:
+            deny = (0, Match.LONG_PATH)
+        if deny is not None:
+            if mode == ModeId.ENFORCE:
+                self._count(hook, Counter.DENIES)
+                self._emit(hook, event, Decision.DENIED, *deny)
+                return errno.EPERM
+            self._count(hook, Counter.WOULD_BLOCK)
+            self._emit(hook, event, Decision.WOULD_BLOCK, *deny)
+            return 0
+        if notify is not None:
+            self._emit(hook, event, Decision.ALLOWED, *notify)
+        elif flags & abi.HF_EMIT_ALL:
+            self._emit(hook, event, Decision.ALLOWED, 0, Match.ALL)
+        elif path_unavailable:
+            self._emit(hook, event, Decision.ALLOWED, 0, Match.LONG_PATH)
+        return 0
+
+    def _emit(self, hook: HookId, event: abi.Event, decision: Decision, rule_id: int, match: Match) -> None:
+        if len(self._events) >= self._capacity:
+            self._count(hook, Counter.RINGBUF_DROPS)
+            return
+        event.ts_ns = self._clock()
+        event.decision = decision
+        event.rule_id = rule_id
+        event.match = match
+        self._events.append(event)
+        self._count(hook, Counter.EMITTED)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(backend: FakeBackend) -> KernelBackend:
+        """Let mypy check FakeBackend against the protocol."""
+        return backend

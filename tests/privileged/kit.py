@@ -1,0 +1,57 @@
+"""Helpers for the data-plane kernel tests: policies in one call, deltas of counters, binaries."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from guard.lsm import abi
+from guard.lsm.abi import HookId, ModeId
+from guard.lsm.bcc_backend import LsmBackend
+from guard.lsm.verdicts import KernelPolicy, build_tables
+
+TRUE = shutil.which("true") or "/bin/true"
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def govern(plane: LsmBackend, scope: Path, policy: KernelPolicy, hook: HookId, mode: ModeId) -> None:
+    """Scope = the test's cgroup; apply the policy; set one hook's mode."""
+    plane.set_scope(cgroups=[scope.stat().st_ino])
+    plane.apply(build_tables(policy))
+    plane.configure({hook: mode}, agent_tgid=os.getpid())
+
+
+def set_mode(plane: LsmBackend, hook: HookId, mode: ModeId) -> None:
+    plane.configure({hook: mode}, agent_tgid=os.getpid())
+
+
+def decisions(plane: LsmBackend, hook: HookId) -> list[abi.Event]:
+    return [e for e in plane.poll_events(50) if e.hook == hook]
+
+
+def delta(before: dict[abi.Counter, int], after: dict[abi.Counter, int]) -> dict[abi.Counter, int]:
+    return {k: after[k] - before[k] for k in after}
+
+
+@contextmanager
+def tmpfs(path: Path) -> Iterator[Path]:
+    """A private tmpfs at ``path`` (a fresh device: inode numbers the test controls)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0, b"size=16m") != 0:
+        raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}")
+    try:
+        yield path
+    finally:
+        _libc.umount2(str(path).encode(), 2)
+
+
+def install(path: Path) -> Path:
+    """A copy of true(1) at ``path``."""
+    shutil.copy2(TRUE, path)
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,127 @@
+"""Evasion cases against the kernel's verdicts, and the in-kernel DFA against the user-space matcher.
+
+Path verdicts see bpf_d_path's answer: the kernel-resolved absolute path, so symlinks, relative and
+``./`` spellings, ``//`` and ``..`` all meet the rule written for the real path; a hard link or a
+renamed file meets an inode rule. Over-long paths are counted and reported, never silently allowed,
+and denied when the hook is told to fail closed. Networks: v4-mapped IPv6 meets the IPv4 rule.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from guard.lsm import abi
+from guard.lsm.abi import Counter, Decision, HookId, Match, ModeId
+from guard.lsm.bcc_backend import LsmBackend
+from guard.lsm.verdicts import Action, InodeRule, KernelPolicy, NetRule, PathRule, kernel_dev
+from tests.privileged.kit import decisions, delta, govern, install, tmpfs
+from tests.privileged.scoping import connect_in, exec_in, loopback_listeners, open_in
+
+pytestmark = [
+    pytest.mark.privileged,
+    pytest.mark.requires_feature("lsm_program"),
+    pytest.mark.requires_feature("bcc"),
+]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "fs") as d:
+        yield d
+
+
+def test_path_spellings_meet_the_real_path(plane: LsmBackend, scope: Path, root: Path) -> None:
+    tool = install(root / "tool")
+    (root / "sub").mkdir()
+    os.symlink(tool, root / "link")
+    rules = (PathRule(HookId.EXEC, "exact", str(tool), 5), PathRule(HookId.FILE_OPEN, "exact", str(tool), 6))
+    govern(plane, scope, KernelPolicy(paths=rules), HookId.EXEC, ModeId.ENFORCE)
+    spellings = [str(tool), f"{root}//tool", f"{root}/sub/../tool", "./tool", "tool", str(root / "link")]
+    for spelling in spellings[:4] + spellings[5:]:
+        assert exec_in(scope, spelling, cwd=root) == errno.EPERM, spelling
+    plane.configure({HookId.FILE_OPEN: ModeId.ENFORCE}, agent_tgid=os.getpid())
+    for spelling in spellings:
+        assert open_in(scope, root / spelling if not spelling.startswith("/") else spelling) == errno.EPERM
+    events = decisions(plane, HookId.EXEC) + decisions(plane, HookId.FILE_OPEN)
+    assert {(e.path.decode(), e.match) for e in events} == {(str(tool), Match.PATH)}
+
+
+def test_hard_link_and_rename_meet_the_inode_rule(plane: LsmBackend, scope: Path, root: Path) -> None:
+    tool = install(root / "tool")
+    st = tool.stat()
+    policy = KernelPolicy(inodes=(InodeRule(HookId.EXEC, kernel_dev(st.st_dev), st.st_ino, 9),))
+    govern(plane, scope, policy, HookId.EXEC, ModeId.ENFORCE)
+    os.link(tool, root / "hardlink")
+    os.rename(root / "hardlink", root / "renamed")
+    assert exec_in(scope, str(root / "renamed")) == errno.EPERM
+    assert exec_in(scope, str(tool)) == errno.EPERM
+    copy = install(root / "copy")  # a copy is a new file: an inode rule does not follow it
+    assert exec_in(scope, str(copy)) == 0
+
+
+def test_prefix_suffix_and_dfa_on_file_open(plane: LsmBackend, scope: Path, root: Path) -> None:
+    for name in ("private/key", "notes.pem", "x/.ssh/id_rsa", "ok.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    rules = (
+        PathRule(HookId.FILE_OPEN, "prefix", f"{root}/private/", 21),
+        PathRule(HookId.FILE_OPEN, "suffix", ".pem", 22),
+        PathRule(HookId.FILE_OPEN, "glob", "*/.ssh/id_*", 23),
+        PathRule(HookId.FILE_OPEN, "contains", "ok.t", 24, Action.NOTIFY),
+    )
+    govern(plane, scope, KernelPolicy(paths=rules), HookId.FILE_OPEN, ModeId.ENFORCE)
+    assert open_in(scope, root / "private/key") == errno.EPERM
+    assert open_in(scope, root / "notes.pem") == errno.EPERM
+    assert open_in(scope, root / "x/.ssh/id_rsa") == errno.EPERM
+    assert open_in(scope, root / "ok.txt") == 0
+    got = [(e.rule_id, e.match, e.decision) for e in decisions(plane, HookId.FILE_OPEN)]
+    assert got == [
+        (21, Match.PREFIX, Decision.DENIED),
+        (22, Match.SUFFIX, Decision.DENIED),
+        (23, Match.DFA, Decision.DENIED),
+        (24, Match.DFA, Decision.ALLOWED),
+    ]
+
+
+def test_over_long_paths_are_reported_and_can_fail_closed(plane: LsmBackend, scope: Path, root: Path) -> None:
+    deep = root
+    while len(str(deep)) < 300:
+        deep = deep / ("d" * 40)
+    deep.mkdir(parents=True)
+    target = deep / "secret"
+    target.write_text("x")
+    assert len(os.fsencode(str(target))) >= abi.PATH_MAX
+    govern(plane, scope, KernelPolicy(), HookId.FILE_OPEN, ModeId.ENFORCE)
+    before = plane.counters(HookId.FILE_OPEN)
+    assert open_in(scope, target) == 0
+    events = decisions(plane, HookId.FILE_OPEN)
+    assert [(e.match, e.decision, e.flags & abi.EVF_PATH_TOO_LONG) for e in events] == [
+        (Match.LONG_PATH, Decision.ALLOWED, abi.EVF_PATH_TOO_LONG)
+    ]
+    assert delta(before, plane.counters(HookId.FILE_OPEN))[Counter.PATH_TOO_LONG] == 1
+    fail_closed = KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_LONG_PATH_DENY})
+    govern(plane, scope, fail_closed, HookId.FILE_OPEN, ModeId.ENFORCE)
+    assert open_in(scope, target) == errno.EPERM
+    assert open_in(scope, root / ("d" * 40)) == 0  # short paths are unaffected
+
+
+def test_v4_mapped_ipv6_and_ipv6_cidr(plane: LsmBackend, scope: Path) -> None:
+    with loopback_listeners() as port:
+        rules = (
+            NetRule(ipaddress.ip_network("127.0.0.0/8"), 0, 31),
+            NetRule(ipaddress.ip_network("::1/128"), port, 32),
+        )
+        govern(plane, scope, KernelPolicy(nets=rules), HookId.CONNECT, ModeId.ENFORCE)
+        assert connect_in(scope, "::ffff:127.0.0.1", port) == errno.EPERM
+        assert connect_in(scope, "127.0.0.1", port) == errno.EPERM
+        assert connect_in(scope, "127.0.0.1", 9, udp=True) == errno.EPERM
+        assert connect_in(scope, "::1", port) == errno.EPERM
+        assert connect_in(scope, "::1", port + 1 if port < 65535 else port - 1) == errno.ECONNREFUSED
+    got = [(e.rule_id, e.port) for e in decisions(plane, HookId.CONNECT)]
+    assert got == [(31, port), (31, port), (31, 9), (32, port)]

@@ -1,0 +1,327 @@
+"""guard.lsm.events: ring-buffer records as ECS documents that agree with the policy schema."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from guard.errors import KernelError
+from guard.lsm import abi, events
+from guard.lsm.abi import Decision, HookId, Match, ModeId
+from guard.lsm.events import EventReader, boot_offset_ns, to_ecs
+from guard.lsm.fake import FakeBackend
+from guard.lsm.verdicts import Action, InodeRule, KernelPolicy, NetRule, PathRule, PtraceRule, build_tables
+from guard.policy.evaluator import timestamp_ms
+from guard.policy.schema import ECS, Kind
+
+TGID = 100
+#: 2023-11-14T22:13:20Z in epoch ns, minus a boot time: events then land on readable instants.
+OFFSET = 1_700_000_000_000_000_000 - 5_000_000_000
+CLOCK_NS = 5_000_000_000 + 123_456_789  # -> 2023-11-14T22:13:20.123456Z
+
+
+def backend(policy: KernelPolicy, mode: ModeId = ModeId.ENFORCE) -> FakeBackend:
+    fake = FakeBackend(clock=lambda: CLOCK_NS)
+    fake.load()
+    fake.configure(dict.fromkeys(HookId, mode), agent_tgid=1)
+    fake.set_scope(pids=[TGID])
+    fake.apply(build_tables(policy))
+    return fake
+
+
+def one_doc(fake: FakeBackend) -> dict[str, Any]:
+    docs = EventReader(fake, offset_ns=OFFSET).read()
+    assert len(docs) == 1
+    return docs[0]
+
+
+def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_exec_document() -> None:
+    fake = backend(KernelPolicy(paths=(PathRule(HookId.EXEC, "exact", "/usr/bin/nc", 11),)))
+    assert (
+        fake.exec(TGID, path="/usr/bin/nc", dev=2049, ino=77, pid=101, uid=1000, cgroup=0, comm=b"bash")
+        == errno.EPERM
+    )
+    assert one_doc(fake) == {
+        "@timestamp": "2023-11-14T22:13:20.123456Z",
+        "event": {
+            "kind": "event",
+            "category": ["process"],
+            "type": ["start"],
+            "action": "exec",
+            "outcome": "failure",
+        },
+        "process": {"pid": TGID, "thread": {"id": 101}, "name": "nc", "executable": "/usr/bin/nc"},
+        "user": {"id": "1000"},
+        "file": {"path": "/usr/bin/nc", "name": "nc", "inode": 77, "device": 2049},
+        "kestrel": {
+            "hook": "exec",
+            "decision": "denied",
+            "rule_id": 11,
+            "match": "path",
+            "cgroup_id": 0,
+            "path_too_long": False,
+        },
+    }
+
+
+def test_file_open_document() -> None:
+    fake = backend(KernelPolicy(paths=(PathRule(HookId.FILE_OPEN, "prefix", "/home/", 40, Action.NOTIFY),)))
+    fake.set_scope(cgroups=[4321])
+    assert fake.open(555, path="/home/ann/.bashrc", dev=9, ino=12, cgroup=4321, comm=b"cat") == 0
+    assert one_doc(fake) == {
+        "@timestamp": "2023-11-14T22:13:20.123456Z",
+        "event": {
+            "kind": "event",
+            "category": ["file"],
+            "type": ["access"],
+            "action": "open",
+            "outcome": "success",
+        },
+        "process": {"pid": 555, "thread": {"id": 555}, "name": "cat"},
+        "user": {"id": "0"},
+        "file": {"path": "/home/ann/.bashrc", "name": ".bashrc", "inode": 12, "device": 9},
+        "cgroup": {"id": 4321},
+        "kestrel": {
+            "hook": "file_open",
+            "decision": "allowed",
+            "rule_id": 40,
+            "match": "prefix",
+            "cgroup_id": 4321,
+            "path_too_long": False,
+        },
+    }
+
+
+def test_connect_document_ipv4() -> None:
+    fake = backend(
+        KernelPolicy(nets=(NetRule(ipaddress.ip_network("203.0.113.0/24"), 0, 13),)), ModeId.DETECT
+    )
+    assert fake.connect(TGID, address="203.0.113.9", port=443, comm=b"curl") == 0
+    assert one_doc(fake) == {
+        "@timestamp": "2023-11-14T22:13:20.123456Z",
+        "event": {
+            "kind": "event",
+            "category": ["network"],
+            "type": ["connection"],
+            "action": "connect",
+            "outcome": "success",
+        },
+        "process": {"pid": TGID, "thread": {"id": TGID}, "name": "curl"},
+        "user": {"id": "0"},
+        "destination": {"ip": "203.0.113.9", "port": 443},
+        "network": {"type": "ipv4"},
+        "kestrel": {
+            "hook": "connect",
+            "decision": "would_block",
+            "rule_id": 13,
+            "match": "net",
+            "cgroup_id": 0,
+            "path_too_long": False,
+        },
+    }
+
+
+def test_v4_mapped_ipv6_connect_is_reported_as_ipv4() -> None:
+    fake = backend(KernelPolicy(nets=(NetRule(ipaddress.ip_network("203.0.113.0/24"), 0, 13),)))
+    assert fake.connect(TGID, address="::ffff:203.0.113.9", port=80, family=socket.AF_INET6) == errno.EPERM
+    doc = one_doc(fake)
+    assert doc["destination"] == {"ip": "203.0.113.9", "port": 80}
+    assert doc["network"] == {"type": "ipv4"}
+
+
+def test_ipv6_connect() -> None:
+    fake = backend(KernelPolicy(nets=(NetRule(ipaddress.ip_network("2001:db8::/32"), 0, 15),)))
+    assert fake.connect(TGID, address="2001:DB8:0:0::1", port=8443) == errno.EPERM
+    doc = one_doc(fake)
+    assert doc["destination"] == {"ip": "2001:db8::1", "port": 8443}
+    assert doc["network"] == {"type": "ipv6"}
+    assert "file" not in doc
+
+
+def test_ptrace_document() -> None:
+    fake = backend(KernelPolicy(ptrace=(PtraceRule(4242, 14),)))
+    assert fake.ptrace(TGID, target_tgid=4242, comm=b"gdb") == errno.EPERM
+    assert one_doc(fake) == {
+        "@timestamp": "2023-11-14T22:13:20.123456Z",
+        "event": {
+            "kind": "event",
+            "category": ["process"],
+            "type": ["access"],
+            "action": "ptrace",
+            "outcome": "failure",
+        },
+        "process": {"pid": TGID, "thread": {"id": TGID}, "name": "gdb"},
+        "user": {"id": "0"},
+        "target": {"process": {"pid": 4242}},
+        "kestrel": {
+            "hook": "ptrace",
+            "decision": "denied",
+            "rule_id": 14,
+            "match": "ptrace",
+            "cgroup_id": 0,
+            "ptrace": {"target_pid": 4242},
+            "path_too_long": False,
+        },
+    }
+
+
+def test_an_unavailable_exec_path_keeps_the_comm_and_flags_the_document() -> None:
+    fake = backend(KernelPolicy(inodes=(InodeRule(HookId.EXEC, 8, 99, 70),)))
+    assert fake.exec(TGID, path="/" + "x" * 300, dev=8, ino=99, comm=b"sh") == errno.EPERM
+    doc = one_doc(fake)
+    assert doc["process"] == {"pid": TGID, "thread": {"id": TGID}, "name": "sh"}
+    assert doc["file"] == {"inode": 99, "device": 8}
+    assert doc["kestrel"]["path_too_long"] is True
+    assert doc["kestrel"]["match"] == "inode"
+
+
+def test_a_long_path_report_without_inode_has_no_file_object() -> None:
+    fake = backend(KernelPolicy())
+    assert fake.open(TGID, path=None) == 0
+    doc = one_doc(fake)
+    assert "file" not in doc
+    assert (doc["kestrel"]["match"], doc["kestrel"]["rule_id"], doc["kestrel"]["path_too_long"]) == (
+        "long_path",
+        0,
+        True,
+    )
+
+
+def test_emit_all_match_name() -> None:
+    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_ALL}))
+    fake.open(TGID, path="/etc/hosts")
+    assert one_doc(fake)["kestrel"]["match"] == "all"
+
+
+def test_non_utf8_path_and_comm() -> None:
+    fake = backend(KernelPolicy(paths=(PathRule(HookId.EXEC, "prefix", "/tmp/", 3),)))
+    assert fake.exec(TGID, path=b"/tmp/\xffx", comm=b"a\xffb") == errno.EPERM
+    doc = one_doc(fake)
+    assert doc["file"]["path"] == "/tmp/\udcffx"  # os.fsdecode round-trips to the same bytes
+    assert doc["process"]["executable"] == "/tmp/\udcffx"
+    assert doc["process"]["name"] == "\udcffx"
+
+    record = abi.Event(hook=HookId.FILE_OPEN, tgid=TGID, pid=TGID, comm=b"a\xffb", path=b"/x")
+    assert to_ecs(record, boot_offset_ns=0)["process"]["name"] == "a\ufffdb"
+
+
+@pytest.mark.parametrize(
+    ("epoch_ns", "text"),
+    [
+        (0, "1970-01-01T00:00:00.000000Z"),
+        (999, "1970-01-01T00:00:00.000000Z"),  # below a microsecond: truncated
+        (1_000, "1970-01-01T00:00:00.000001Z"),
+        (1_700_000_000_999_999_999, "2023-11-14T22:13:20.999999Z"),
+    ],
+)
+def test_timestamp_is_utc_microseconds_with_z(epoch_ns: int, text: str) -> None:
+    record = abi.Event(hook=HookId.PTRACE, ts_ns=epoch_ns // 2, tgid=1, pid=1)
+    assert to_ecs(record, boot_offset_ns=epoch_ns - epoch_ns // 2)["@timestamp"] == text
+
+
+def test_timestamp_is_read_back_by_the_evaluator() -> None:
+    record = abi.Event(hook=HookId.PTRACE, ts_ns=CLOCK_NS, tgid=1, pid=1)
+    assert timestamp_ms(to_ecs(record, boot_offset_ns=OFFSET)["@timestamp"]) == 1_700_000_000_123.456
+
+
+def test_boot_offset_is_wall_minus_monotonic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "time", SimpleNamespace(time_ns=lambda: 10_000, monotonic_ns=lambda: 3_000))
+    assert boot_offset_ns() == 7_000
+    assert EventReader(FakeBackend()).offset_ns == 7_000
+
+
+@pytest.mark.parametrize(("field", "value"), [("hook", 9), ("decision", 7), ("match", 42)])
+def test_an_unknown_enum_value_is_a_kernel_error(field: str, value: int) -> None:
+    record = abi.Event(hook=HookId.EXEC)
+    setattr(record, field, value)
+    with pytest.raises(KernelError, match=rf"unknown \w+ {value} \(ABI mismatch\?\)"):
+        to_ecs(record, boot_offset_ns=0)
+
+
+def test_reader_converts_and_drains() -> None:
+    fake = backend(KernelPolicy(ptrace=(PtraceRule(4242, 14),)))
+    fake.ptrace(TGID, target_tgid=4242)
+    fake.ptrace(TGID, target_tgid=4242)
+    reader = EventReader(fake, offset_ns=OFFSET)
+    assert [d["kestrel"]["decision"] for d in reader.read(timeout_ms=0)] == ["denied", "denied"]
+    assert reader.read() == []
+
+
+def test_every_ecs_field_agrees_with_the_policy_schema() -> None:
+    fake = backend(
+        KernelPolicy(
+            paths=(
+                PathRule(HookId.EXEC, "exact", "/bin/x", 1),
+                PathRule(HookId.FILE_OPEN, "exact", "/etc/x", 2),
+            ),
+            nets=(
+                NetRule(ipaddress.ip_network("::/0"), 0, 3),
+                NetRule(ipaddress.ip_network("0.0.0.0/0"), 0, 3),
+            ),
+            ptrace=(PtraceRule(9, 4),),
+        )
+    )
+    fake.set_scope(pids=[TGID], cgroups=[55])
+    fake.exec(TGID, path="/bin/x", dev=1, ino=2, comm=b"x", cgroup=55)
+    fake.open(TGID, path="/etc/x", dev=1, ino=3, comm=b"x")
+    fake.connect(TGID, address="10.0.0.1", port=1, comm=b"x")
+    fake.connect(TGID, address="2001:db8::1", port=1, comm=b"x")
+    fake.ptrace(TGID, target_tgid=9, comm=b"x")
+    docs = EventReader(fake, offset_ns=OFFSET).read()
+    assert len(docs) == 5
+    seen: set[str] = set()
+    for doc in docs:
+        for name, value in flatten(doc).items():
+            if name.startswith("kestrel."):
+                continue
+            kind = ECS.kind(name)
+            assert kind is not None, f"{name} is not in the ECS schema rules are checked against"
+            values = value if isinstance(value, list) else [value]
+            for item in values:
+                if kind is Kind.NUMBER:
+                    assert isinstance(item, int), (name, item)
+                elif kind is Kind.IP:
+                    ipaddress.ip_address(item)
+                else:
+                    assert isinstance(item, str), (name, item)
+            seen.add(name)
+    assert {
+        "file.inode",
+        "file.device",
+        "destination.ip",
+        "user.id",
+        "cgroup.id",
+        "target.process.pid",
+    } <= seen
+
+
+def test_decision_and_match_names_cover_the_abi() -> None:
+    names = set()
+    for match in Match:
+        record = abi.Event(hook=HookId.EXEC, decision=Decision.ALLOWED, match=match)
+        names.add(to_ecs(record, boot_offset_ns=0)["kestrel"]["match"])
+    assert names == {m.name.lower() for m in Match}
+    outcomes = {
+        decision: to_ecs(abi.Event(hook=HookId.EXEC, decision=decision), boot_offset_ns=0)["event"]["outcome"]
+        for decision in Decision
+    }
+    assert outcomes == {
+        Decision.ALLOWED: "success",
+        Decision.DENIED: "failure",
+        Decision.WOULD_BLOCK: "success",
+    }
