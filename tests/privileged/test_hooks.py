@@ -97,9 +97,10 @@ def test_exec(plane: LsmBackend, scope: Path, files: Path) -> None:
     policy = KernelPolicy(inodes=(InodeRule(HookId.EXEC, kernel_dev(st.st_dev), st.st_ino, RULE),))
 
     def check(e: abi.Event) -> None:
+        path = str(tool) if plane.path_verdicts else ""  # 5.10: no bpf_d_path, no path in events
         assert (e.match, e.path.decode(), e.dev, e.ino) == (
             Match.INODE,
-            str(tool),
+            path,
             kernel_dev(st.st_dev),
             st.st_ino,
         )
