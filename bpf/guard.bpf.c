@@ -14,9 +14,5 @@
 #include "hooks/ptrace_access_check.bpf.c"
 #include "hooks/lineage.bpf.c"
 
-#ifdef GUARD_TEST_HARNESS
-#include "harness.bpf.c"
-#endif
-
 /* bcc's footer emits the license section from this macro. */
 #define BPF_LICENSE Dual BSD/GPL

@@ -58,6 +58,7 @@ enum guard_counter {
 /* Bits of guard_config.hook_flags[hook]. */
 #define GUARD_HF_EMIT_ALL 0x1	   /* interest: every governed call goes to the ring buffer */
 #define GUARD_HF_LONG_PATH_DENY 0x2 /* an unresolvable or over-long path is denied (fail closed) */
+#define GUARD_HF_HAS_SUFFIXES 0x4   /* set by the loader from the tables: the hook has suffix verdicts */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1

@@ -87,27 +87,7 @@ static __always_inline int guard_enter(__u32 hook, struct guard_ctx *ctx)
 	return guard_in_scope(cfg);
 }
 
-/* Record a table's verdict for this hook: returns 1 once a deny has been found. */
-static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_verdict *v, __u32 match)
-{
-	__u32 rule;
-
-	if (!v)
-		return ctx->denied;
-	rule = v->deny[ctx->hook & (GUARD_HOOK_COUNT - 1)];
-	if (rule && !ctx->denied) {
-		ctx->denied = 1;
-		ctx->deny_rule = rule;
-		ctx->deny_match = match;
-	}
-	rule = v->notify[ctx->hook & (GUARD_HOOK_COUNT - 1)];
-	if (rule && !ctx->notify_rule) {
-		ctx->notify_rule = rule;
-		ctx->notify_match = match;
-	}
-	return ctx->denied;
-}
-
+/* Record one (rule, action): returns 1 once a deny has been found (the first deny and notify stay). */
 static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __u32 action, __u32 match)
 {
 	if (rule && action == GUARD_ACTION_DENY && !ctx->denied) {
@@ -117,6 +97,18 @@ static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __
 	} else if (rule && action == GUARD_ACTION_NOTIFY && !ctx->notify_rule) {
 		ctx->notify_rule = rule;
 		ctx->notify_match = match;
+	}
+	return ctx->denied;
+}
+
+/* Record a static table's verdict for this hook: returns 1 once a deny has been found. */
+static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_verdict *v, __u32 match)
+{
+	__u32 h = ctx->hook & (GUARD_HOOK_COUNT - 1);
+
+	if (v) {
+		guard_take_rule(ctx, v->deny[h], GUARD_ACTION_DENY, match);
+		guard_take_rule(ctx, v->notify[h], GUARD_ACTION_NOTIFY, match);
 	}
 	return ctx->denied;
 }
@@ -347,6 +339,8 @@ static __always_inline void guard_path_lookups(struct guard_ctx *ctx, struct gua
 		return;
 	if (guard_take(ctx, guard_prefixes.lookup(key), GUARD_MATCH_PREFIX))
 		return;
+	if (!(ctx->hook_flags & GUARD_HF_HAS_SUFFIXES))
+		goto dfa; /* no suffix verdict on this hook: spare every call the reversal */
 	rev->prefixlen = 8 * GUARD_PATH_MAX;
 	for (i = 0; i < GUARD_PATH_MAX; i++) {
 		__u32 j = len - 1 - i;
@@ -356,6 +350,7 @@ static __always_inline void guard_path_lookups(struct guard_ctx *ctx, struct gua
 	}
 	if (guard_take(ctx, guard_suffixes.lookup(rev), GUARD_MATCH_SUFFIX))
 		return;
+dfa:
 	guard_dfa_lookup(ctx, key->path);
 }
 

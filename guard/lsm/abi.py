@@ -13,6 +13,7 @@ __all__ = [
     "COUNTER_COUNT",
     "EVF_PATH_TOO_LONG",
     "HF_EMIT_ALL",
+    "HF_HAS_SUFFIXES",
     "HF_LONG_PATH_DENY",
     "HOOK_COUNT",
     "NET_DATA",
@@ -43,6 +44,8 @@ COMM_LEN: Final = 16
 NET_DATA: Final = 20
 HF_EMIT_ALL: Final = 0x1
 HF_LONG_PATH_DENY: Final = 0x2
+#: Set by the loader (never by a policy) on hooks that have suffix verdicts.
+HF_HAS_SUFFIXES: Final = 0x4
 EVF_PATH_TOO_LONG: Final = 0x1
 PTRACE_MODE_ATTACH: Final = 0x02
 ACTION_DENY: Final = 1

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from guard.errors import BpfLoadError, KernelUnsupportedError, MapError
-from guard.lsm import abi, bpfsys
+from guard.lsm import abi
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.btf import Btf
 from guard.lsm.stubtree import ensure_stub_tree
-from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
+from guard.lsm.verdicts import DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
 from guard.model import BackendName
 
-__all__ = ["PROGRAMS", "LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
+__all__ = ["LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
 
 #: (macro, struct, member path) for every struct offset the C code reads.
 OFFSETS = (
@@ -44,14 +44,6 @@ OFFSETS = (
     ("GUARD_OFF_TASK_TGID", "task_struct", "tgid"),
     ("GUARD_OFF_TASK_PID", "task_struct", "pid"),
 )
-
-#: The hooks' program names as bcc loads them.
-PROGRAMS = {
-    HookId.EXEC: "lsm__bprm_check_security",
-    HookId.FILE_OPEN: "lsm__file_open",
-    HookId.CONNECT: "lsm__socket_connect",
-    HookId.PTRACE: "lsm__ptrace_access_check",
-}
 
 
 def bpf_source_dir() -> Path:
@@ -99,10 +91,6 @@ def offset_flags(btf: Btf) -> list[str]:
     return [f"-D{macro}={btf.offsetof(struct, member)}" for macro, struct, member in OFFSETS]
 
 
-def _chunks(n: int, size: int) -> Iterable[range]:
-    return (range(i, min(i + size, n)) for i in range(0, n, size))
-
-
 class LsmBackend:
     """The compiled, attached BPF-LSM programs and typed access to their maps (a KernelBackend)."""
 
@@ -117,6 +105,7 @@ class LsmBackend:
         max_prefixes: int = 4096,
         max_inodes: int = 16384,
         max_nets: int = 16384,
+        max_ptrace: int = 1024,
         max_scopes: int = 1024,
         max_entities: int = 65536,
         max_dynamic: int = 65536,
@@ -124,7 +113,6 @@ class LsmBackend:
         dfa_states: int = 16384,
         dfa_max_rules: int = 8192,
         ringbuf_pages: int = 64,
-        test_harness: bool = False,
     ) -> None:
         for what, n in (("dfa_trans", dfa_trans), ("dfa_states", dfa_states)):
             if n <= 0 or n & (n - 1):
@@ -138,6 +126,7 @@ class LsmBackend:
             "suffixes": max_prefixes,
             "inodes": max_inodes,
             "nets": max_nets,
+            "ptrace": max_ptrace,
             "scopes": max_scopes,
             "dfa_trans": dfa_trans,
             "dfa_states": dfa_states,
@@ -149,6 +138,7 @@ class LsmBackend:
             f"-DGUARD_MAX_PREFIXES={max_prefixes}",
             f"-DGUARD_MAX_INODES={max_inodes}",
             f"-DGUARD_MAX_NETS={max_nets}",
+            f"-DGUARD_MAX_PTRACE={max_ptrace}",
             f"-DGUARD_MAX_SCOPES={max_scopes}",
             f"-DGUARD_MAX_ENTITIES={max_entities}",
             f"-DGUARD_MAX_DYNAMIC={max_dynamic}",
@@ -157,8 +147,6 @@ class LsmBackend:
             f"-DGUARD_DFA_MAX_RULES={dfa_max_rules}",
             f"-DGUARD_RINGBUF_PAGES={ringbuf_pages}",
         ]
-        if test_harness:
-            self.cflags.append("-DGUARD_TEST_HARNESS")
         #: False where the kernel's BPF-LSM refuses bpf_d_path (5.10): path verdicts are unavailable.
         self.path_verdicts = True
         self.degraded: list[str] = []
@@ -225,12 +213,6 @@ class LsmBackend:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def program_fd(self, hook: HookId) -> int:
-        """Return the fd of a hook's program (for run-time statistics)."""
-        if self._bpf is None:
-            raise MapError("programs: the data plane is not loaded")
-        return int(self._bpf.funcs[PROGRAMS[hook].encode()].fd)
-
     # ------------------------------------------------------------------ maps
 
     def _table(self, name: str) -> Any:
@@ -248,7 +230,7 @@ class LsmBackend:
         leaf = table.Leaf()
         for hook in HookId:
             leaf.mode[hook] = int(self._modes.get(hook, ModeId.OFF))
-            leaf.hook_flags[hook] = int(self._hook_flags.get(hook, 0))
+            leaf.hook_flags[hook] = self._hook_flags.get(hook, 0)
             leaf.dfa_slot[hook] = self._dfa_slots.get(hook, 0)
         leaf.agent_tgid = self._agent_tgid
         table[table.Key(0)] = leaf
@@ -276,10 +258,6 @@ class LsmBackend:
                     del table[table.Key(item)]
         self._scope_cgroups, self._scope_pids = new_cgroups, new_pids
 
-    def add_scope_cgroup(self, cgroup_id: int) -> None:
-        """Govern one more cgroup."""
-        self.set_scope(cgroups=self._scope_cgroups | {cgroup_id}, pids=self._scope_pids)
-
     def _check_capacity(self, tables: VerdictTables) -> None:
         if not self.path_verdicts:
             used = [n for n in ("paths", "prefixes", "suffixes", "dfas") if getattr(tables, n)]
@@ -288,10 +266,10 @@ class LsmBackend:
                     "path verdicts",
                     f"this kernel's BPF-LSM refuses bpf_d_path; the policy has {', '.join(used)}",
                 )
-        for name in ("paths", "prefixes", "suffixes", "inodes", "nets"):
+        for name in ("paths", "prefixes", "suffixes", "inodes", "nets", "ptrace"):
             count = len(getattr(tables, name))
             if count > self.limits[name]:
-                raise MapError(f"guard_{name}: {count} entries, over the map's {self.limits[name]}")
+                raise MapError(f"{name} verdicts: {count} entries, over the map's {self.limits[name]}")
         for hook, program in tables.dfas.items():
             t = program.tables
             for what, used_n, limit in (
@@ -310,7 +288,7 @@ class LsmBackend:
         Capacity and kernel support are checked before anything is written, so a refused policy
         leaves the active one untouched. Each map gets its new entries first (an entry present in
         both is overwritten in place) and loses its stale ones after; the DFA is written into the
-        bank the hooks are not reading and then switched to by its meta entry.
+        bank the hooks are not reading, and the config write that ends this switches them to it.
         """
         self._check_capacity(tables)
         old = self._tables
@@ -321,7 +299,11 @@ class LsmBackend:
         self._sync_map("guard_nets", old.nets, tables.nets, self._net_key)
         self._sync_map("guard_ptrace_targets", old.ptrace, tables.ptrace, self._u32_key)
         self._write_dfas(tables.dfas)
-        self._hook_flags = dict(tables.hook_flags)
+        self._hook_flags = {hook: int(tables.hook_flags.get(hook, 0)) for hook in HookId}
+        for value in tables.suffixes.values():
+            for hook in HookId:
+                if value.deny[hook] or value.notify[hook]:
+                    self._hook_flags[hook] |= abi.HF_HAS_SUFFIXES
         self._write_config()
         self._tables = tables
 
@@ -331,18 +313,10 @@ class LsmBackend:
         table = self._table(name)
         for key, value in new.items():
             if old.get(key) != value:
-                table[key_of(table, key)] = self._leaf(table, value)
+                table[key_of(table, key)] = table.Leaf.from_buffer_copy(value.to_abi())
         for key in old.keys() - new.keys():
             with contextlib.suppress(KeyError):
                 del table[key_of(table, key)]
-
-    @staticmethod
-    def _leaf(table: Any, value: VerdictValue) -> Any:
-        leaf = table.Leaf()
-        for hook in HookId:
-            leaf.deny[hook] = value.deny[hook]
-            leaf.notify[hook] = value.notify[hook]
-        return leaf
 
     @staticmethod
     def _path_key(table: Any, path: bytes) -> Any:
@@ -377,7 +351,7 @@ class LsmBackend:
     def _write_dfas(self, dfas: Mapping[HookId, DfaProgram]) -> None:
         """Write every hook's DFA into the bank the hooks are not reading; the config switches them."""
         bank = 1 - self._bank
-        table = self._table("guard_dfas")
+        table, rules = self._table("guard_dfas"), self._table("guard_dfa_rules")
         rule_base = bank * (self.limits["dfa_rules"] // 2)
         slots: dict[HookId, int] = {}
         for hook, program in sorted(dfas.items()):
@@ -393,26 +367,12 @@ class LsmBackend:
             ctypes.memmove(ctypes.addressof(leaf.states), states.tobytes(), len(states) * 4)
             ctypes.memmove(ctypes.addressof(leaf.trans), t.transitions.tobytes(), len(t.transitions) * 4)
             table[table.Key(slot)] = leaf
-            self._bulk_array("guard_dfa_rules", rule_base, list(program.rules), _set_rule)
-            rule_base += len(program.rules)
+            for rule_id, action in program.rules:
+                rules[rules.Key(rule_base)] = rules.Leaf(rule_id, int(action))
+                rule_base += 1
             slots[hook] = slot + 1
         self._dfa_slots = slots
         self._bank = bank
-
-    def _bulk_array(self, name: str, base: int, values: list[Any], fill: Any) -> None:
-        """Write ``values`` at ``base..`` of an array map, in batches where the kernel has them."""
-        table = self._table(name)
-        for chunk in _chunks(len(values), 4096):
-            keys = (table.Key * len(chunk))()
-            leaves = (table.Leaf * len(chunk))()
-            for j, i in enumerate(chunk):
-                keys[j] = table.Key(base + i)
-                fill(leaves[j], values[i])
-            try:
-                table.items_update_batch(keys, leaves)
-            except Exception:  # no batch ops for this map type here: one update per element
-                for j in range(len(chunk)):
-                    table[keys[j]] = leaves[j]
 
     # ------------------------------------------------------------------ armed verdicts
 
@@ -468,28 +428,3 @@ class LsmBackend:
         self._bpf.ring_buffer_poll(timeout_ms)
         events, self._events = self._events, []
         return events
-
-    # ------------------------------------------------------------------ test harness
-
-    def harness_path_lookup(self, hook: HookId, path: bytes) -> tuple[int, int, int, int]:
-        """Run the hooks' own path-table code on ``path`` (loaded with ``test_harness=True``).
-
-        Returns (deny rule, deny match, notify rule, notify match) exactly as a file hook would
-        compute them from the exact, prefix, suffix and DFA tables.
-        """
-        if self._bpf is None:
-            raise MapError("guard_test_input: the data plane is not loaded")
-        table = self._bpf[b"guard_test_input"]
-        leaf = table.Leaf()
-        leaf.hook = int(hook)
-        leaf.len = len(path)
-        leaf.path = path
-        table[table.Key(0)] = leaf
-        fn = self._bpf.load_func(b"guard_test_paths", self._bpf.RAW_TRACEPOINT)
-        bpfsys.prog_test_run(int(fn.fd))
-        out = self._bpf[b"guard_test_output"][ctypes.c_int(0)]
-        return int(out.deny_rule), int(out.deny_match), int(out.notify_rule), int(out.notify_match)
-
-
-def _set_rule(leaf: Any, value: tuple[int, Action]) -> None:
-    leaf.rule_id, leaf.action = value[0], int(value[1])

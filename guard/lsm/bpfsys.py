@@ -35,7 +35,6 @@ __all__ = [
     "SyscallError",
     "call_helper",
     "close_fd",
-    "enable_stats",
     "exit_insn",
     "jne_reg",
     "landlock_abi_version",
@@ -46,8 +45,6 @@ __all__ = [
     "prog_attach",
     "prog_detach",
     "prog_load",
-    "prog_run_stats",
-    "prog_test_run",
     "raw_tracepoint_open",
 ]
 
@@ -69,10 +66,7 @@ class BpfCmd(enum.IntEnum):
     PROG_LOAD = 5
     PROG_ATTACH = 8
     PROG_DETACH = 9
-    PROG_TEST_RUN = 10
-    OBJ_GET_INFO_BY_FD = 15
     RAW_TRACEPOINT_OPEN = 17
-    ENABLE_STATS = 32
 
 
 class ProgType(enum.IntEnum):
@@ -242,37 +236,6 @@ def prog_detach(prog_fd: int, target_fd: int, attach_type: AttachType) -> None:
     attr = _attr()
     struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, 0)
     _bpf(BpfCmd.PROG_DETACH, attr, f"BPF_PROG_DETACH({attach_type.name})")
-
-
-def prog_test_run(prog_fd: int, ctx: bytes = bytes(8)) -> int:
-    """Run a program once with ``BPF_PROG_TEST_RUN`` (raw tracepoint: ``ctx`` = args); return its value."""
-    ctx_buf = ctypes.create_string_buffer(ctx, len(ctx))
-    attr = _attr()
-    struct.pack_into("<I", attr, 0, prog_fd)
-    struct.pack_into("<II", attr, 48, len(ctx), 0)  # ctx_size_in, ctx_size_out
-    struct.pack_into("<Q", attr, 56, _addr(ctx_buf))
-    _bpf(BpfCmd.PROG_TEST_RUN, attr, "BPF_PROG_TEST_RUN")
-    return int(struct.unpack_from("<I", attr, 4)[0])
-
-
-def enable_stats() -> int:
-    """Turn on run-time statistics (``BPF_ENABLE_STATS``, run_time_ns) while the returned fd is open."""
-    attr = _attr()
-    struct.pack_into("<I", attr, 0, 0)  # BPF_STATS_RUN_TIME
-    return _bpf(BpfCmd.ENABLE_STATS, attr, "BPF_ENABLE_STATS(RUN_TIME)")
-
-
-_PROG_INFO_SIZE = 256
-
-
-def prog_run_stats(prog_fd: int) -> tuple[int, int]:
-    """(run_time_ns, run_cnt) of a program, from ``bpf_prog_info``."""
-    info = ctypes.create_string_buffer(_PROG_INFO_SIZE)
-    attr = _attr()
-    struct.pack_into("<IIQ", attr, 0, prog_fd, _PROG_INFO_SIZE, _addr(info))
-    _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(prog)")
-    run_time_ns, run_cnt = struct.unpack_from("<QQ", info, 192)
-    return int(run_time_ns), int(run_cnt)
 
 
 @contextmanager

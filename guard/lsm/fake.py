@@ -42,7 +42,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from guard.errors import MapError
 from guard.lsm import abi
@@ -52,10 +52,11 @@ from guard.lsm.verdicts import (
     DynamicVerdict,
     VerdictTables,
     VerdictValue,
+    lpm_lookup,
     net_lookup_keys,
     normalise_ip,
 )
-from guard.model import BackendName
+from guard.model import HOOKS, BackendName
 
 if TYPE_CHECKING:
     from guard.lsm.backend import KernelBackend
@@ -65,14 +66,6 @@ __all__ = ["FakeBackend"]
 #: One table's answer for one call: (deny rule id, notify rule id, the table); 0 = none.
 _Hit = tuple[int, int, Match]
 _DynKey = tuple[int, HookId, int, int]
-
-#: The LSM hook each HookId stands for, to name it in errors.
-_HOOK_NAMES: Final = {
-    HookId.EXEC: "bprm_check_security",
-    HookId.FILE_OPEN: "file_open",
-    HookId.CONNECT: "socket_connect",
-    HookId.PTRACE: "ptrace_access_check",
-}
 
 
 @dataclass(frozen=True)
@@ -100,23 +93,6 @@ def _table_hit(value: VerdictValue | None, hook: HookId, match: Match) -> _Hit:
 def _rule_hit(rule_id: int, action: Action, match: Match) -> _Hit:
     """Return one (rule, action) as a table answer (DFA rules, armed verdicts)."""
     return (rule_id, 0, match) if action == Action.DENY else (0, rule_id, match)
-
-
-def _same_bits(a: bytes, b: bytes, bits: int) -> bool:
-    """Return whether ``a`` and ``b`` agree on their first ``bits`` bits."""
-    whole, rest = divmod(bits, 8)
-    if a[:whole] != b[:whole]:
-        return False
-    return rest == 0 or (a[whole] ^ b[whole]) >> (8 - rest) == 0
-
-
-def _longest(table: Mapping[tuple[int, bytes], VerdictValue], key: bytes) -> VerdictValue | None:
-    """Look ``key`` up as an LPM trie does: the value of the longest entry it starts with."""
-    best_bits, best = -1, None
-    for (bits, data), value in table.items():
-        if bits > best_bits and _same_bits(data, key, bits):
-            best_bits, best = bits, value
-    return best
 
 
 class FakeBackend:
@@ -325,7 +301,7 @@ class FakeBackend:
 
     def _enter(self, hook: HookId, task: _Task) -> ModeId:
         """Run steps 1-3: return the hook's mode if the call is governed, else OFF."""
-        self._require_loaded(_HOOK_NAMES[hook])
+        self._require_loaded(HOOKS[hook].value)
         mode = self._modes.get(hook, ModeId.OFF)
         if mode == ModeId.OFF:
             return ModeId.OFF
@@ -388,8 +364,10 @@ class FakeBackend:
         if path is None:
             return
         yield _table_hit(tables.paths.get(path), hook, Match.PATH)
-        yield _table_hit(_longest(tables.prefixes, path.ljust(abi.PATH_MAX, b"\0")), hook, Match.PREFIX)
-        yield _table_hit(_longest(tables.suffixes, path[::-1].ljust(abi.PATH_MAX, b"\0")), hook, Match.SUFFIX)
+        yield _table_hit(lpm_lookup(tables.prefixes, path.ljust(abi.PATH_MAX, b"\0")), hook, Match.PREFIX)
+        yield _table_hit(
+            lpm_lookup(tables.suffixes, path[::-1].ljust(abi.PATH_MAX, b"\0")), hook, Match.SUFFIX
+        )
         program = tables.dfas.get(hook)
         if program is not None:
             first = program.tables.walk(path).first
@@ -400,7 +378,7 @@ class FakeBackend:
     def _net_hits(self, tgid: int, address: str, port: int) -> Iterator[_Hit]:
         yield from self._dynamic_hits(HookId.CONNECT, tgid)
         for _bits, data in net_lookup_keys(address, port):
-            yield _table_hit(_longest(self._tables.nets, data), HookId.CONNECT, Match.NET)
+            yield _table_hit(lpm_lookup(self._tables.nets, data), HookId.CONNECT, Match.NET)
 
     def _ptrace_hits(self, tgid: int, target_tgid: int) -> Iterator[_Hit]:
         yield from self._dynamic_hits(HookId.PTRACE, tgid)

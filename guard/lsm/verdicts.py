@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,10 +46,12 @@ __all__ = [
     "build_tables",
     "encode_path",
     "kernel_dev",
+    "lpm_lookup",
     "lpm_path_key",
     "net_key",
     "net_lookup_keys",
     "normalise_ip",
+    "same_bits",
 ]
 
 PathKind = Literal["exact", "prefix", "suffix", "contains", "glob"]
@@ -279,29 +281,46 @@ def kernel_dev(st_dev: int) -> int:
 
 
 def _close_lpm(entries: dict[tuple[int, bytes], VerdictValue]) -> None:
-    """Give every entry the rule ids of the shorter entries it extends (an LPM lookup sees one)."""
-    ordered = sorted(entries, key=lambda k: k[0])
-    for i, (bits, data) in enumerate(ordered):
-        for shorter_bits, shorter_data in ordered[:i]:
-            if shorter_bits < bits and _bits_equal(shorter_data, data, shorter_bits):
-                entries[(bits, data)].merge(entries[(shorter_bits, shorter_data)])
+    """Give every entry the rule ids of the shorter entries it extends (an LPM lookup sees one).
+
+    Entries are canonical (every bit past the prefix is zero), so the shorter entries an entry
+    extends are found by masking its data to each prefix length in use: a dict lookup per length,
+    not a comparison per pair.
+    """
+    lengths = sorted({bits for bits, _ in entries})
+    for bits, data in list(entries):
+        for shorter in lengths:
+            if shorter >= bits:
+                break
+            value = entries.get((shorter, _mask(data, shorter)))
+            if value is not None:
+                entries[(bits, data)].merge(value)
 
 
-def _bits_equal(a: bytes, b: bytes, bits: int) -> bool:
+def _mask(data: bytes, bits: int) -> bytes:
+    """Return ``data`` with every bit past the first ``bits`` cleared (same length)."""
+    whole, rest = divmod(bits, 8)
+    head = data[:whole]
+    if rest:
+        head += bytes((data[whole] & (0xFF << (8 - rest)) & 0xFF,))
+    return head.ljust(len(data), b"\0")
+
+
+def same_bits(a: bytes, b: bytes, bits: int) -> bool:
+    """Return whether ``a`` and ``b`` agree on their first ``bits`` bits."""
     whole, rest = divmod(bits, 8)
     if a[:whole] != b[:whole]:
         return False
-    if rest == 0:
-        return True
-    mask = (0xFF << (8 - rest)) & 0xFF
-    return (a[whole] & mask) == (b[whole] & mask)
+    return rest == 0 or (a[whole] ^ b[whole]) >> (8 - rest) == 0
 
 
-def _value(table: dict, key: object) -> VerdictValue:  # type: ignore[type-arg]
-    value = table.get(key)
-    if value is None:
-        value = table[key] = VerdictValue()
-    return value
+def lpm_lookup(table: Mapping[tuple[int, bytes], VerdictValue], key: bytes) -> VerdictValue | None:
+    """Look ``key`` up as an LPM trie does: the value of the longest entry it starts with."""
+    best_bits, best = -1, None
+    for (bits, data), value in table.items():
+        if bits > best_bits and same_bits(data, key, bits):
+            best_bits, best = bits, value
+    return best
 
 
 def build_tables(policy: KernelPolicy, *, max_dfa_states: int = dfa.DEFAULT_MAX_STATES) -> VerdictTables:
@@ -310,21 +329,27 @@ def build_tables(policy: KernelPolicy, *, max_dfa_states: int = dfa.DEFAULT_MAX_
     patterns: dict[HookId, list[PathRule]] = {}
     for rule in policy.paths:
         if rule.kind == "exact":
-            _value(out.paths, encode_path(rule.pattern)).add(rule.hook, rule.rule_id, rule.action)
+            out.paths.setdefault(encode_path(rule.pattern), VerdictValue()).add(
+                rule.hook, rule.rule_id, rule.action
+            )
         elif rule.kind == "prefix":
             key = lpm_path_key(encode_path(rule.pattern, f"rule {rule.rule_id} prefix"))
-            _value(out.prefixes, key).add(rule.hook, rule.rule_id, rule.action)
+            out.prefixes.setdefault(key, VerdictValue()).add(rule.hook, rule.rule_id, rule.action)
         elif rule.kind == "suffix":
             key = lpm_path_key(encode_path(rule.pattern, f"rule {rule.rule_id} suffix")[::-1])
-            _value(out.suffixes, key).add(rule.hook, rule.rule_id, rule.action)
+            out.suffixes.setdefault(key, VerdictValue()).add(rule.hook, rule.rule_id, rule.action)
         else:
             patterns.setdefault(rule.hook, []).append(rule)
     for inode in policy.inodes:
-        _value(out.inodes, (inode.dev, inode.ino)).add(inode.hook, inode.rule_id, inode.action)
+        out.inodes.setdefault((inode.dev, inode.ino), VerdictValue()).add(
+            inode.hook, inode.rule_id, inode.action
+        )
     for net in policy.nets:
-        _value(out.nets, net_key(net.network, net.port)).add(HookId.CONNECT, net.rule_id, net.action)
+        out.nets.setdefault(net_key(net.network, net.port), VerdictValue()).add(
+            HookId.CONNECT, net.rule_id, net.action
+        )
     for target in policy.ptrace:
-        _value(out.ptrace, target.tgid).add(HookId.PTRACE, target.rule_id, target.action)
+        out.ptrace.setdefault(target.tgid, VerdictValue()).add(HookId.PTRACE, target.rule_id, target.action)
     _close_lpm(out.prefixes)
     _close_lpm(out.suffixes)
     _close_lpm(out.nets)
@@ -333,7 +358,7 @@ def build_tables(policy: KernelPolicy, *, max_dfa_states: int = dfa.DEFAULT_MAX_
     return out
 
 
-def _dfa_program(rules: Iterable[PathRule], max_states: int) -> DfaProgram:
+def _dfa_program(rules: Sequence[PathRule], max_states: int) -> DfaProgram:
     """Compile one hook's patterns, numbering (rule, action) pairs denies first, smallest first."""
     ordered = sorted({(r.action, r.rule_id) for r in rules})
     ids = {pair: i + 1 for i, pair in enumerate(ordered)}

@@ -32,9 +32,9 @@ def _planes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LsmB
 
 @pytest.fixture
 def plane(_planes: dict[str, LsmBackend], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LsmBackend]:
-    """The compiled and attached BPF data plane (with its test harness), emptied before and after."""
+    """The compiled and attached BPF data plane, emptied before and after."""
     if "plane" not in _planes:
-        dp = LsmBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"), test_harness=True)
+        dp = LsmBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"))
         dp.load()
         _planes["plane"] = dp
     dp = _planes["plane"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,9 +13,9 @@ from guard.lsm import abi
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.verdicts import KernelPolicy, build_tables
+from tests.privileged.scoping import libc
 
 TRUE = shutil.which("true") or "/bin/true"
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def govern(plane: LsmBackend, scope: Path, policy: KernelPolicy, hook: HookId, mode: ModeId) -> None:
@@ -42,12 +41,12 @@ def delta(before: dict[abi.Counter, int], after: dict[abi.Counter, int]) -> dict
 def tmpfs(path: Path) -> Iterator[Path]:
     """A private tmpfs at ``path`` (a fresh device: inode numbers the test controls)."""
     path.mkdir(parents=True, exist_ok=True)
-    if _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0, b"size=16m") != 0:
+    if libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0, b"size=16m") != 0:
         raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}")
     try:
         yield path
     finally:
-        _libc.umount2(str(path).encode(), 2)
+        libc.umount2(str(path).encode(), 2)
 
 
 def install(path: Path) -> Path:

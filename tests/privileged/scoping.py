@@ -33,9 +33,10 @@ def scoped_cgroup() -> Iterator[Path]:
         cg.rmdir()
 
 
-def open_in(cg: Path | None, path: Path | str) -> int:
-    """Fork a child (moved into ``cg`` when given) that opens ``path``; return its errno (0 = opened)."""
-    return _in_child(cg, lambda: os.close(os.open(path, os.O_RDONLY)))
+def open_in(cg: Path | None, path: Path | str, *, cwd: Path | None = None) -> int:
+    """Fork a child (moved into ``cg`` when given) that opens ``path`` (relative to ``cwd`` when given);
+    return its errno (0 = opened)."""
+    return _in_child(cg, lambda: os.close(os.open(path, os.O_RDONLY)), cwd=cwd)
 
 
 def exec_in(cg: Path | None, path: str, *, cwd: Path | None = None) -> int:
@@ -66,13 +67,8 @@ def exec_in(cg: Path | None, path: str, *, cwd: Path | None = None) -> int:
     return 0
 
 
-def kernel_dev(st_dev: int) -> int:
-    """The kernel's internal dev_t (MKDEV: major << 20 | minor) for a stat() st_dev."""
-    return (os.major(st_dev) << 20) | os.minor(st_dev)
-
-
-def _in_child(cg: Path | None, action: Callable[[], None]) -> int:
-    """Fork a child (moved into ``cg`` when given) that runs ``action``; return its errno (0 = ok)."""
+def _in_child(cg: Path | None, action: Callable[[], None], *, cwd: Path | None = None) -> int:
+    """Fork a child (moved into ``cg``, in ``cwd``, when given) that runs ``action``; return its errno (0 = ok)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -80,6 +76,8 @@ def _in_child(cg: Path | None, action: Callable[[], None]) -> int:
         try:
             if cg is not None:
                 (cg / "cgroup.procs").write_text("0")
+            if cwd is not None:
+                os.chdir(cwd)
             action()
         except OSError as exc:
             code = exc.errno or 255
@@ -107,14 +105,14 @@ def connect_in(cg: Path | None, address: str, port: int, *, udp: bool = False) -
 
 
 _PTRACE_SEIZE = 0x4206
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def ptrace_in(cg: Path | None, target: int) -> int:
     """Errno of a child's PTRACE_SEIZE of ``target`` (the tracee is released when the child exits)."""
 
     def act() -> None:
-        if _libc.ptrace(_PTRACE_SEIZE, target, None, None) != 0:
+        if libc.ptrace(_PTRACE_SEIZE, target, None, None) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
 
@@ -133,7 +131,7 @@ def read_in(cg: Path | None, path: str) -> int:
 
 @contextmanager
 def loopback_listeners() -> Iterator[int]:
-    """TCP listeners on 127.0.0.1 and dual-stack [::] (v4-mapped too), one port; yields the port."""
+    """One dual-stack TCP listener on [::] (so 127.0.0.1, ::ffff:127.0.0.1 and ::1 reach it); yields its port."""
     if "UP" not in subprocess.run(["ip", "-o", "link", "show", "lo"], capture_output=True, text=True).stdout:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
