@@ -342,11 +342,16 @@ static __always_inline void guard_path_lookups(struct guard_ctx *ctx, struct gua
 	if (!(ctx->hook_flags & GUARD_HF_HAS_SUFFIXES))
 		goto dfa; /* no suffix verdict on this hook: spare every call the reversal */
 	rev->prefixlen = 8 * GUARD_PATH_MAX;
+	/*
+	 * Branch-free: byte i is path[len - 1 - i] masked to zero past the length. A branch here would
+	 * split the verifier's walk by length and send every split through the DFA loop again.
+	 */
 	for (i = 0; i < GUARD_PATH_MAX; i++) {
-		__u32 j = len - 1 - i;
+		__u64 j = len - 1 - i, before = (__u64)i - (__u64)len; /* bit 63 set iff i < len */
 
 		guard_barrier_var(j);
-		rev->path[i] = i < len ? key->path[j & (GUARD_PATH_MAX - 1)] : 0;
+		guard_barrier_var(before);
+		rev->path[i] = key->path[j & (GUARD_PATH_MAX - 1)] & (__u8)(0 - (before >> 63));
 	}
 	if (guard_take(ctx, guard_suffixes.lookup(rev), GUARD_MATCH_SUFFIX))
 		return;

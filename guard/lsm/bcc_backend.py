@@ -27,6 +27,7 @@ from guard.errors import BpfLoadError, KernelUnsupportedError, MapError
 from guard.lsm import abi
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.btf import Btf
+from guard.lsm.probe import lsm_d_path
 from guard.lsm.stubtree import ensure_stub_tree
 from guard.lsm.verdicts import DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
 from guard.model import BackendName
@@ -165,27 +166,23 @@ class LsmBackend:
     def load(self) -> None:
         """Compile, load and attach; raise BpfLoadError with the cause on failure.
 
-        Where the verifier refuses bpf_d_path in BPF-LSM programs, the plane is rebuilt without
-        path verdicts (inode, network, ptrace and armed verdicts still apply) and says so in
-        :attr:`degraded`; :meth:`apply` then refuses path rules.
+        Where the verifier refuses bpf_d_path in BPF-LSM programs (probed first with a minimal
+        program), the plane is built without path verdicts (inode, network, ptrace and armed
+        verdicts still apply) and says so in :attr:`degraded`; :meth:`apply` then refuses path
+        rules. Any other load failure is raised, never degraded around.
         """
         os.environ["BCC_KERNEL_SOURCE"] = str(ensure_stub_tree(self.cache_dir))
         source = bpf_source_dir() / "guard.bpf.c"
         text = assemble_source(source)
-        try:
-            self._bpf = self._compile(text, self.cflags)
-        except BpfLoadError as exc:
-            # bcc prints the verifier log instead of raising it; a plane that loads once the path
-            # code is compiled out names bpf_d_path as the cause, and anything else re-raises.
-            try:
-                self._bpf = self._compile(text, [*self.cflags, "-DGUARD_NO_D_PATH"])
-            except BpfLoadError:
-                raise exc from None
+        cflags = list(self.cflags)
+        d_path, why = lsm_d_path(self.btf)
+        if not d_path:
+            cflags.append("-DGUARD_NO_D_PATH")
             self.path_verdicts = False
             self.degraded.append(
-                "path verdicts unavailable: this kernel's BPF-LSM refuses bpf_d_path (inode, network, "
-                "ptrace and armed verdicts still apply)"
+                f"path verdicts unavailable ({why}); inode, network, ptrace and armed verdicts still apply"
             )
+        self._bpf = self._compile(text, cflags)
         self._bpf[b"guard_events"].open_ring_buffer(self._on_event)
 
     @staticmethod

@@ -37,6 +37,7 @@ __all__ = [
     "ProbeReport",
     "choose_backend",
     "hook_enforcement",
+    "lsm_d_path",
     "parse_capabilities",
     "parse_mountinfo",
     "probe_kernel",
@@ -61,6 +62,8 @@ FEATURES: Final[tuple[str, ...]] = (
 )
 
 #: What each backend needs (feature names).
+_BPF_FUNC_D_PATH: Final = 147
+
 LSM_NEEDS: Final[tuple[str, ...]] = ("btf", "lsm_active", "lsm_program", "ring_buffer", "bcc")
 COMPAT_NEEDS: Final[tuple[str, ...]] = (
     "btf",
@@ -301,6 +304,40 @@ def _noop_lsm(btf: Btf, hook: Hook, *, attach: bool) -> str:
         link = bpfsys.raw_tracepoint_open(fd, None)
         bpfsys.close_fd(link)
         return "loads and attaches (allow-all, detached at once)"
+
+
+def lsm_d_path(btf: Btf) -> tuple[bool, str]:
+    """Return whether BPF-LSM programs may call bpf_d_path here (5.10's verifier refuses it), and why.
+
+    Loads (never attaches) a file_open program that resolves ``file->f_path`` into a stack buffer,
+    exactly the call the data plane's file hooks make.
+    """
+    f_path = btf.offsetof("file", "f_path")
+    insns = [
+        bpfsys.Insn(0x7A, dst=10, off=-16),  # *(u64 *)(r10 - 16) = 0
+        bpfsys.Insn(0x7A, dst=10, off=-8),  # *(u64 *)(r10 - 8) = 0
+        bpfsys.Insn(0x79, dst=1, src=1),  # r1 = ctx[0]: struct file *
+        bpfsys.Insn(0x07, dst=1, imm=f_path),  # r1 = &file->f_path
+        bpfsys.Insn(0xBF, dst=2, src=10),  # r2 = r10
+        bpfsys.Insn(0x07, dst=2, imm=-16),  # r2 = buffer
+        bpfsys.mov64_imm(3, 16),
+        bpfsys.call_helper(_BPF_FUNC_D_PATH),
+        bpfsys.mov64_imm(0, 0),
+        bpfsys.exit_insn(),
+    ]
+    try:
+        fd = bpfsys.prog_load(
+            bpfsys.ProgType.LSM,
+            insns,
+            name="guard_probe",
+            expected_attach_type=bpfsys.AttachType.LSM_MAC,
+            attach_btf_id=btf.func_id(Hook.FILE_OPEN.lsm_function),
+        )
+    except BpfLoadError as exc:
+        log = exc.verifier_log.strip().splitlines()
+        return False, f"bpf_d_path in BPF-LSM: {exc}" + (f"; verifier log: {log[-1]}" if log else "")
+    bpfsys.close_fd(fd)
+    return True, "bpf_d_path in BPF-LSM: loads"
 
 
 @dataclass(frozen=True, slots=True)
