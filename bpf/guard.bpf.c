@@ -11,6 +11,7 @@
 #include "hooks/bprm_check_security.bpf.c"
 #include "hooks/file_open.bpf.c"
 #include "hooks/socket_connect.bpf.c"
+#include "hooks/socket_sendmsg.bpf.c"
 #include "hooks/ptrace_access_check.bpf.c"
 #include "hooks/lineage.bpf.c"
 

@@ -5,9 +5,11 @@
  * IPv4 and IPv6 share one LPM trie keyed by (port, IPv6 address); an IPv4 destination is looked up
  * as its v4-mapped address, so "::ffff:10.0.0.1" and "10.0.0.1" meet the same verdict. Looked up
  * twice: (port, address) then (0 = every port, address). Other families (AF_UNIX, AF_UNSPEC) allow.
+ * socket_sendmsg.bpf.c sends a datagram's explicit destination through the same decision.
  */
 
-LSM_PROBE(socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
+/* The connect hook's decision for a destination sockaddr (a kernel copy); evflags go on the event. */
+static __always_inline int guard_net_hook(struct sockaddr *address, int addrlen, __u32 evflags)
 {
 	struct guard_ctx gc;
 	struct guard_net_key key = {};
@@ -27,6 +29,7 @@ LSM_PROBE(socket_connect, struct socket *sock, struct sockaddr *address, int add
 	} else {
 		return 0;
 	}
+	gc.flags |= evflags;
 	gc.family = family;
 	gc.port = bpf_ntohs(port_be);
 	if (guard_dynamic_lookup(&gc))
@@ -40,4 +43,9 @@ LSM_PROBE(socket_connect, struct socket *sock, struct sockaddr *address, int add
 	key.data[1] = 0;
 	guard_take(&gc, guard_nets.lookup(&key), GUARD_MATCH_NET);
 	return guard_finish(&gc, 0);
+}
+
+LSM_PROBE(socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	return guard_net_hook(address, addrlen, 0);
 }

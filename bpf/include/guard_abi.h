@@ -62,6 +62,7 @@ enum guard_counter {
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
+#define GUARD_EVF_SENDMSG 0x2 /* socket_sendmsg to an explicit destination (decided as a connect) */
 
 /* Bit of ptrace modes (include/linux/ptrace.h): only attach-class access is ever denied. */
 #define GUARD_PTRACE_MODE_ATTACH 0x02

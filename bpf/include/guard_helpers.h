@@ -12,6 +12,7 @@ struct path;
 struct linux_binprm;
 struct socket;
 struct sockaddr;
+struct msghdr;
 struct task_struct;
 
 #define GUARD_EPERM 1

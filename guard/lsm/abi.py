@@ -12,6 +12,7 @@ __all__ = [
     "COMM_LEN",
     "COUNTER_COUNT",
     "EVF_PATH_TOO_LONG",
+    "EVF_SENDMSG",
     "HF_EMIT_ALL",
     "HF_HAS_SUFFIXES",
     "HF_LONG_PATH_DENY",
@@ -47,6 +48,7 @@ HF_LONG_PATH_DENY: Final = 0x2
 #: Set by the loader (never by a policy) on hooks that have suffix verdicts.
 HF_HAS_SUFFIXES: Final = 0x4
 EVF_PATH_TOO_LONG: Final = 0x1
+EVF_SENDMSG: Final = 0x2  # socket_sendmsg to an explicit destination, decided as a connect
 PTRACE_MODE_ATTACH: Final = 0x02
 ACTION_DENY: Final = 1
 ACTION_NOTIFY: Final = 2

@@ -53,6 +53,12 @@ class KernelBackend(Protocol):
     def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
         """Remove an armed verdict (absent is fine)."""
 
+    def group_of(self, tgid: int) -> int | None:
+        """Return the entity group a process is in (None: untracked)."""
+
+    def armed(self) -> list[DynamicVerdict]:
+        """Return every armed verdict held (an expired one may stay until a hook meets it)."""
+
     def counters(self, hook: HookId) -> dict[abi.Counter, int]:
         """Return the hook's counters (calls, denies, would-blocks, drops, over-long paths, emitted)."""
 

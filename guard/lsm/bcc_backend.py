@@ -29,8 +29,8 @@ from guard.lsm.abi import HookId, ModeId
 from guard.lsm.btf import Btf
 from guard.lsm.probe import lsm_d_path
 from guard.lsm.stubtree import ensure_stub_tree
-from guard.lsm.verdicts import DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
-from guard.model import BackendName
+from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
+from guard.model import HOOKS, BackendName
 
 __all__ = ["LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
 
@@ -44,6 +44,8 @@ OFFSETS = (
     ("GUARD_OFF_SB_S_DEV", "super_block", "s_dev"),
     ("GUARD_OFF_TASK_TGID", "task_struct", "tgid"),
     ("GUARD_OFF_TASK_PID", "task_struct", "pid"),
+    ("GUARD_OFF_MSGHDR_MSG_NAME", "msghdr", "msg_name"),
+    ("GUARD_OFF_MSGHDR_MSG_NAMELEN", "msghdr", "msg_namelen"),
 )
 
 
@@ -209,6 +211,12 @@ class LsmBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def program_fd(self, hook: HookId) -> int:
+        """Return the fd of a hook's loaded LSM program (for its run-time statistics)."""
+        if self._bpf is None:
+            raise MapError(f"{HOOKS[hook].value}: the data plane is not loaded")
+        return int(self._bpf.funcs[f"lsm__{HOOKS[hook].value}".encode()].fd)
 
     # ------------------------------------------------------------------ maps
 
@@ -402,6 +410,22 @@ class LsmBackend:
         table = self._table("guard_dynamic")
         with contextlib.suppress(KeyError):
             del table[self._dyn_key(group, hook, dev, ino)]
+
+    def group_of(self, tgid: int) -> int | None:
+        """Return the entity group a process is in (None: untracked)."""
+        table = self._table("guard_entities")
+        try:
+            return int(table[table.Key(tgid)].group)
+        except KeyError:
+            return None
+
+    def armed(self) -> list[DynamicVerdict]:
+        """Return every armed verdict the map holds (an expired one stays until a hook meets it)."""
+        items = self._table("guard_dynamic").items()
+        return [
+            DynamicVerdict(k.group, HookId(k.hook), v.rule_id, Action(v.action), v.expires_ns, k.dev, k.ino)
+            for k, v in items
+        ]
 
     # ------------------------------------------------------------------ counters and events
 

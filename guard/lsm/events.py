@@ -108,6 +108,8 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         mapped = ip.ipv4_mapped
         doc["destination"] = {"ip": str(mapped or ip), "port": event.port}
         doc["network"] = {"type": "ipv4" if mapped else "ipv6"}
+        if event.flags & abi.EVF_SENDMSG:
+            doc["event"]["action"] = "sendmsg"
     else:
         doc["target"] = {"process": {"pid": event.target_tgid}}
     kestrel: dict[str, Any] = {

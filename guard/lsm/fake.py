@@ -252,8 +252,13 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        sendmsg: bool = False,
     ) -> int:
-        """Run socket_connect to ``address``:``port`` (family from the address by default); 0 or EPERM."""
+        """Run socket_connect to ``address``:``port`` (family from the address by default); 0 or EPERM.
+
+        ``sendmsg=True`` is socket_sendmsg with that explicit destination: the same decision, and
+        the event carries ``EVF_SENDMSG``.
+        """
         hook = HookId.CONNECT
         task = _task(tgid, pid, uid, comm, cgroup)
         mode = self._enter(hook, task)
@@ -264,6 +269,7 @@ class FakeBackend:
         if family not in (socket.AF_INET, socket.AF_INET6):
             return 0
         event = self._new_event(hook, task)
+        event.flags |= abi.EVF_SENDMSG if sendmsg else 0
         event.family = family
         event.port = port
         event.addr[:] = normalise_ip(address).packed

@@ -39,6 +39,7 @@ __all__ = [
     "InodeRule",
     "KernelPolicy",
     "NetRule",
+    "PathKind",
     "PathRule",
     "PtraceRule",
     "VerdictTables",

@@ -92,6 +92,68 @@ def _in_child(cg: Path | None, action: Callable[[], None], *, cwd: Path | None =
     return int.from_bytes(data, "little")
 
 
+class PausedChild:
+    """A child already in the scope, waiting: the test can track its pid before it acts."""
+
+    def __init__(self, cg: Path | None, action: Callable[[], None]) -> None:
+        ready_r, ready_w = os.pipe()
+        self._go_r, self._go_w = os.pipe()
+        self._res_r, res_w = os.pipe2(os.O_CLOEXEC)  # closed by a successful exec: nothing written
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 255
+            try:
+                os.close(ready_r)
+                os.close(self._go_w)
+                if cg is not None:
+                    (cg / "cgroup.procs").write_text("0")
+                os.write(ready_w, b"r")
+                if os.read(self._go_r, 1) == b"g":
+                    action()
+                    code = 0
+            except OSError as exc:
+                code = exc.errno or 255
+            except BaseException:
+                code = 254
+            os.write(res_w, code.to_bytes(2, "little"))
+            os._exit(0)
+        os.close(ready_w)
+        os.close(self._go_r)
+        os.close(res_w)
+        ready = os.read(ready_r, 1)
+        os.close(ready_r)
+        assert ready == b"r", "the paused child failed to join its scope"
+
+    def release(self) -> int:
+        """Let the child act; return its errno (0 = ok; an exec that ran must have exited 0)."""
+        os.write(self._go_w, b"g")
+        os.close(self._go_w)
+        data = os.read(self._res_r, 2)
+        os.close(self._res_r)
+        _, status = os.waitpid(self.pid, 0)
+        if data:
+            return int.from_bytes(data, "little")
+        assert os.WIFEXITED(status), f"child {self.pid}: status {status}"
+        assert os.WEXITSTATUS(status) == 0, f"child {self.pid}: status {status}"
+        return 0
+
+
+def exec_action(path: str) -> Callable[[], None]:
+    """An action that execs ``path`` (for :class:`PausedChild`)."""
+    return lambda: os.execv(path, [path])
+
+
+def fork_exec_action(path: str) -> Callable[[], None]:
+    """An action that forks a grandchild which execs ``path``, raising its errno."""
+
+    def act() -> None:
+        err = exec_in(None, path)
+        if err:
+            raise OSError(err, os.strerror(err))
+
+    return act
+
+
 def connect_in(cg: Path | None, address: str, port: int, *, udp: bool = False) -> int:
     """Errno of a child's connect() to (address, port); 0 = connected."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -104,19 +166,39 @@ def connect_in(cg: Path | None, address: str, port: int, *, udp: bool = False) -
     return _in_child(cg, act)
 
 
+def sendto_in(cg: Path | None, address: str, port: int, *, connect_first: bool = False) -> int:
+    """Errno of a child's UDP sendto() of one datagram to (address, port); 0 = sent.
+
+    With ``connect_first`` the socket is connected to the address and the datagram sent without
+    a destination (msg_name NULL).
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    def act() -> None:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            if connect_first:
+                s.connect((address, port))
+                s.send(b"x")
+            else:
+                s.sendto(b"x", (address, port))
+
+    return _in_child(cg, act)
+
+
 _PTRACE_SEIZE = 0x4206
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
+def seize(target: int) -> None:
+    """PTRACE_SEIZE ``target`` (released when the caller exits); raise OSError with the errno."""
+    if libc.ptrace(_PTRACE_SEIZE, target, None, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
 def ptrace_in(cg: Path | None, target: int) -> int:
     """Errno of a child's PTRACE_SEIZE of ``target`` (the tracee is released when the child exits)."""
-
-    def act() -> None:
-        if libc.ptrace(_PTRACE_SEIZE, target, None, None) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-
-    return _in_child(cg, act)
+    return _in_child(cg, lambda: seize(target))
 
 
 def read_in(cg: Path | None, path: str) -> int:
@@ -129,11 +211,16 @@ def read_in(cg: Path | None, path: str) -> int:
     return _in_child(cg, act)
 
 
+def loopback_up() -> None:
+    """Bring ``lo`` up (a fresh guest boots with it down)."""
+    if "UP" not in subprocess.run(["ip", "-o", "link", "show", "lo"], capture_output=True, text=True).stdout:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
 @contextmanager
 def loopback_listeners() -> Iterator[int]:
     """One dual-stack TCP listener on [::] (so 127.0.0.1, ::ffff:127.0.0.1 and ::1 reach it); yields its port."""
-    if "UP" not in subprocess.run(["ip", "-o", "link", "show", "lo"], capture_output=True, text=True).stdout:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    loopback_up()
     v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     v6.bind(("::", 0))

@@ -19,9 +19,9 @@ import pytest
 from guard.lsm import abi
 from guard.lsm.abi import Counter, Decision, HookId, Match, ModeId
 from guard.lsm.bcc_backend import LsmBackend
-from guard.lsm.verdicts import Action, InodeRule, KernelPolicy, NetRule, PathRule, kernel_dev
+from guard.lsm.verdicts import Action, InodeRule, KernelPolicy, NetRule, PathRule, build_tables, kernel_dev
 from tests.privileged.kit import decisions, delta, govern, install, tmpfs
-from tests.privileged.scoping import connect_in, exec_in, loopback_listeners, open_in
+from tests.privileged.scoping import connect_in, exec_in, loopback_listeners, loopback_up, open_in, sendto_in
 
 pytestmark = [
     pytest.mark.privileged,
@@ -89,6 +89,33 @@ def test_prefix_suffix_and_dfa_on_file_open(plane: LsmBackend, scope: Path, root
     ]
 
 
+def test_prefix_suffix_and_dfa_on_exec(plane: LsmBackend, scope: Path, root: Path) -> None:
+    (root / "staging").mkdir()
+    (root / "bin").mkdir()
+    staged = install(root / "staging/tool")
+    dotted = install(root / "bin/update.sh")
+    dropped = install(root / "bin/x-dropper-2")
+    plain = install(root / "bin/plain")
+    rules = (
+        PathRule(HookId.EXEC, "prefix", f"{root}/staging/", 61),
+        PathRule(HookId.EXEC, "suffix", ".sh", 62),
+        PathRule(HookId.EXEC, "glob", "*/bin/?-DROPPER-*", 63, case_insensitive=True),
+        PathRule(HookId.EXEC, "contains", "/pla", 64, Action.NOTIFY),
+    )
+    govern(plane, scope, KernelPolicy(paths=rules), HookId.EXEC, ModeId.ENFORCE)
+    assert exec_in(scope, str(staged)) == errno.EPERM
+    assert exec_in(scope, str(dotted)) == errno.EPERM
+    assert exec_in(scope, str(dropped)) == errno.EPERM
+    assert exec_in(scope, str(plain)) == 0
+    got = [(e.rule_id, e.match, e.decision) for e in decisions(plane, HookId.EXEC)]
+    assert got == [
+        (61, Match.PREFIX, Decision.DENIED),
+        (62, Match.SUFFIX, Decision.DENIED),
+        (63, Match.DFA, Decision.DENIED),
+        (64, Match.DFA, Decision.ALLOWED),
+    ]
+
+
 def test_over_long_paths_are_reported_and_can_fail_closed(plane: LsmBackend, scope: Path, root: Path) -> None:
     deep = root
     while len(str(deep)) < 300:
@@ -125,3 +152,30 @@ def test_v4_mapped_ipv6_and_ipv6_cidr(plane: LsmBackend, scope: Path) -> None:
         assert connect_in(scope, "::1", port + 1 if port < 65535 else port - 1) == errno.ECONNREFUSED
     got = [(e.rule_id, e.port) for e in decisions(plane, HookId.CONNECT)]
     assert got == [(31, port), (31, port), (31, 9), (32, port)]
+
+
+def test_udp_sendto_an_explicit_destination_meets_the_network_rule(plane: LsmBackend, scope: Path) -> None:
+    loopback_up()
+    rules = (
+        NetRule(ipaddress.ip_network("127.0.0.0/8"), 9, 33),
+        NetRule(ipaddress.ip_network("::1/128"), 9, 34),
+    )
+    govern(plane, scope, KernelPolicy(nets=rules), HookId.CONNECT, ModeId.ENFORCE)
+    assert sendto_in(scope, "127.0.0.1", 9) == errno.EPERM
+    assert sendto_in(scope, "::ffff:127.0.0.1", 9) == errno.EPERM
+    assert sendto_in(scope, "::1", 9) == errno.EPERM
+    assert sendto_in(scope, "127.0.0.1", 10) == 0
+    assert sendto_in(None, "127.0.0.1", 9) == 0  # out of scope
+    events = decisions(plane, HookId.CONNECT)
+    assert [(e.rule_id, e.port, e.flags & abi.EVF_SENDMSG) for e in events] == [
+        (33, 9, abi.EVF_SENDMSG),
+        (33, 9, abi.EVF_SENDMSG),
+        (34, 9, abi.EVF_SENDMSG),
+    ]
+    emit_all = KernelPolicy(nets=rules[1:], hook_flags={HookId.CONNECT: abi.HF_EMIT_ALL})
+    plane.apply(build_tables(emit_all))
+    assert sendto_in(scope, "127.0.0.1", 9, connect_first=True) == 0
+    events = decisions(
+        plane, HookId.CONNECT
+    )  # the connect alone: a send without a destination returns at once
+    assert [(e.decision, e.match, e.flags) for e in events] == [(Decision.ALLOWED, Match.ALL, 0)]

@@ -59,6 +59,7 @@ def test_offset_flags_come_from_btf() -> None:
     b.add_struct(
         "task_struct", 9000, [("state", u64, 0, 0), ("pid", u32, 1500 * 8, 0), ("tgid", u32, 1504 * 8, 0)]
     )
+    b.add_struct("msghdr", 96, [("msg_name", ptr, 0, 0), ("msg_namelen", u32, 8 * 8, 0)])
     assert offset_flags(Btf.from_bytes(b.build())) == [
         "-DGUARD_OFF_FILE_F_PATH=96",
         "-DGUARD_OFF_FILE_F_INODE=40",
@@ -68,4 +69,6 @@ def test_offset_flags_come_from_btf() -> None:
         "-DGUARD_OFF_SB_S_DEV=20",
         "-DGUARD_OFF_TASK_TGID=1504",
         "-DGUARD_OFF_TASK_PID=1500",
+        "-DGUARD_OFF_MSGHDR_MSG_NAME=0",
+        "-DGUARD_OFF_MSGHDR_MSG_NAMELEN=8",
     ]

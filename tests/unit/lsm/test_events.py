@@ -153,6 +153,15 @@ def test_ipv6_connect() -> None:
     assert "file" not in doc
 
 
+def test_sendmsg_is_reported_as_its_own_action() -> None:
+    fake = backend(KernelPolicy(nets=(NetRule(ipaddress.ip_network("2001:db8::/32"), 0, 15),)))
+    assert fake.connect(TGID, address="2001:db8::53", port=53, sendmsg=True) == errno.EPERM
+    doc = one_doc(fake)
+    assert doc["event"]["action"] == "sendmsg"
+    assert doc["kestrel"]["hook"] == "connect"
+    assert doc["destination"] == {"ip": "2001:db8::53", "port": 53}
+
+
 def test_ptrace_document() -> None:
     fake = backend(KernelPolicy(ptrace=(PtraceRule(4242, 14),)))
     assert fake.ptrace(TGID, target_tgid=4242, comm=b"gdb") == errno.EPERM

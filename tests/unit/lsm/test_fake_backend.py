@@ -629,6 +629,15 @@ def test_ipv4_connect_event_carries_the_v4_mapped_address() -> None:
     assert bytes(event.addr) == b"\0" * 10 + b"\xff\xff" + bytes([203, 0, 113, 9])
 
 
+def test_sendmsg_to_an_explicit_destination_meets_the_connect_verdicts() -> None:
+    fake = make(KernelPolicy(nets=(NetRule(ipaddress.ip_network("203.0.113.0/24"), 53, 16),)))
+    assert fake.connect(TGID, address="203.0.113.9", port=53, sendmsg=True) == errno.EPERM
+    event = only_event(fake)
+    assert summary(event) == (Decision.DENIED, 16, Match.NET)
+    assert event.flags == abi.EVF_SENDMSG
+    assert fake.connect(TGID, address="203.0.113.9", port=54, sendmsg=True) == 0
+
+
 def test_ipv6_cidr() -> None:
     fake = make(KernelPolicy(nets=(NetRule(ipaddress.ip_network("2001:db8::/33"), 0, 15),)))
     assert fake.connect(TGID, address="2001:db8:7fff::1", port=443) == errno.EPERM
