@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from guard.errors import (
     exit_code_for,
 )
 from guard.logsetup import configure_logging
+from guard.lsm.benchmark import run_kernel_benchmark
 from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
 from guard.lsm.probe import ProbeReport, probe_kernel
 from guard.policy.analyzer import compile_query
@@ -336,6 +338,32 @@ def _cmd_bench_audit(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     return 0
 
 
+def _cmd_bench_kernel(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    _need_root("bench kernel")
+    with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
+        result = run_kernel_benchmark(iterations=args.iterations, rules=args.rules, cache_dir=Path(cache))
+    if args.json:
+        _print_json(result)
+        return 0
+    print(
+        f"kernel {result['kernel']}, backend {result['backend']}: {result['rules']['file_open']} file rules, "
+        f"{result['rules']['socket_connect']} network rules; {result['rounds']} rounds of "
+        f"{result['iterations_per_round']} calls; medians"
+    )
+    print(f"{'HOOK':<15} {'SETTING':<14} {'HOOK NS/CALL':>12} {'LOOP NS/OP':>11} {'CALLS':>8} {'DENIED':>7}")
+    for hook, per in result["results"].items():
+        for setting, row in per.items():
+            print(
+                f"{hook:<15} {setting:<14} {row['hook_ns_per_call'] or '-':>12} {row['loop_ns_per_op']:>11} "
+                f"{row['hook_calls']:>8} {row['denied']:>7}"
+            )
+    print("ratios:")
+    for name, value in result["ratios"].items():
+        print(f"  {name:<42} {value if value is not None else '-'}")
+    print(f"target: {result['target']}")
+    return 0
+
+
 Handler = Callable[[argparse.Namespace, GuardConfig], int]
 
 
@@ -465,6 +493,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = add("bench", _no_handler, "benchmarks (ratios against a baseline measured in the same run)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    q = bench_sub.add_parser(
+        "kernel",
+        help="per-hook run time (bpf_stats) and open()/connect() loops: off vs bare scope vs enforce",
+        description="Load the data plane and measure, in one run, the file_open and socket_connect hooks "
+        "off, as a bare scope check, and in enforce with --rules rules per hook (needs root and BPF-LSM).",
+    )
+    q.set_defaults(handler=_cmd_bench_kernel)
+    q.add_argument("--iterations", type=int, default=20_000, help="calls per round (default: %(default)s)")
+    q.add_argument("--rules", type=int, default=1_000, help="rules per hook (default: %(default)s)")
+    q.add_argument("--json", action="store_true", help="print JSON")
     q = bench_sub.add_parser("audit", help="audit records/s vs plain JSON lines")
     q.set_defaults(handler=_cmd_bench_audit)
     q.add_argument("--records", type=int, default=20_000)

@@ -139,6 +139,17 @@ def test_probe_without_root_exits_4(
     assert err == "guardctl: error: guardctl probe needs root (it loads BPF programs); run it with sudo"
 
 
+def test_bench_kernel_without_root_exits_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard import cli
+
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(cli, "run_kernel_benchmark", lambda *a, **k: pytest.fail("ran without root"))
+    assert cli.main(["bench", "kernel", "--json"]) == 4
+    assert "guardctl bench kernel needs root" in capsys.readouterr().err
+
+
 def test_eql_check_prints_canonical_form_or_a_caret() -> None:
     proc = run("eql", "check", 'process where process.name:"sh"   and process.pid>1')
     assert proc.returncode == 0, proc.stderr

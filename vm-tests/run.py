@@ -1,7 +1,7 @@
 """vm-tests/run: boot the kernel matrix in QEMU and run the privileged suite inside each guest.
 
 usage: vm-tests/run [--kernel ID ... | --all] [--json] [--jobs N] [--accel auto|tcg|kvm] [--prepare]
-                    [-- PYTEST-ARGS]
+                    [--guardctl 'ARGS'] [-- PYTEST-ARGS]
 
 For each kernel: fetch its packages from Debian's archive (private apt config, cached), build an
 initramfs, boot it (KVM when it works, TCG otherwise) with the host root shared read-only, run
@@ -9,6 +9,9 @@ initramfs, boot it (KVM when it works, TCG otherwise) with the host root shared 
 write vm-tests/results/<kernel>.json. Prints a table (or, with --json, the list of summaries); a run of
 the whole matrix regenerates COMPATIBILITY.md. Exit status 0 only when every selected kernel ran its tests with no
 failure. A guest that never reports a result is booted once more (early TCG crashes happen).
+
+With --guardctl 'ARGS' each guest runs `guardctl ARGS` instead of the tests (e.g. `bench kernel --json`
+where the host lacks BPF-LSM): its stdout is printed as it is, and the exit status is guardctl's.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def say(kernel: str, message: str, *, quiet: bool = False) -> None:
         print(f"[{kernel}] {message}", file=sys.stderr, flush=True)
 
 
-def job_script(kernel: Kernel, pytest_args: list[str]) -> str:
+def job_script(kernel: Kernel, pytest_args: list[str], guardctl: list[str] | None = None) -> str:
     """The script the guest runs from the results share."""
     venv = PROJECT / ".venv" / "bin"
     env = {
@@ -67,14 +70,27 @@ def job_script(kernel: Kernel, pytest_args: list[str]) -> str:
     }
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     args = " ".join(shlex.quote(a) for a in pytest_args)
-    return f"""set -u
+    head = f"""set -u
 export {exports}
 cd {shlex.quote(str(PROJECT))} || exit 90
-echo "guard-vm: probe"
+ip link set lo up 2>/dev/null || echo "guard-vm: cannot bring lo up"
+"""
+    if guardctl is not None:
+        command = " ".join(shlex.quote(a) for a in guardctl)
+        return (
+            head
+            + f"""echo "guard-vm: guardctl {command}"
+{venv}/guardctl {command} > /run/guard-vm/guardctl.out 2> /run/guard-vm/guardctl.err
+"""
+        )
+    return (
+        head
+        + f"""echo "guard-vm: probe"
 {venv}/guardctl probe --json > /run/guard-vm/probe.json 2> /run/guard-vm/probe.err || echo "guard-vm: probe failed"
 echo "guard-vm: pytest"
 {venv}/python -m pytest -p vmresults -p no:cacheprovider --run-privileged -q --color=no -ra {args}
 """
+    )
 
 
 def rows_for(kernel_id: str, skips: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -168,6 +184,29 @@ def failed_record(kernel: Kernel, why: str) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def run_guardctl(kernel: Kernel, art: Artifacts, accel: str, command: list[str], quiet: bool) -> int:
+    """Boot one kernel, run ``guardctl COMMAND`` in it, relay its output; return its exit status."""
+    share = CACHE / "run" / kernel.id
+    shutil.rmtree(share, ignore_errors=True)
+    share.mkdir(parents=True)
+    (share / "job.sh").write_text(job_script(kernel, [], command))
+    say(kernel.id, f"booting {art.release} ({accel}) for guardctl {' '.join(command)}", quiet=quiet)
+    result = boot(
+        art, kernel.full_cmdline, share, accel=accel, memory_mb=kernel.memory_mb, cpus=kernel.cpus,
+        boot_timeout_s=kernel.boot_timeout_s, run_timeout_s=kernel.run_timeout_s,
+        on_line=lambda line: say(kernel.id, line.removeprefix("guard-vm: "), quiet=quiet),
+    )  # fmt: skip
+    for name, stream in (("guardctl.err", sys.stderr), ("guardctl.out", sys.stdout)):
+        with_text = share / name
+        if with_text.exists():
+            stream.write(with_text.read_text())
+            stream.flush()
+    if result.exit_code is None:
+        say(kernel.id, f"guardctl never finished ({result.reason}); console tail:\n{result.console_tail(15)}")
+        return 1
+    return result.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the selected kernels; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -188,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--prepare", action="store_true", help="only fetch the kernels and build the initramfs"
+    )
+    parser.add_argument(
+        "--guardctl", metavar="'ARGS'", help="run `guardctl ARGS` in each guest instead of the tests"
     )
     args = parser.parse_args(argv)
     quiet = False
@@ -252,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             ok, why = kvm_usable(prepared[first][0], known[first].full_cmdline, CACHE / "kvm-probe")
             accel = "kvm" if ok else "tcg"
             say("vm", f"accelerator: {accel} ({why})", quiet=quiet)
+
+    if args.guardctl is not None:
+        status = 0
+        for kid in prepared:
+            status = max(
+                status, run_guardctl(known[kid], prepared[kid][0], accel, shlex.split(args.guardctl), quiet)
+            )
+        return status if len(prepared) == len(selected) else 1
 
     def one(kernel_id: str) -> None:
         art, package = prepared[kernel_id]

@@ -31,10 +31,12 @@ __all__ = [
     "BpfCmd",
     "Insn",
     "MapType",
+    "ProgStats",
     "ProgType",
     "SyscallError",
     "call_helper",
     "close_fd",
+    "enable_stats",
     "exit_insn",
     "jne_reg",
     "landlock_abi_version",
@@ -45,6 +47,7 @@ __all__ = [
     "prog_attach",
     "prog_detach",
     "prog_load",
+    "prog_stats",
     "raw_tracepoint_open",
 ]
 
@@ -66,7 +69,9 @@ class BpfCmd(enum.IntEnum):
     PROG_LOAD = 5
     PROG_ATTACH = 8
     PROG_DETACH = 9
+    OBJ_GET_INFO_BY_FD = 15
     RAW_TRACEPOINT_OPEN = 17
+    ENABLE_STATS = 32
 
 
 class ProgType(enum.IntEnum):
@@ -236,6 +241,36 @@ def prog_detach(prog_fd: int, target_fd: int, attach_type: AttachType) -> None:
     attr = _attr()
     struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, 0)
     _bpf(BpfCmd.PROG_DETACH, attr, f"BPF_PROG_DETACH({attach_type.name})")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgStats:
+    """A program's cumulative run time and run count (counted while BPF stats are enabled)."""
+
+    run_time_ns: int
+    run_cnt: int
+
+
+#: ``struct bpf_prog_info``: run_time_ns and run_cnt, and the size up to their end.
+_INFO_RUN_TIME_NS: Final = 192
+_INFO_LEN: Final = 208
+
+
+def enable_stats() -> int:
+    """Turn on run-time statistics for every program (``BPF_ENABLE_STATS``) until the fd is closed."""
+    attr = _attr()
+    struct.pack_into("<I", attr, 0, 0)  # BPF_STATS_RUN_TIME
+    return _bpf(BpfCmd.ENABLE_STATS, attr, "BPF_ENABLE_STATS(RUN_TIME)")
+
+
+def prog_stats(prog_fd: int) -> ProgStats:
+    """Read a program's run time and count (``BPF_OBJ_GET_INFO_BY_FD``)."""
+    info = ctypes.create_string_buffer(_INFO_LEN)
+    attr = _attr()
+    struct.pack_into("<IIQ", attr, 0, prog_fd, _INFO_LEN, _addr(info))
+    _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(prog)")
+    run_time_ns, run_cnt = struct.unpack_from("<QQ", info, _INFO_RUN_TIME_NS)
+    return ProgStats(run_time_ns, run_cnt)
 
 
 @contextmanager

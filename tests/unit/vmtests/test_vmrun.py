@@ -190,6 +190,17 @@ def test_job_script_sets_no_guard_config_variables() -> None:
     assert "GUARD_" not in script.replace("guardctl", "")
 
 
+def test_job_script_runs_guardctl_instead_of_the_tests() -> None:
+    sys.path.insert(0, str(VM_TESTS))
+    import run  # vm-tests/run.py
+
+    (kernel,) = [k for k in load_kernels(VM_TESTS / "kernels.toml") if k.id == "6.1"]
+    script = run.job_script(kernel, [], ["bench", "kernel", "--json"])
+    assert "guardctl bench kernel --json > /run/guard-vm/guardctl.out" in script
+    assert "pytest" not in script
+    assert "ip link set lo up" in script  # a guest's loopback is up, as on a real machine
+
+
 def record(tests: list[dict[str, str]] | None, exit_code: int | None = 0, reason: str = "ok") -> dict:
     features = {
         "lsm_program": {"available": True, "detail": "ok"},
