@@ -350,12 +350,15 @@ def _cmd_bench_kernel(args: argparse.Namespace, _cfg: GuardConfig) -> int:
         f"{result['rules']['socket_connect']} network rules; {result['rounds']} rounds of "
         f"{result['iterations_per_round']} calls; medians"
     )
-    print(f"{'HOOK':<15} {'SETTING':<14} {'HOOK NS/CALL':>12} {'LOOP NS/OP':>11} {'CALLS':>8} {'DENIED':>7}")
+    print(
+        f"{'HOOK':<15} {'SETTING':<14} {'HOOK NS/CALL':>12} {'LOOP NS/OP':>11} {'CALLS':>8} {'CALLS/OP':>8} "
+        f"{'DENIED':>7}"
+    )
     for hook, per in result["results"].items():
         for setting, row in per.items():
             print(
                 f"{hook:<15} {setting:<14} {row['hook_ns_per_call'] or '-':>12} {row['loop_ns_per_op']:>11} "
-                f"{row['hook_calls']:>8} {row['denied']:>7}"
+                f"{row['hook_calls']:>8} {row['hook_calls_per_op']:>8} {row['denied']:>7}"
             )
     print("ratios:")
     for name, value in result["ratios"].items():

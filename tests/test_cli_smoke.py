@@ -150,6 +150,30 @@ def test_bench_kernel_without_root_exits_4(
     assert "guardctl bench kernel needs root" in capsys.readouterr().err
 
 
+def test_bench_kernel_prints_a_row_per_hook_and_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guard import cli
+
+    row = {"hook_ns_per_call": 12.5, "loop_ns_per_op": 900.0, "hook_calls": 10, "hook_calls_per_op": 1.0,
+           "denied": 0, "loop_ops": 10}  # fmt: skip
+    settings = ("off", "bare_scope", "enforce_rules")
+    result = {
+        "kernel": "6.1.0-test", "backend": "lsm", "rounds": 5, "iterations_per_round": 2,
+        "rules": {"file_open": 1000, "socket_connect": 1000},
+        "results": {hook: {s: row for s in settings} for hook in ("file_open", "socket_connect")},
+        "ratios": {"file_open_hook_enforce_vs_bare_scope": 3.5}, "target": "t",
+    }  # fmt: skip
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli, "run_kernel_benchmark", lambda **k: result)
+    assert cli.main(["bench", "kernel"]) == 0
+    out = capsys.readouterr().out
+    assert "kernel 6.1.0-test, backend lsm: 1000 file rules, 1000 network rules" in out
+    assert sum(1 for line in out.splitlines() if line.startswith(("file_open ", "socket_connect "))) == 6
+    assert "file_open_hook_enforce_vs_bare_scope" in out
+    assert "3.5" in out
+
+
 def test_eql_check_prints_canonical_form_or_a_caret() -> None:
     proc = run("eql", "check", 'process where process.name:"sh"   and process.pid>1')
     assert proc.returncode == 0, proc.stderr

@@ -12,6 +12,8 @@ measured back to back in the same run:
 
 The hook's cost per call comes from the kernel's own statistics (``BPF_ENABLE_STATS``): the
 program's run time over its run count during each loop round; the median over rounds is reported.
+``hook_calls_per_op`` shows how often the hook ran per loop call: an open on overlayfs runs
+file_open twice (the overlay file, then the real one).
 Ratios compare settings of the same run, never figures from elsewhere. The scope is a cgroup this
 benchmark creates and removes; nothing outside it is ever denied (and its rules match nothing).
 """
@@ -168,6 +170,7 @@ def _measure(
         "hook_ns_per_call": round(statistics.median(hook_ns), 1) if hook_ns else None,
         "hook_calls": calls,
         "loop_ops": ROUNDS * iterations,
+        "hook_calls_per_op": round(calls / (ROUNDS * iterations), 2),
     }
 
 
