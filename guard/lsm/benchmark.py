@@ -37,7 +37,15 @@ from guard.lsm import bpfsys
 from guard.lsm.abi import Counter, HookId, ModeId
 from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.btf import Btf
-from guard.lsm.verdicts import InodeRule, KernelPolicy, NetRule, PathKind, PathRule, build_tables
+from guard.lsm.verdicts import (
+    InodeRule,
+    KernelPolicy,
+    NetRule,
+    PathKind,
+    PathRule,
+    VerdictTables,
+    build_tables,
+)
 from guard.model import HOOKS
 
 __all__ = ["bench_policy", "run_kernel_benchmark"]
@@ -199,47 +207,63 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
+Loop = Callable[[int], None]
+
+
+def _run_settings(
+    plane: LsmBackend, cg: Path, tables: VerdictTables, loops: dict[HookId, Loop], iterations: int
+) -> dict[str, dict[str, Any]]:
+    """Measure every hook in every setting; the plane is left off, unscoped and empty."""
+    results: dict[str, dict[str, Any]] = {}
+    empty = build_tables(KernelPolicy())
+    try:
+        for hook, loop in loops.items():
+            per: dict[str, Any] = {}
+            for setting in SETTINGS:
+                plane.set_scope(cgroups=[cg.stat().st_ino])
+                plane.apply(tables if setting == "enforce_rules" else empty)
+                mode = ModeId.OFF if setting == "off" else ModeId.ENFORCE
+                plane.configure({h: mode for h in HookId}, agent_tgid=os.getpid())
+                before = plane.counters(hook)
+                where = None if setting == "bare_scope" else cg  # bare: outside the scope
+                per[setting] = _measure(plane, hook, where, loop, iterations)
+                after = plane.counters(hook)
+                per[setting]["denied"] = after[Counter.DENIES] - before[Counter.DENIES]
+                plane.poll_events(0)
+            results[HOOKS[hook].value] = per
+    finally:
+        plane.configure({}, agent_tgid=os.getpid())
+        plane.set_scope()
+        plane.apply(empty)
+    return results
+
+
 def run_kernel_benchmark(*, iterations: int = 20_000, rules: int = 1_000, cache_dir: Path) -> dict[str, Any]:
     """Load the data plane, run every setting for both hooks and return figures and ratios."""
     if iterations < 1 or rules < 1:
         raise ValueError("iterations and rules must be positive")
     plane = LsmBackend(Btf.from_file(), cache_dir)
-    plane.load()
-    stats_fd = bpfsys.enable_stats()
     try:
-        with tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp, _bench_cgroup() as cg:
-            data = Path(tmp) / "var" / "lib" / "app" / "data"
-            data.mkdir(parents=True)
-            target = data / "allowed-file.txt"
-            target.write_text("x")
-            policy = bench_policy(rules, path_verdicts=plane.path_verdicts)
-            tables = build_tables(policy)
-            recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        plane.load()
+        policy = bench_policy(rules, path_verdicts=plane.path_verdicts)
+        tables = build_tables(policy)
+        stats_fd = bpfsys.enable_stats()
+        with (
+            contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)) as recv,
+            tempfile.TemporaryDirectory(prefix="guard-bench-") as tmp,
+            _bench_cgroup() as cg,
+        ):
             recv.bind(("127.0.0.1", 0))
+            target = Path(tmp) / "var" / "lib" / "app" / "data" / "allowed-file.txt"
+            target.parent.mkdir(parents=True)
+            target.write_text("x")
             port = recv.getsockname()[1]
             loops = {HookId.FILE_OPEN: _open_loop(str(target)), HookId.CONNECT: _connect_loop(port)}
-            results: dict[str, dict[str, Any]] = {}
             try:
-                for hook, loop in loops.items():
-                    per: dict[str, Any] = {}
-                    for setting in SETTINGS:
-                        plane.set_scope(cgroups=[cg.stat().st_ino])
-                        plane.apply(tables if setting == "enforce_rules" else build_tables(KernelPolicy()))
-                        mode = ModeId.OFF if setting == "off" else ModeId.ENFORCE
-                        plane.configure({h: mode for h in HookId}, agent_tgid=os.getpid())
-                        before = plane.counters(hook)
-                        where = None if setting == "bare_scope" else cg  # bare: outside the scope
-                        per[setting] = _measure(plane, hook, where, loop, iterations)
-                        after = plane.counters(hook)
-                        per[setting]["denied"] = after[Counter.DENIES] - before[Counter.DENIES]
-                        plane.poll_events(0)
-                    results[HOOKS[hook].value] = per
+                results = _run_settings(plane, cg, tables, loops, iterations)
             finally:
-                plane.configure({}, agent_tgid=os.getpid())
-                plane.set_scope()
-                recv.close()
+                bpfsys.close_fd(stats_fd)
     finally:
-        bpfsys.close_fd(stats_fd)
         plane.close()
     ratios: dict[str, float | None] = {}
     for name, per in results.items():
