@@ -128,6 +128,32 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def share_dir(kernel: Kernel) -> Path:
+    """The results share of a kernel's guest (the job script, and what the guest writes back)."""
+    return CACHE / "run" / kernel.id
+
+
+def boot_job(
+    kernel: Kernel, art: Artifacts, accel: str, script: str, quiet: bool, **files: str
+) -> BootResult:
+    """Boot one kernel on a fresh results share holding ``script`` (and ``files``); progress on stderr."""
+    share = share_dir(kernel)
+    shutil.rmtree(share, ignore_errors=True)
+    share.mkdir(parents=True)
+    (share / "job.sh").write_text(script)
+    for name, text in files.items():
+        (share / name).write_text(text)
+    started = time.monotonic()
+
+    def on_line(line: str) -> None:
+        say(kernel.id, f"{line.removeprefix('guard-vm: ')} (+{time.monotonic() - started:.0f}s)", quiet=quiet)
+
+    return boot(
+        art, kernel.full_cmdline, share, accel=accel, memory_mb=kernel.memory_mb, cpus=kernel.cpus,
+        boot_timeout_s=kernel.boot_timeout_s, run_timeout_s=kernel.run_timeout_s, on_line=on_line,
+    )  # fmt: skip
+
+
 def run_kernel(
     kernel: Kernel,
     art: Artifacts,
@@ -138,33 +164,17 @@ def run_kernel(
     quiet: bool,
 ) -> dict[str, Any]:
     """Boot one kernel (twice at most) and summarize."""
-    share = CACHE / "run" / kernel.id
     attempts = 0
     result: BootResult | None = None
     tests_json: dict[str, Any] | None = None
     probe_json: dict[str, Any] | None = None
     while attempts < 2:
         attempts += 1
-        shutil.rmtree(share, ignore_errors=True)
-        share.mkdir(parents=True)
-        (share / "job.sh").write_text(job_script(kernel, pytest_args))
-        (share / "skips.json").write_text(json.dumps(skips))
         say(kernel.id, f"booting {art.release} ({accel}, attempt {attempts})", quiet=quiet)
-        started = time.monotonic()
-
-        def on_line(line: str, _start: float = started) -> None:
-            say(
-                kernel.id,
-                f"{line.removeprefix('guard-vm: ')} (+{time.monotonic() - _start:.0f}s)",
-                quiet=quiet,
-            )
-
-        result = boot(
-            art, kernel.full_cmdline, share, accel=accel, memory_mb=kernel.memory_mb, cpus=kernel.cpus,
-            boot_timeout_s=kernel.boot_timeout_s, run_timeout_s=kernel.run_timeout_s, on_line=on_line,
-        )  # fmt: skip
-        tests_json = read_json(share / "tests.json")
-        probe_json = read_json(share / "probe.json")
+        script = job_script(kernel, pytest_args)
+        result = boot_job(kernel, art, accel, script, quiet, **{"skips.json": json.dumps(skips)})
+        tests_json = read_json(share_dir(kernel) / "tests.json")
+        probe_json = read_json(share_dir(kernel) / "probe.json")
         if result.exit_code is not None or tests_json is not None:
             break
         say(kernel.id, f"no result ({result.reason}); console tail:\n{result.console_tail(15)}", quiet=quiet)
@@ -186,20 +196,12 @@ def failed_record(kernel: Kernel, why: str) -> dict[str, Any]:
 
 def run_guardctl(kernel: Kernel, art: Artifacts, accel: str, command: list[str], quiet: bool) -> int:
     """Boot one kernel, run ``guardctl COMMAND`` in it, relay its output; return its exit status."""
-    share = CACHE / "run" / kernel.id
-    shutil.rmtree(share, ignore_errors=True)
-    share.mkdir(parents=True)
-    (share / "job.sh").write_text(job_script(kernel, [], command))
     say(kernel.id, f"booting {art.release} ({accel}) for guardctl {' '.join(command)}", quiet=quiet)
-    result = boot(
-        art, kernel.full_cmdline, share, accel=accel, memory_mb=kernel.memory_mb, cpus=kernel.cpus,
-        boot_timeout_s=kernel.boot_timeout_s, run_timeout_s=kernel.run_timeout_s,
-        on_line=lambda line: say(kernel.id, line.removeprefix("guard-vm: "), quiet=quiet),
-    )  # fmt: skip
+    result = boot_job(kernel, art, accel, job_script(kernel, [], command), quiet)
     for name, stream in (("guardctl.err", sys.stderr), ("guardctl.out", sys.stdout)):
-        with_text = share / name
-        if with_text.exists():
-            stream.write(with_text.read_text())
+        output = share_dir(kernel) / name
+        if output.exists():
+            stream.write(output.read_text())
             stream.flush()
     if result.exit_code is None:
         say(kernel.id, f"guardctl never finished ({result.reason}); console tail:\n{result.console_tail(15)}")

@@ -20,6 +20,7 @@ benchmark creates and removes; nothing outside it is ever denied (and its rules 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import os
@@ -37,6 +38,7 @@ from guard.lsm import bpfsys
 from guard.lsm.abi import Counter, HookId, ModeId
 from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.btf import Btf
+from guard.lsm.probe import parse_mountinfo
 from guard.lsm.verdicts import (
     InodeRule,
     KernelPolicy,
@@ -89,14 +91,11 @@ def bench_policy(rules: int, *, path_verdicts: bool = True) -> KernelPolicy:
 
 @contextmanager
 def _bench_cgroup() -> Iterator[Path]:
-    root = None
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        if " - cgroup2 " in line:
-            root = Path(line.split()[4])
-            break
-    if root is None:
+    mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    roots = [m.mount_point for m in mounts if m.fstype == "cgroup2"]
+    if not roots:
         raise KernelError("no cgroup v2 mount: the benchmark scopes itself to a cgroup it creates")
-    cg = root / f"guard-bench-{os.getpid()}"
+    cg = Path(roots[0]) / f"guard-bench-{os.getpid()}"
     cg.mkdir()
     try:
         yield cg
@@ -105,13 +104,18 @@ def _bench_cgroup() -> Iterator[Path]:
             cg.rmdir()
 
 
+Loop = Callable[[int], None]
+#: What a failed child writes instead of a round's 8-byte report, followed by the error.
+_FAILED = b"\xff" * 8
+
+
 class _Child:
     """A forked child that runs a loop round on each go byte and reports its ns per iteration.
 
     A round's report is 8 bytes (the elapsed ns); a failure is ``_FAILED`` followed by the error.
     """
 
-    def __init__(self, cg: Path | None, loop: Callable[[int], None], iterations: int) -> None:
+    def __init__(self, cg: Path | None, loop: Loop, iterations: int) -> None:
         go_r, self._go_w = os.pipe()
         self._res_r, res_w = os.pipe()
         self.pid = os.fork()
@@ -150,12 +154,7 @@ class _Child:
         os.waitpid(self.pid, 0)
 
 
-_FAILED = b"\xff" * 8
-
-
-def _measure(
-    plane: LsmBackend, hook: HookId, cg: Path | None, loop: Callable[[int], None], iterations: int
-) -> dict[str, Any]:
+def _measure(plane: LsmBackend, hook: HookId, cg: Path | None, loop: Loop, iterations: int) -> dict[str, Any]:
     prog = plane.program_fd(hook)
     child = _Child(cg, loop, iterations)
     loop_ns: list[float] = []
@@ -182,7 +181,7 @@ def _measure(
     }
 
 
-def _open_loop(path: str) -> Callable[[int], None]:
+def _open_loop(path: str) -> Loop:
     def loop(n: int) -> None:
         for _ in range(n):
             os.close(os.open(path, os.O_RDONLY))
@@ -190,15 +189,11 @@ def _open_loop(path: str) -> Callable[[int], None]:
     return loop
 
 
-def _connect_loop(port: int) -> Callable[[int], None]:
-    sockets: list[socket.socket] = []  # created in the child, on first use
-
+def _connect_loop(port: int) -> Loop:
     def loop(n: int) -> None:
-        if not sockets:
-            sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        sock = sockets[0]
-        for _ in range(n):
-            sock.connect(("127.0.0.1", port))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for _ in range(n):
+                sock.connect(("127.0.0.1", port))
 
     return loop
 
@@ -207,20 +202,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-Loop = Callable[[int], None]
-
-
 def _run_settings(
     plane: LsmBackend, cg: Path, tables: VerdictTables, loops: dict[HookId, Loop], iterations: int
 ) -> dict[str, dict[str, Any]]:
     """Measure every hook in every setting; the plane is left off, unscoped and empty."""
     results: dict[str, dict[str, Any]] = {}
     empty = build_tables(KernelPolicy())
+    plane.set_scope(cgroups=[cg.stat().st_ino])
     try:
         for hook, loop in loops.items():
             per: dict[str, Any] = {}
             for setting in SETTINGS:
-                plane.set_scope(cgroups=[cg.stat().st_ino])
                 plane.apply(tables if setting == "enforce_rules" else empty)
                 mode = ModeId.OFF if setting == "off" else ModeId.ENFORCE
                 plane.configure({h: mode for h in HookId}, agent_tgid=os.getpid())
@@ -274,9 +266,7 @@ def run_kernel_benchmark(*, iterations: int = 20_000, rules: int = 1_000, cache_
         ratios[f"{name}_loop_enforce_vs_off"] = _ratio(loop_ns["enforce_rules"], loop_ns["off"])
         ratios[f"{name}_loop_bare_scope_vs_off"] = _ratio(loop_ns["bare_scope"], loop_ns["off"])
     dfa = tables.dfas.get(HookId.FILE_OPEN)
-    kinds: dict[str, int] = {"inode": len(policy.inodes)} if policy.inodes else {}
-    for rule in policy.paths:
-        kinds[rule.kind] = kinds.get(rule.kind, 0) + 1
+    kinds = collections.Counter([r.kind for r in policy.paths] + ["inode"] * len(policy.inodes))
     return {
         "kernel": os.uname().release,
         "backend": plane.name.value,
@@ -286,7 +276,7 @@ def run_kernel_benchmark(*, iterations: int = 20_000, rules: int = 1_000, cache_
         "rules": {
             "file_open": len(policy.paths) + len(policy.inodes),
             "socket_connect": len(policy.nets),
-            "file_kinds": kinds,
+            "file_kinds": dict(kinds),
         },
         "dfa_states": dfa.tables.num_states if dfa else 0,
         "target_path": str(target),

@@ -41,61 +41,23 @@ def open_in(cg: Path | None, path: Path | str, *, cwd: Path | None = None) -> in
 
 def exec_in(cg: Path | None, path: str, *, cwd: Path | None = None) -> int:
     """Fork a child (moved into ``cg`` when given) that execs ``path``; return the exec errno (0 = it ran
-    and exited 0). The report pipe is close-on-exec, so a successful exec writes nothing."""
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        code = 255
-        try:
-            if cg is not None:
-                (cg / "cgroup.procs").write_text("0")
-            if cwd is not None:
-                os.chdir(cwd)
-            os.execv(path, [path])
-        except OSError as exc:
-            code = exc.errno or 255
-        os.write(write_fd, code.to_bytes(2, "little"))
-        os._exit(0)
-    os.close(write_fd)
-    data = os.read(read_fd, 2)
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    if data:
-        return int.from_bytes(data, "little")
-    assert os.WIFEXITED(status), f"{path} ran but did not exit: {status}"
-    assert os.WEXITSTATUS(status) == 0, f"{path} ran but failed: {status}"
-    return 0
+    and exited 0)."""
+    return PausedChild(cg, exec_action(path), cwd=cwd).release()
 
 
 def _in_child(cg: Path | None, action: Callable[[], None], *, cwd: Path | None = None) -> int:
     """Fork a child (moved into ``cg``, in ``cwd``, when given) that runs ``action``; return its errno (0 = ok)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            if cg is not None:
-                (cg / "cgroup.procs").write_text("0")
-            if cwd is not None:
-                os.chdir(cwd)
-            action()
-        except OSError as exc:
-            code = exc.errno or 255
-        except BaseException:
-            code = 254
-        os.write(write_fd, code.to_bytes(2, "little"))
-        os._exit(0)
-    os.close(write_fd)
-    data = os.read(read_fd, 2)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return int.from_bytes(data, "little")
+    return PausedChild(cg, action, cwd=cwd).release()
 
 
 class PausedChild:
-    """A child already in the scope, waiting: the test can track its pid before it acts."""
+    """A child already in the scope (and in ``cwd``), waiting: the test can track its pid before it acts.
 
-    def __init__(self, cg: Path | None, action: Callable[[], None]) -> None:
+    The report pipe is close-on-exec, so an action that execs successfully writes nothing and the
+    exec'd program's exit status is checked instead.
+    """
+
+    def __init__(self, cg: Path | None, action: Callable[[], None], *, cwd: Path | None = None) -> None:
         ready_r, ready_w = os.pipe()
         self._go_r, self._go_w = os.pipe()
         self._res_r, res_w = os.pipe2(os.O_CLOEXEC)  # closed by a successful exec: nothing written
@@ -107,6 +69,8 @@ class PausedChild:
                 os.close(self._go_w)
                 if cg is not None:
                     (cg / "cgroup.procs").write_text("0")
+                if cwd is not None:
+                    os.chdir(cwd)
                 os.write(ready_w, b"r")
                 if os.read(self._go_r, 1) == b"g":
                     action()
