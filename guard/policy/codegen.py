@@ -1,0 +1,263 @@
+"""Predicates compiled to Python source: one function per event filter, ``compile()``d once.
+
+:func:`compile_predicate` turns an IR condition into the source of ``def pred(ev) -> bool`` (True
+exactly when the offline evaluator's three-valued truth is True), compiles it and returns a
+:class:`Predicate` holding both. The shapes rules are made of get inline code on the common value
+type (a string or an integer field against literals): ``==``/``!=``/ordering against a literal,
+``in``/``in~`` over literals, ``:``/``like``/``regex`` (one combined, anchored regex per test),
+``startsWith``/``endsWith``/``stringContains``; any other value type, and every other node, goes
+through the offline evaluator's compiled closure for that node, so the semantics (Elastic's nulls,
+multi-valued fields, coercions) are the evaluator's by construction. ``and``/``or``/``not`` become
+Python's short-circuit operators over two views of each node: "is True" and "is False" (a null
+is neither), which is three-valued logic without materialising the null.
+
+Each field a predicate reads is fetched once per call by a generated getter: the flat dotted key,
+then the nested objects, falling back to the evaluator's getter for lists and odd shapes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
+from guard.policy.evaluator import (
+    Event,
+    Getter,
+    _as_value,
+    _compare,
+    _regex,
+    _truth,
+    compile_expr,
+    field_getter,
+)
+from guard.policy.schema import ECS, Kind, Schema
+from guard.policy.wildcard import _to_regex
+
+__all__ = ["Predicate", "compile_predicate", "fast_getter"]
+
+_FLIP: Final = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_AFFIX: Final = {"startswith": "startswith", "endswith": "endswith"}
+_IDENT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def fast_getter(name: str, path: tuple[str, ...], null_value: object = None) -> Getter:
+    """Return a getter equal to :func:`~guard.policy.evaluator.field_getter`, faster on plain events.
+
+    Flat dotted key first, then the nested objects level by level (a level that lacks the next
+    part answers with its dotted remainder, as the evaluator does); a list on the way, or any
+    other shape, is the evaluator's own lookup. Lists of strings are returned as they are.
+    """
+    slow = field_getter(name, path, null_value)
+    if null_value is not None:
+        return slow
+    lines = [
+        "def get(ev):",
+        f"    if {name!r} in ev:",
+        f"        v = ev[{name!r}]",
+        "    else:",
+        f"        c = ev.get({path[0]!r})",
+    ]
+    for i, part in enumerate(path[1:], 1):
+        rest = ".".join(path[i:])
+        lines += [
+            "        if c is None:",
+            "            return None",
+            "        if type(c) is not dict:",
+            "            return slow(ev)",
+            f"        if {part!r} not in c:",
+            f"            return as_value(c.get({rest!r}))",
+            f"        c = c[{part!r}]",
+        ]
+    lines += [
+        "        v = c",
+        "    t = type(v)",
+        "    if t is str or t is int or v is None or t is float or t is bool:",
+        "        return v",
+        "    if t is list and all(type(x) is str for x in v):",
+        "        return v",
+        "    return as_value(v)",
+    ]
+    source = "\n".join(lines) + "\n"
+    namespace: dict[str, object] = {"slow": slow, "as_value": _as_value}
+    exec(compile(source, f"<getter {name}>", "exec"), namespace)  # noqa: S102 - our own generated source
+    getter: Getter = namespace["get"]  # type: ignore[assignment]
+    return getter
+
+
+@dataclass(frozen=True, slots=True)
+class Predicate:
+    """A compiled condition: ``fn(event)`` is True when the condition holds; ``source`` is its code."""
+
+    fn: Callable[[Event], bool]
+    source: str
+    fields: tuple[str, ...]
+
+
+class _Gen:
+    """Emits Python expressions for the "is True" (:meth:`yes`) and "is False" (:meth:`no`) views."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.namespace: dict[str, object] = {"_truth": _truth, "_compare": _compare}
+        self.fields: dict[str, str] = {}  # field name -> local variable
+        self.getters: dict[str, Getter] = {}
+        self._ids = itertools.count()
+
+    def const(self, value: object, prefix: str = "K") -> str:
+        name = f"{prefix}{next(self._ids)}"
+        self.namespace[name] = value
+        return name
+
+    def var(self, f: Field) -> str:
+        if f.name not in self.fields:
+            self.fields[f.name] = f"f{len(self.fields)}"
+            self.getters[f.name] = fast_getter(f.name, f.path, self.schema.null_values.get(f.name))
+        return self.fields[f.name]
+
+    def generic(self, e: Expr) -> str:
+        """Return the node's truth through the offline evaluator's closure."""
+        return f"_truth({self.const(compile_expr(e, self.schema), 'C')}(ev))"
+
+    # ---- the two views
+    def yes(self, e: Expr) -> str:
+        if isinstance(e, Not):
+            return self.no(e.expr)
+        if isinstance(e, And):
+            return "(" + " and ".join(self.yes(t) for t in e.terms) + ")"
+        if isinstance(e, Or):
+            return "(" + " or ".join(self.yes(t) for t in e.terms) + ")"
+        fast = self.leaf(e)
+        if fast is None:
+            return f"({self.generic(e)} is True)"
+        var, test = fast
+        slow = self.generic(e)
+        return f"({test} if type({var}) is {self._type_of(e)} else {slow} is True)"
+
+    def no(self, e: Expr) -> str:
+        if isinstance(e, Not):
+            return self.yes(e.expr)
+        if isinstance(e, And):
+            return "(" + " or ".join(self.no(t) for t in e.terms) + ")"
+        if isinstance(e, Or):
+            return "(" + " and ".join(self.no(t) for t in e.terms) + ")"
+        fast = self.leaf(e)
+        if fast is None:
+            return f"({self.generic(e)} is False)"
+        var, test = fast
+        slow = self.generic(e)
+        return f"(not {test} if type({var}) is {self._type_of(e)} else {slow} is False)"
+
+    # ---- leaves with a fast path: (variable, test when the variable has the fast type)
+    def _type_of(self, e: Expr) -> str:
+        if isinstance(e, Comparison):
+            lit = e.right if isinstance(e.right, Literal) else e.left
+            assert isinstance(lit, Literal)  # noqa: S101 - leaf() checked the shape
+            return "str" if isinstance(lit.value, str) else "int"
+        if isinstance(e, InSet):
+            first = e.items[0]
+            assert isinstance(first, Literal)  # noqa: S101
+            return "str" if isinstance(first.value, str) else "int"
+        return "str"
+
+    def leaf(self, e: Expr) -> tuple[str, str] | None:
+        if isinstance(e, Comparison):
+            return self._comparison(e)
+        if isinstance(e, InSet):
+            return self._inset(e)
+        if isinstance(e, StringMatch):
+            return self._match(e)
+        if isinstance(e, Call):
+            return self._call(e)
+        return None
+
+    def _plain_field(self, e: Expr) -> Field | None:
+        if not isinstance(e, Field):
+            return None
+        if self.schema.kind(e.name) in (Kind.DATE, Kind.VERSION):
+            return None  # compared as dates / versions: the evaluator's closure decides
+        return e
+
+    def _comparison(self, e: Comparison) -> tuple[str, str] | None:
+        op, left, right = e.op, e.left, e.right
+        if isinstance(left, Literal) and isinstance(right, Field):
+            op, left, right = _FLIP[op], right, left
+        f = self._plain_field(left)
+        if f is None or not isinstance(right, Literal):
+            return None
+        lit = right.value
+        if not (isinstance(lit, str) or type(lit) is int):
+            return None
+        var = self.var(f)
+        return var, f"({var} {op} {self.const(lit)})"
+
+    def _inset(self, e: InSet) -> tuple[str, str] | None:
+        f = self._plain_field(e.value)
+        if f is None or not e.items or not all(isinstance(i, Literal) for i in e.items):
+            return None
+        values = [i.value for i in e.items if isinstance(i, Literal)]
+        if all(isinstance(v, str) for v in values):
+            items = frozenset(str(v).casefold() if e.case_insensitive else v for v in values)
+        elif all(type(v) is int for v in values) and not e.case_insensitive:
+            items = frozenset(values)
+        else:
+            return None
+        var = self.var(f)
+        probe = f"{var}.casefold()" if e.case_insensitive else var
+        test = f"({probe} {'not in' if e.negated else 'in'} {self.const(items, 'S')})"
+        return var, test
+
+    def _match(self, e: StringMatch) -> tuple[str, str] | None:
+        f = self._plain_field(e.value)
+        if f is None:
+            return None
+        var = self.var(f)
+        if e.op == "regex":
+            regexes = tuple(_regex(p, e.case_insensitive) for p in e.patterns)
+            if len(regexes) == 1:
+                return var, f"({self.const(regexes[0], 'R')}.fullmatch({var}) is not None)"
+            rs = self.const(regexes, "R")
+            return var, f"any(r.fullmatch({var}) is not None for r in {rs})"
+        ci = e.op == ":" or e.case_insensitive
+        flags = re.DOTALL | (re.IGNORECASE if ci else 0)
+        combined = re.compile("|".join(f"(?:{_to_regex(p)})" for p in e.patterns), flags)
+        return var, f"({self.const(combined, 'R')}.fullmatch({var}) is not None)"
+
+    def _call(self, e: Call) -> tuple[str, str] | None:
+        name = e.name.lower()
+        if name not in ("startswith", "endswith", "stringcontains") or len(e.args) != 2:
+            return None
+        f = self._plain_field(e.args[0])
+        lit = e.args[1]
+        if f is None or not isinstance(lit, Literal) or not isinstance(lit.value, str):
+            return None
+        var = self.var(f)
+        text = lit.value.lower() if e.case_insensitive else lit.value
+        probe = f"{var}.lower()" if e.case_insensitive else var
+        k = self.const(text)
+        if name == "stringcontains":
+            if not text:
+                return var, "False"
+            return var, f"({k} in {probe})"
+        return var, f"{probe}.{_AFFIX[name]}({k})"
+
+
+def compile_predicate(condition: Expr, schema: Schema = ECS, *, name: str = "pred") -> Predicate:
+    """Compile a condition to Python source and a function; True iff the condition is True."""
+    if not _IDENT.fullmatch(name):
+        raise ValueError(f"not a Python identifier: {name!r}")
+    gen = _Gen(schema)
+    body = gen.yes(condition)
+    lines = [f"def {name}(ev):"]
+    for field_name, var in gen.fields.items():
+        getter = gen.const(gen.getters[field_name], "G")
+        lines.append(f"    {var} = {getter}(ev)  # {field_name}")
+    lines.append(f"    return {body}")
+    source = "\n".join(lines) + "\n"
+    namespace = gen.namespace
+    exec(compile(source, f"<predicate {name}>", "exec"), namespace)  # noqa: S102 - our own generated source
+    fn: Callable[[Event], bool] = namespace[name]  # type: ignore[assignment]
+    return Predicate(fn, source, tuple(gen.fields))
