@@ -33,7 +33,10 @@ from typing import Final, Protocol
 from guard.errors import GuardError
 from guard.policy.analyzer import compile_query
 from guard.policy.ast import Field as FieldNode
+from guard.policy.evaluator import Match as EvalMatch
+from guard.policy.evaluator import _limit as limit_rows
 from guard.policy.evaluator import evaluate
+from guard.policy.ir import QueryIR
 from guard.policy.schema import Schema, kind_of_es_type
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "SpecFile",
     "check",
     "default_corpus",
+    "engine_evaluator",
     "format_date_millis",
     "load_corpus",
     "parse_date_millis",
@@ -988,6 +992,24 @@ def schema_for(dataset: Dataset) -> Schema:
     return Schema(dataset.name, kinds, nulls, (dataset.category_field,), texts)
 
 
+def _case_rows(ir: QueryIR, dataset: Dataset, rows: Sequence[EvalMatch]) -> list[Match]:
+    """Turn evaluator rows into the harness's: event ids (-1 for a missing slot) and rendered keys."""
+    key_types: list[str | None] = []
+    for key in ir.steps[0].keys:
+        ft = dataset.field(key.name) if isinstance(key, FieldNode) else None
+        key_types.append(ft.type if ft is not None else None)
+    out: list[Match] = []
+    for row in rows:
+        ids = tuple(MISSING_EVENT_ID if ev is None else dataset.event_id(ev) for ev in row.events)
+        keys = None
+        if row.join_keys is not None:
+            keys = tuple(
+                render_join_key(k, field_type=t) for k, t in zip(row.join_keys, key_types, strict=False)
+            )
+        out.append(Match(ids, keys))
+    return out
+
+
 def eql_evaluator() -> Evaluator:
     """Our parser, analyzer and offline evaluator as a conformance :class:`Evaluator`."""
     schemas: dict[int, Schema] = {}
@@ -995,23 +1017,40 @@ def eql_evaluator() -> Evaluator:
     def run(query: str, dataset: Dataset, /) -> list[Match]:
         schema = schemas.setdefault(id(dataset), schema_for(dataset))
         ir = compile_query(query, schema)
-        key_types: list[str | None] = []
-        for key in ir.steps[0].keys:
-            ft = dataset.field(key.name) if isinstance(key, FieldNode) else None
-            key_types.append(ft.type if ft is not None else None)
         rows = evaluate(
             ir, dataset.events, schema=schema, timestamp_field=dataset.timestamp_field,
             tiebreaker_field=dataset.tiebreaker,
         )  # fmt: skip
-        out: list[Match] = []
-        for row in rows:
-            ids = tuple(MISSING_EVENT_ID if ev is None else dataset.event_id(ev) for ev in row.events)
-            keys = None
-            if row.join_keys is not None:
-                keys = tuple(
-                    render_join_key(k, field_type=t) for k, t in zip(row.join_keys, key_types, strict=False)
-                )
-            out.append(Match(ids, keys))
-        return out
+        return _case_rows(ir, dataset, rows)
+
+    return run
+
+
+def engine_evaluator(*, batch: int = 7) -> Evaluator:
+    """Return the streaming engine as a conformance :class:`Evaluator` (the query as a one-rule policy).
+
+    The dataset is put in the evaluator's order and streamed in batches of ``batch`` events (so
+    sequence state crosses batches); alerts are ordered by completion, and the head/tail pipes and
+    the default size are applied to them afterwards, as a search would.
+    """
+    from guard.policy.engine import Engine
+    from guard.policy.loader import Rule
+
+    schemas: dict[int, Schema] = {}
+
+    def run(query: str, dataset: Dataset, /) -> list[Match]:
+        schema = schemas.setdefault(id(dataset), schema_for(dataset))
+        ir = compile_query(query, schema)
+        rule = Rule("q", "q", "low", "alert", None, query, ir, "<query>")
+        engine = Engine([rule], schema=schema, timestamp_field=dataset.timestamp_field,
+                        tiebreaker_field=dataset.tiebreaker)  # fmt: skip
+        events = list(dataset.ordered())  # a stream arrives in time order; batches cross sequence state
+        alerts = []
+        for start in range(0, len(events), batch):
+            alerts.extend(engine.process(events[start : start + batch]))
+        alerts.extend(engine.flush())
+        alerts.sort(key=lambda a: a.seq)
+        rows = [EvalMatch(a.events, a.join_keys) for a in alerts]
+        return _case_rows(ir, dataset, limit_rows(rows, ir.head, ir.tail, DEFAULT_SIZE))
 
     return run

@@ -8,6 +8,7 @@ A policy is a file or a directory of ``*.guard`` / ``*.toml`` files. Each rule::
     severity = "high"               # low | medium | high | critical
     action = "block"                # block | alert | kill
     mode = "detect"                 # optional per-rule override: off | detect | enforce
+    overflow = "evict_oldest"       # optional, sequences: evict_oldest | drop_new (budget full)
     query = '''process where ...'''
     [[rule.tests]]                  # optional: events and whether the rule must match them
     events = [{ "event.category" = "process", "process.executable" = "/tmp/x" }]
@@ -31,14 +32,17 @@ from guard.policy.ir import QueryIR
 from guard.policy.parser import parse_query
 from guard.policy.schema import ECS, Schema
 
-__all__ = ["ACTIONS", "MODES", "SEVERITIES", "Policy", "Rule", "RuleTest", "load_policy"]
+__all__ = ["ACTIONS", "MODES", "OVERFLOW_POLICIES", "SEVERITIES", "Policy", "Rule", "RuleTest", "load_policy"]
 
 ACTIONS: Final = ("block", "alert", "kill")
 MODES: Final = ("off", "detect", "enforce")
 SEVERITIES: Final = ("low", "medium", "high", "critical")
 RUNTIMES: Final = ("python", "wasm", "lua")
+#: what a sequence rule does when its pending-match budget is full: evict its least recently used
+#: partial match, or refuse the new one
+OVERFLOW_POLICIES: Final = ("evict_oldest", "drop_new")
 _RULE_KEYS: Final = frozenset(
-    {"id", "name", "severity", "action", "mode", "query", "tests", "runtime", "description"}
+    {"id", "name", "severity", "action", "mode", "query", "tests", "runtime", "description", "overflow"}
 )
 _SUFFIXES: Final = (".guard", ".toml")
 
@@ -66,6 +70,7 @@ class Rule:
     tests: tuple[RuleTest, ...] = ()
     runtime: str = "python"
     description: str = ""
+    overflow: str = "evict_oldest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,11 @@ def load_policy(path: Path, schema: Schema = ECS) -> Policy:
                 raise PolicyError(f"{where}: id: duplicate, first defined in {seen[rule_id]}")
             seen[rule_id] = str(f)
             query = _text(where, table, "query")
+            ir = _compile(where, query, schema)
+            if ir.head is not None or ir.tail is not None:
+                raise PolicyError(
+                    f"{where}: query: '| head' / '| tail' select search results; a rule alerts on every match"
+                )
             rules.append(
                 Rule(
                     id=rule_id,
@@ -180,11 +190,13 @@ def load_policy(path: Path, schema: Schema = ECS) -> Policy:
                     action=_text(where, table, "action", choices=ACTIONS),
                     mode=_text(where, table, "mode", required=False, choices=MODES) or None,
                     query=query,
-                    ir=_compile(where, query, schema),
+                    ir=ir,
                     path=str(f),
                     tests=_tests(where, table.get("tests")),
                     runtime=_text(where, table, "runtime", required=False, choices=RUNTIMES) or "python",
                     description=_text(where, table, "description", required=False),
+                    overflow=_text(where, table, "overflow", required=False, choices=OVERFLOW_POLICIES)
+                    or "evict_oldest",
                 )
             )
     return Policy(tuple(rules), str(path), digest.hexdigest())

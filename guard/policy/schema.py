@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["ECS", "Kind", "Schema", "kind_of_es_type", "schema_from_mapping"]
+__all__ = ["ECS", "ECS_VERSION", "Kind", "Schema", "kind_of_es_type", "schema_from_mapping"]
 
 
 class Kind(enum.StrEnum):
@@ -64,6 +64,8 @@ class Schema:
     #: Field names the event category comes from, in order of preference.
     category_fields: tuple[str, ...] = ("event.category",)
     text_fields: frozenset[str] = frozenset()
+    #: The schema's version (recordings and replays name it).
+    version: str = ""
 
     def kind(self, name: str) -> Kind | None:
         """Return the kind of a field, or None when the schema has no such field."""
@@ -74,6 +76,9 @@ class Schema:
 
 
 _S, _N, _IP, _D = Kind.STRING, Kind.NUMBER, Kind.IP, Kind.DATE
+
+#: The ECS release the field set follows.
+ECS_VERSION: Final = "8.11.0"
 
 #: The Elastic Common Schema fields the agent produces and rules may read.
 ECS: Final = Schema(
@@ -90,6 +95,13 @@ ECS: Final = Schema(
         "event.ingested": _D,
         "host.name": _S,
         "host.id": _S,
+        "host.hostname": _S,
+        "host.ip": _IP,
+        "host.os.type": _S,
+        "host.os.name": _S,
+        "host.os.family": _S,
+        "host.os.platform": _S,
+        "host.os.kernel": _S,
         "agent.id": _S,
         "process.entity_id": _S,
         "process.pid": _N,
@@ -111,6 +123,14 @@ ECS: Final = Schema(
         "process.parent.executable": _S,
         "process.parent.command_line": _S,
         "process.parent.args": _S,
+        "process.parent.args_count": _N,
+        "process.parent.working_directory": _S,
+        "process.parent.user.id": _S,
+        "process.parent.user.name": _S,
+        "process.title": _S,
+        "process.env_vars": _S,
+        "process.group.id": _S,
+        "process.group.name": _S,
         "process.group_leader.pid": _N,
         "process.session_leader.pid": _N,
         "process.user.id": _S,
@@ -141,6 +161,8 @@ ECS: Final = Schema(
         "user.name": _S,
         "user.group.id": _S,
         "user.group.name": _S,
+        "group.id": _S,
+        "group.name": _S,
         "user.effective.id": _S,
         "target.process.pid": _N,
         "target.process.name": _S,
@@ -152,6 +174,7 @@ ECS: Final = Schema(
         "cgroup.id": _N,
         "cgroup.path": _S,
     },
+    version=ECS_VERSION,
 )
 
 

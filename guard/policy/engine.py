@@ -1,0 +1,656 @@
+"""The streaming detection engine: every rule of a policy at once over a stream of events.
+
+``Engine(rules).process(batch)`` takes a list of ECS events and returns the alerts they complete;
+``flush()`` ends the stream. Results equal the offline evaluator's (:mod:`guard.policy.evaluator`)
+on the same events, rule by rule, as long as no budget is exceeded:
+
+- **Prefilter** (:mod:`guard.policy.prefilter`): every event filter (a single-event rule, each
+  sequence step, missing step and ``until``) is a unit with a compiled predicate
+  (:mod:`guard.policy.codegen`); per event only the units the category and field indexes name are
+  evaluated.
+- **Sequences** are a streaming NFA per rule with Elastic's semantics: one pending partial match
+  per (stage, join key), a newer partial replacing an older; ``maxspan`` measured from the first
+  event by event time; ``until`` drops a key's partials; ``runs=N`` is N steps (the IR expands it).
+  Missing-event steps ``![...]``: one between two steps poisons the partial it falls behind (the
+  match is dropped on completion); leading ones are remembered per key (latest time) and checked at
+  completion; trailing ones hold a completed match until maxspan has passed by event time (or the
+  stream ends), and an event matching the missing step in time rejects it.
+- **Budgets** (:class:`Budgets`): per rule and per entity (the first join-key value) caps on
+  pending partials, held matches and remembered keys. Partials idle past maxspan are expired;
+  a full rule evicts its least recently used partial (``overflow = "evict_oldest"``) or refuses
+  the new one (``"drop_new"``); a full entity evicts its own oldest partial. Every eviction is
+  counted per rule (:class:`RuleStats`) and reported once per batch as a :class:`BudgetEvent`.
+  Memory is bounded by the caps whatever the stream.
+- **Determinism**: events are processed in (event time, tie-breaker, arrival) order; alerts come
+  out in completion order within an event, rules in policy order, so the same events and rules
+  give the same alerts, always.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Final
+
+from guard.errors import PolicyError
+from guard.policy.ast import Expr
+from guard.policy.ast import Field as FieldNode
+from guard.policy.codegen import compile_predicate, fast_getter
+from guard.policy.evaluator import Event, Getter, Value, _compile_step, _key_tuples, _num, _Step, timestamp_ms
+from guard.policy.loader import OVERFLOW_POLICIES, Rule
+from guard.policy.prefilter import DEFAULT_MEMO_CAP, CategoryIndex, build_indexes
+from guard.policy.schema import ECS, Schema
+
+__all__ = [
+    "OVERFLOW_COUNTERS",
+    "OVERFLOW_POLICIES",
+    "Alert",
+    "BudgetEvent",
+    "Budgets",
+    "Engine",
+    "RuleStats",
+    "ruleset_hash",
+]
+
+# unit roles
+_SINGLE: Final = 0
+_STEP: Final = 1
+_MISSING: Final = 2
+_UNTIL: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Caps on engine state; each exceeded cap is counted and reported, never a crash or growth."""
+
+    max_pending_per_rule: int = 10_000
+    max_pending_per_entity: int = 256
+    max_held_per_rule: int = 10_000  # completed matches waiting out a trailing missing step
+    max_keys_per_rule: int = 10_000  # keys remembered for a leading missing step
+    memo_per_field: int = DEFAULT_MEMO_CAP
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) < 1:
+                raise PolicyError(f"budgets: {f.name}: must be at least 1, got {getattr(self, f.name)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A rule's match: its events in step order (None in a missing step's slot)."""
+
+    rule: Rule
+    events: tuple[Event | None, ...]
+    join_keys: tuple[Value, ...] | None
+    ts_ms: float  # the completing event's time
+    seq: int  # completion order in this engine: 0, 1, 2, ...
+
+
+@dataclass(slots=True)
+class RuleStats:
+    """Per-rule counters."""
+
+    evaluated: int = 0  # predicate evaluations of the rule's units
+    matches: int = 0  # alerts emitted
+    partials: int = 0  # pending partial matches now
+    expired: int = 0  # partials dropped after maxspan (not an overflow)
+    evicted_lru: int = 0
+    evicted_entity: int = 0
+    refused: int = 0  # new partials refused (overflow = drop_new)
+    held_released: int = 0  # held matches released early by the held cap
+    keys_evicted: int = 0  # leading-missing keys forgotten by the key cap
+    rejected: int = 0  # completed matches a missing step rejected
+
+    def to_json(self) -> dict[str, int]:
+        """Return the counters as a dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+#: the RuleStats counters that are budget overflows (audited)
+OVERFLOW_COUNTERS: Final = ("evicted_lru", "evicted_entity", "refused", "held_released", "keys_evicted")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvent:
+    """A budget overflow during one batch: which rule, which cap, how many times."""
+
+    rule_id: str
+    kind: str  # one of OVERFLOW_COUNTERS
+    count: int
+    ts_ms: float
+
+
+def ruleset_hash(rules: Sequence[Rule]) -> str:
+    """SHA-256 over what decides alerts: ids, actions, modes, overflow policies and canonical queries."""
+    canon = [
+        {"id": r.id, "action": r.action, "mode": r.mode, "overflow": r.overflow, "query": r.ir.query.render()}
+        for r in rules
+    ]
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+@dataclass(slots=True, eq=False)
+class _Partial:
+    events: list[Event]
+    key: tuple[Value, ...]
+    first_t: float
+    last_t: float
+    last_index: int
+    stage: int = 0
+    lead_t: float | None = None
+    poisoned: bool = False
+
+
+@dataclass(slots=True, eq=False, order=False)
+class _Held:
+    partial: _Partial
+    ref_t: float
+    seq: int
+    completed_t: float
+    done: bool = False
+
+
+def _key_getters(keys: Sequence[Expr], schema: Schema) -> tuple[Getter, ...] | None:
+    """Fast getters for join keys that are all plain fields (None: the evaluator's general case)."""
+    fields_ = [k for k in keys if isinstance(k, FieldNode)]
+    if len(fields_) != len(keys):
+        return None
+    return tuple(fast_getter(k.name, k.path, schema.null_values.get(k.name)) for k in fields_)
+
+
+class _Sequence:
+    """The NFA of one sequence rule."""
+
+    def __init__(self, engine: Engine, rule_index: int, rule: Rule, schema: Schema) -> None:
+        ir = rule.ir
+        self.engine = engine
+        self.rule_index = rule_index
+        self.rule = rule
+        self.stats = engine.stats[rule.id]
+        self.steps: list[_Step] = [_compile_step(s, schema) for s in ir.steps]
+        self.until: _Step | None = _compile_step(ir.until, schema) if ir.until is not None else None
+        self.positive = [i for i, s in enumerate(ir.steps) if not s.missing]
+        self.stage_of = {s: k for k, s in enumerate(self.positive)}
+        n = len(self.positive)
+        self.n = n
+        self.behind = {  # a middle missing step -> the stage whose partials it falls behind
+            s: k for k in range(n - 1) for s in range(self.positive[k] + 1, self.positive[k + 1])
+        }
+        self.leading = frozenset(range(self.positive[0]))
+        self.trailing = frozenset(range(self.positive[-1] + 1, len(ir.steps)))
+        self.maxspan = ir.maxspan_ms
+        self.span = ir.maxspan_ms if ir.maxspan_ms is not None else math.inf
+        self.pending: list[dict[tuple[Value, ...], _Partial]] = [{} for _ in range(max(n - 1, 0))]
+        self.lru: dict[tuple[int, tuple[Value, ...]], _Partial] = {}
+        self.lead: dict[tuple[Value, ...], float] = {}
+        self.held: dict[tuple[Value, ...], list[_Held]] = {}
+        self.held_order: dict[int, _Held] = {}  # by completion order
+        self.drop_new = rule.overflow == "drop_new"
+        self.key_steps = [*self.steps, *([self.until] if self.until is not None else [])]
+        self.key_getters = [
+            _key_getters(step.keys, schema) for step in [*ir.steps, *([ir.until] if ir.until else [])]
+        ]
+
+    def keys(self, s: int, ev: Event) -> Sequence[tuple[Value, ...]]:
+        """Return the join-key tuples of an event for step ``s`` (``len(steps)`` is the until step)."""
+        getters = self.key_getters[s]
+        if getters is not None:
+            if len(getters) == 1:
+                v = getters[0](ev)
+                if type(v) is str or type(v) is int:
+                    return ((v,),)
+            else:
+                values = tuple(g(ev) for g in getters)
+                if all(type(v) is str or type(v) is int for v in values):
+                    return (values,)  # one scalar per key: the evaluator's answer without its general case
+        return _key_tuples(self.key_steps[s], ev)
+
+    # ---- partial bookkeeping
+    def _remove(self, p: _Partial) -> None:
+        del self.pending[p.stage][p.key]
+        del self.lru[(p.stage, p.key)]
+        self.engine._entity_remove(p.key, self, p.stage)
+        self.stats.partials -= 1
+
+    def _place(self, p: _Partial, stage: int, t: float) -> None:
+        """Put ``p`` at ``stage`` (replacing what is there), within the rule's and entity's budgets."""
+        p.stage = stage
+        p.last_t = t
+        slot = (stage, p.key)
+        old = self.pending[stage].get(p.key)
+        if old is not None:
+            self._remove(old)
+        budgets = self.engine.budgets
+        self._expire(t)
+        if len(self.lru) >= budgets.max_pending_per_rule:
+            if self.drop_new:
+                self.stats.refused += 1
+                return
+            self._remove(next(iter(self.lru.values())))
+            self.stats.evicted_lru += 1
+        if not self.engine._entity_admit(p.key, self, stage):
+            return
+        self.pending[stage][p.key] = p
+        self.lru[slot] = p
+        self.stats.partials += 1
+
+    def _expire(self, now: float) -> None:
+        """Drop partials idle longer than maxspan (they can never complete)."""
+        if self.maxspan is None:
+            return
+        horizon = now - self.maxspan
+        while self.lru:
+            p = next(iter(self.lru.values()))
+            if p.last_t >= horizon:
+                break
+            self._remove(p)
+            self.stats.expired += 1
+
+    def expire(self, now: float) -> None:
+        """Expire by event time (the engine calls this after each batch)."""
+        self._expire(now)
+
+    # ---- one event
+    def on_event(
+        self, index: int, ev: Event, t: float, matched: list[tuple[int, int]], out: list[Alert]
+    ) -> None:
+        """Advance the NFA with one event; ``matched`` are the (role, step) units that held."""
+        steps = {s for role, s in matched if role == _STEP}
+        if steps:
+            self._advance(index, ev, t, steps, out)
+        for role, s in matched:
+            if role == _UNTIL:
+                for key in self.keys(len(self.steps), ev):
+                    for stage in self.pending:
+                        p = stage.get(key)
+                        if p is not None:
+                            self._remove(p)
+            elif role == _MISSING:
+                self._missing(index, ev, t, s)
+
+    def _advance(self, index: int, ev: Event, t: float, steps: set[int], out: list[Alert]) -> None:
+        n = self.n
+        first = self.pending[0] if self.pending else {}
+        for k in range(n - 1, -1, -1):
+            s = self.positive[k]
+            if s not in steps:
+                continue
+            for key in self.keys(s, ev):
+                if k == 0:
+                    lead_t = self.lead.get(key) if self.leading else None
+                    if n == 1:
+                        self._complete(_Partial([ev], key, t, t, index, 0, lead_t), t, out)
+                        continue
+                    old = first.get(key)
+                    if old is None:
+                        self._place(_Partial([ev], key, t, t, index, 0, lead_t), 0, t)
+                        continue
+                    # a newer partial replaces the older one in its slot: same key, same budget
+                    old.events = [ev]
+                    old.first_t = old.last_t = t
+                    old.last_index = index
+                    old.lead_t = lead_t
+                    old.poisoned = False
+                    slot = (0, key)
+                    del self.lru[slot]
+                    self.lru[slot] = old
+                    continue
+                prev = self.pending[k - 1].get(key)
+                if prev is None:
+                    continue
+                self._remove(prev)
+                if self.maxspan is not None and t - prev.first_t > self.maxspan:
+                    self.stats.expired += 1
+                    continue
+                prev.events.append(ev)
+                prev.last_index = index
+                if k == n - 1:
+                    self._complete(prev, t, out)
+                else:
+                    self._place(prev, k, t)
+
+    def _missing(self, index: int, ev: Event, t: float, s: int) -> None:
+        keys = self.keys(s, ev)
+        if s in self.behind:
+            stage = self.pending[self.behind[s]]
+            for key in keys:
+                p = stage.get(key)
+                if p is not None and p.last_index < index:
+                    p.poisoned = True
+        elif s in self.leading:
+            for key in keys:
+                self.lead.pop(key, None)
+                self.lead[key] = t
+                if len(self.lead) > self.engine.budgets.max_keys_per_rule:
+                    del self.lead[next(iter(self.lead))]
+                    self.stats.keys_evicted += 1
+        else:  # trailing
+            for key in keys:
+                for h in list(self.held.get(key, ())):
+                    if not h.done and h.partial.last_index < index and t - h.ref_t <= self.span:
+                        self._unhold(h)
+                        self.stats.rejected += 1
+
+    # ---- completion
+    def _complete(self, p: _Partial, t: float, out: list[Alert]) -> None:
+        if p.poisoned:
+            self.stats.rejected += 1
+            return
+        found_lead = p.lead_t is not None and t - p.lead_t <= self.span
+        if self.leading and not self.trailing:
+            if found_lead:
+                self.stats.rejected += 1
+            else:
+                out.append(self._alert(p, t, self.engine._next_seq()))
+            return
+        if self.trailing and (found_lead or not self.leading):
+            ref_t = p.lead_t if found_lead and p.lead_t is not None else p.first_t
+            self._hold(p, ref_t, t, out)
+            return
+        out.append(self._alert(p, t, self.engine._next_seq()))
+
+    def _hold(self, p: _Partial, ref_t: float, t: float, out: list[Alert]) -> None:
+        h = _Held(p, ref_t, self.engine._next_seq(), t)
+        self.held.setdefault(p.key, []).append(h)
+        self.held_order[h.seq] = h
+        self.engine._schedule(ref_t + self.span, h, self)
+        if len(self.held_order) > self.engine.budgets.max_held_per_rule:
+            self.stats.held_released += 1
+            self.release(next(iter(self.held_order.values())), out)
+
+    def _unhold(self, h: _Held) -> None:
+        h.done = True
+        hs = self.held[h.partial.key]
+        hs.remove(h)
+        if not hs:
+            del self.held[h.partial.key]
+        del self.held_order[h.seq]
+
+    def release(self, h: _Held, out: list[Alert]) -> None:
+        """Emit a held match (its trailing missing step can no longer reject it)."""
+        if h.done:
+            return
+        self._unhold(h)
+        out.append(self._alert(h.partial, h.completed_t, h.seq))
+
+    def held_matches(self) -> list[_Held]:
+        """Every held match, in completion order."""
+        return list(self.held_order.values())
+
+    def _alert(self, p: _Partial, t: float, seq: int) -> Alert:
+        slots: list[Event | None] = [None] * len(self.steps)
+        for k, s in enumerate(self.positive):
+            slots[s] = p.events[k]
+        self.stats.matches += 1
+        return Alert(self.rule, tuple(slots), p.key if p.key else None, t, seq)
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    rule_index: int
+    role: int
+    step: int
+    category: str | None
+
+
+@dataclass(slots=True)
+class _Clock:
+    """Orders a batch: (event time, tie-breaker, arrival)."""
+
+    ts: Callable[[Event], Value]
+    tb: Callable[[Event], Value] | None
+    arrivals: int = 0
+    watermark: float = -math.inf
+    late: int = 0
+
+    def order(self, events: Sequence[Event]) -> list[tuple[float, Event]]:
+        keys: list[tuple[float, float, int]] = []
+        ts, tb = self.ts, self.tb
+        ordered = True
+        prev = (-math.inf, -math.inf, -1)
+        for i, ev in enumerate(events, self.arrivals):
+            v = ts(ev)
+            t = float(v) if type(v) is int or type(v) is float else timestamp_ms(v)
+            b = tb(ev) if tb is not None else None
+            if type(b) is not int and type(b) is not float:
+                b = _num(b)
+            key = (t, float(b) if b is not None else float(i), i)
+            if ordered and key < prev:
+                ordered = False
+            keys.append(key)
+            prev = key
+        self.arrivals += len(events)
+        pairs = [(k[0], ev) for k, ev in zip(keys, events, strict=True)]
+        if not ordered:
+            pairs = [pairs[j] for j in sorted(range(len(keys)), key=keys.__getitem__)]
+        for t, _ev in pairs:
+            if t < self.watermark:
+                self.late += 1
+        if pairs and pairs[-1][0] == pairs[-1][0]:  # not NaN
+            self.watermark = max(self.watermark, pairs[-1][0])
+        return pairs
+
+
+class Engine:
+    """Evaluate many rules over a stream; see the module docstring for the semantics."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        budgets: Budgets | None = None,
+        schema: Schema = ECS,
+        timestamp_field: str = "@timestamp",
+        tiebreaker_field: str | None = "event.sequence",
+    ) -> None:
+        self.rules = tuple(r for r in rules if r.mode != "off")
+        self.budgets = budgets or Budgets()
+        self.schema = schema
+        self.ruleset_hash = ruleset_hash(self.rules)
+        self.stats: dict[str, RuleStats] = {r.id: RuleStats() for r in self.rules}
+        self._seq = 0
+        self._index = 0
+        self._clock = _Clock(
+            fast_getter(timestamp_field, tuple(timestamp_field.split("."))),
+            fast_getter(tiebreaker_field, tuple(tiebreaker_field.split("."))) if tiebreaker_field else None,
+        )
+        cat_name = schema.category_fields[0]
+        self._category = fast_getter(cat_name, tuple(cat_name.split(".")))
+        self._units: list[_Unit] = []
+        self._preds: list[Callable[[Event], bool]] = []  # one per distinct (category, condition)
+        self._pred_units: list[list[int]] = []  # the units each predicate decides
+        self._pred_ids: dict[tuple[str | None, str], int] = {}
+        self._sequences: dict[int, _Sequence] = {}
+        self._entities: dict[Value, dict[tuple[int, int, tuple[Value, ...]], _Sequence]] = {}
+        self._timers: list[tuple[float, int, _Held, _Sequence]] = []
+        self._reported: dict[tuple[str, str], int] = {}
+        conditions: list[tuple[str | None, Expr]] = []
+        for ri, rule in enumerate(self.rules):
+            ir = rule.ir
+            if not ir.is_sequence:
+                self._add_unit(_Unit(ri, _SINGLE, 0, ir.steps[0].category), ir.steps[0].condition, conditions)
+                continue
+            self._sequences[ri] = _Sequence(self, ri, rule, schema)
+            for s, step in enumerate(ir.steps):
+                role = _MISSING if step.missing else _STEP
+                self._add_unit(_Unit(ri, role, s, step.category), step.condition, conditions)
+            if ir.until is not None:
+                self._add_unit(_Unit(ri, _UNTIL, 0, ir.until.category), ir.until.condition, conditions)
+        by_cat, other, guards = build_indexes(conditions, schema, memo_cap=self.budgets.memo_per_field)
+        self.guards = {u: guards[pid] for pid, us in enumerate(self._pred_units) for u in us}
+        self._by_category: dict[str, CategoryIndex] = by_cat
+        self._other = other
+
+    def _add_unit(self, unit: _Unit, condition: Expr, conditions: list[tuple[str | None, Expr]]) -> None:
+        """Add a unit; units with the same category and condition share one predicate."""
+        key = (unit.category, condition.render())  # not the nodes: 2 == 2.0 and 1 == True as values
+        pid = self._pred_ids.get(key)
+        if pid is None:
+            pid = self._pred_ids[key] = len(self._preds)
+            self._preds.append(compile_predicate(condition, self.schema, name=f"pred_{pid}").fn)
+            self._pred_units.append([])
+            conditions.append((unit.category, condition))
+        self._pred_units[pid].append(len(self._units))
+        self._units.append(unit)
+
+    # ---- budgets shared across rules
+    def _entity_admit(self, key: tuple[Value, ...], seq: _Sequence, stage: int) -> bool:
+        if not key:
+            return True
+        members = self._entities.setdefault(key[0], {})
+        if len(members) >= self.budgets.max_pending_per_entity:
+            if seq.drop_new:
+                seq.stats.refused += 1
+                return False
+            (_ri, st, k), owner = next(iter(members.items()))
+            owner._remove(owner.pending[st][k])
+            owner.stats.evicted_entity += 1
+            members = self._entities.setdefault(key[0], {})
+        members[(seq.rule_index, stage, key)] = seq
+        return True
+
+    def _entity_remove(self, key: tuple[Value, ...], seq: _Sequence, stage: int) -> None:
+        if not key:
+            return
+        members = self._entities.get(key[0])
+        if members is not None:
+            members.pop((seq.rule_index, stage, key), None)
+            if not members:
+                del self._entities[key[0]]
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq - 1
+
+    def _schedule(self, at: float, h: _Held, seq: _Sequence) -> None:
+        if at == math.inf:
+            return  # no maxspan: held until the stream ends
+        timers = self._timers
+        if len(timers) > 1024 and len(timers) > 2 * sum(len(s.held_order) for s in self._sequences.values()):
+            timers[:] = [x for x in timers if not x[2].done]  # drop timers of rejected matches
+            heapq.heapify(timers)
+        heapq.heappush(timers, (at, h.seq, h, seq))
+
+    # ---- the stream
+    def process(self, events: Sequence[Event]) -> list[Alert]:
+        """Run one batch (any order within it); return the alerts it completes, in order."""
+        out: list[Alert] = []
+        by_cat = self._by_category
+        other = self._other
+        preds = self._preds
+        pred_units = self._pred_units
+        category = self._category
+        timers = self._timers
+        index = self._index
+        for t, ev in self._clock.order(events):
+            if timers and timers[0][0] < t:
+                self._fire(t, out)
+            c = category(ev)
+            index_c = by_cat.get(c, other) if type(c) is str else None
+            cands = index_c.candidates(ev) if index_c is not None else self._multi_category(c, ev)
+            index += 1
+            if not cands:
+                continue
+            hits = [p for p in cands if preds[p](ev)]
+            if not hits:
+                continue
+            if len(hits) == 1:
+                self._dispatch(index - 1, ev, t, pred_units[hits[0]], out)
+            else:
+                self._dispatch(index - 1, ev, t, sorted([u for p in hits for u in pred_units[p]]), out)
+        self._index = index
+        if events:
+            for seq in self._sequences.values():
+                seq.expire(self._clock.watermark)
+        return out
+
+    def _multi_category(self, c: Value, ev: Event) -> tuple[int, ...]:
+        names = {x for x in (c if isinstance(c, list) else [c]) if isinstance(x, str)}
+        if not names:
+            return self._other.candidates(ev)
+        found: set[int] = set()
+        for name in names:
+            found.update((self._by_category.get(name) or self._other).candidates(ev))
+        return tuple(found)
+
+    def _dispatch(self, index: int, ev: Event, t: float, hits: list[int], out: list[Alert]) -> None:
+        units = self._units
+        i = 0
+        while i < len(hits):
+            unit = units[hits[i]]
+            ri = unit.rule_index
+            rule = self.rules[ri]
+            if unit.role == _SINGLE:
+                self.stats[rule.id].matches += 1
+                out.append(Alert(rule, (ev,), None, t, self._next_seq()))
+                i += 1
+                continue
+            matched: list[tuple[int, int]] = []
+            while i < len(hits) and units[hits[i]].rule_index == ri:
+                u = units[hits[i]]
+                matched.append((u.role, u.step))
+                i += 1
+            self._sequences[ri].on_event(index, ev, t, matched, out)
+
+    def _fire(self, now: float, out: list[Alert]) -> None:
+        timers = self._timers
+        while timers and timers[0][0] < now:
+            _at, _s, h, seq = heapq.heappop(timers)
+            seq.release(h, out)
+
+    def flush(self) -> list[Alert]:
+        """End of stream: release every match held for a trailing missing step, in completion order."""
+        out: list[Alert] = []
+        held = sorted(
+            ((h, seq) for seq in self._sequences.values() for h in seq.held_matches()), key=lambda x: x[0].seq
+        )
+        for h, seq in held:
+            seq.release(h, out)
+        self._timers.clear()
+        return out
+
+    def budget_events(self) -> list[BudgetEvent]:
+        """Overflows counted since the last call, one event per (rule, cap)."""
+        events: list[BudgetEvent] = []
+        for rule_id, st in self.stats.items():
+            for kind in OVERFLOW_COUNTERS:
+                now = getattr(st, kind)
+                before = self._reported.get((rule_id, kind), 0)
+                if now > before:
+                    events.append(BudgetEvent(rule_id, kind, now - before, self._clock.watermark))
+                    self._reported[(rule_id, kind)] = now
+        return events
+
+    @property
+    def late_events(self) -> int:
+        """Events that arrived with a time before an earlier batch's latest (processed anyway)."""
+        return self._clock.late
+
+    def pending(self) -> int:
+        """Partial matches held now, over every rule."""
+        return sum(len(s.lru) for s in self._sequences.values())
+
+    def state_size(self) -> Mapping[str, int]:
+        """How much state the engine holds, by kind (bounded by :class:`Budgets`)."""
+        return {
+            "partials": self.pending(),
+            "held": sum(len(s.held_order) for s in self._sequences.values()),
+            "lead_keys": sum(len(s.lead) for s in self._sequences.values()),
+            "entities": len(self._entities),
+            "timers": len(self._timers),
+            "memo": sum(
+                len(fi.memo) + len(fi.memo_lists) + len(fi.memo_other)
+                for ci in [*self._by_category.values(), self._other]
+                for fi in ci.fields
+            ),
+        }
