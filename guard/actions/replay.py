@@ -1,11 +1,12 @@
 """Replay: run a policy over a recording and say what it would have decided, deterministically.
 
-Each rule whose mode is not ``off`` runs over the whole recording (no result cap). A match of a
-``block`` rule is a ``deny`` under enforce and a ``would_block`` under detect; a ``kill`` rule's
-match is a ``kill`` (``would_block`` under detect); ``alert`` matches are counted but are not
-enforcement decisions, so they are not audited. Decisions are ordered by (event time, rule id,
-match index), so the same recording and policy always give the same decisions. Written to an audit
-trail, they read like a real run's, marked ``outcome: replayed``.
+The recording streams through the detection engine (:class:`~guard.policy.engine.Engine`) as the
+agent's events would: in (event time, ``event.sequence``) order, in batches, every rule whose mode is
+not ``off`` at once. A match of a ``block`` rule is a ``deny`` under enforce and a ``would_block``
+under detect; a ``kill`` rule's match is a ``kill`` (``would_block`` under detect); ``alert`` matches
+are counted but are not enforcement decisions, so they are not audited. Decisions come in completion
+order (rules in policy order within an event), so the same recording and policy always give the same
+decisions. Written to an audit trail, they read like a real run's, marked ``outcome: replayed``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from guard.audit.record import Decision, JsonValue, Kind, ProcessIdentity
-from guard.policy.evaluator import Event, evaluate, field_getter, timestamp_ms
+from guard.policy.engine import Budgets, Engine
+from guard.policy.evaluator import Event, field_getter
 from guard.policy.loader import Policy, Rule
 
 __all__ = ["HOOK_OF_CATEGORY", "ReplayDecision", "replay", "summarize"]
@@ -110,21 +112,34 @@ def _kind(rule: Rule, mode: str) -> str:
     return "kill" if rule.action == "kill" else "deny"
 
 
-def replay(policy: Policy, events: Sequence[Event], *, default_mode: str = "enforce") -> list[ReplayDecision]:
+#: events handed to the engine per call (the agent's ring-buffer batches are of this order)
+REPLAY_BATCH: Final = 4096
+
+
+def replay(
+    policy: Policy,
+    events: Sequence[Event],
+    *,
+    default_mode: str = "enforce",
+    budgets: Budgets | None = None,
+    engine: Engine | None = None,
+) -> list[ReplayDecision]:
     """Return every decision the policy would have made on the events, in a stable order."""
-    keyed: list[tuple[int, str, int, ReplayDecision]] = []
-    for rule in policy.rules:
-        mode = rule.mode or default_mode
-        if mode == "off":
-            continue
-        matches = evaluate(rule.ir, events, tiebreaker_field="event.sequence", limit=None)
-        for index, match in enumerate(matches):
-            present = tuple(e for e in match.events if e is not None)
-            ts = timestamp_ms(_get(present[-1], "@timestamp"))
-            ts_ns = int(ts * 1_000_000) if ts == ts else 0  # NaN (no timestamp) sorts first
-            keyed.append((ts_ns, rule.id, index, ReplayDecision(rule, _kind(rule, mode), present, ts_ns)))
-    keyed.sort(key=lambda k: k[:3])
-    return [k[3] for k in keyed]
+    if engine is None:
+        live = [r for r in policy.rules if (r.mode or default_mode) != "off"]
+        engine = Engine(live, budgets=budgets)
+    alerts = []
+    for start in range(0, len(events), REPLAY_BATCH):
+        alerts.extend(engine.process(events[start : start + REPLAY_BATCH]))
+    alerts.extend(engine.flush())
+    alerts.sort(key=lambda a: a.seq)
+    decisions = []
+    for alert in alerts:
+        rule = alert.rule
+        present = tuple(e for e in alert.events if e is not None)
+        ts_ns = int(alert.ts_ms * 1_000_000) if alert.ts_ms == alert.ts_ms else 0  # NaN: no timestamp
+        decisions.append(ReplayDecision(rule, _kind(rule, rule.mode or default_mode), present, ts_ns))
+    return decisions
 
 
 def summarize(decisions: Sequence[ReplayDecision], policy: Policy) -> list[Mapping[str, object]]:

@@ -34,6 +34,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from itertools import pairwise
 from typing import Final
 
 from guard.errors import PolicyError
@@ -228,7 +229,6 @@ class _Sequence:
         if old is not None:
             self._remove(old)
         budgets = self.engine.budgets
-        self._expire(t)
         if len(self.lru) >= budgets.max_pending_per_rule:
             if self.drop_new:
                 self.stats.refused += 1
@@ -280,8 +280,8 @@ class _Sequence:
         first = self.pending[0] if self.pending else {}
         for k in range(n - 1, -1, -1):
             s = self.positive[k]
-            if s not in steps:
-                continue
+            if s not in steps or (k > 0 and not self.pending[k - 1]):
+                continue  # not this step, or nothing waits for it
             for key in self.keys(s, ev):
                 if k == 0:
                     lead_t = self.lead.get(key) if self.leading else None
@@ -414,31 +414,36 @@ class _Clock:
     late: int = 0
 
     def order(self, events: Sequence[Event]) -> list[tuple[float, Event]]:
-        keys: list[tuple[float, float, int]] = []
-        ts, tb = self.ts, self.tb
-        ordered = True
-        prev = (-math.inf, -math.inf, -1)
-        for i, ev in enumerate(events, self.arrivals):
-            v = ts(ev)
-            t = float(v) if type(v) is int or type(v) is float else timestamp_ms(v)
-            b = tb(ev) if tb is not None else None
-            if type(b) is not int and type(b) is not float:
-                b = _num(b)
-            key = (t, float(b) if b is not None else float(i), i)
-            if ordered and key < prev:
-                ordered = False
-            keys.append(key)
-            prev = key
+        """Return (time, event) in (time, tie-breaker, arrival) order; sort only when arrival is not."""
+        base = self.arrivals
         self.arrivals += len(events)
-        pairs = [(k[0], ev) for k, ev in zip(keys, events, strict=True)]
-        if not ordered:
-            pairs = [pairs[j] for j in sorted(range(len(keys)), key=keys.__getitem__)]
-        for t, _ev in pairs:
-            if t < self.watermark:
-                self.late += 1
-        if pairs and pairs[-1][0] == pairs[-1][0]:  # not NaN
-            self.watermark = max(self.watermark, pairs[-1][0])
+        times = [
+            float(v) if type(v) is int or type(v) is float else timestamp_ms(v) for v in map(self.ts, events)
+        ]
+        ordered = all(a <= b for a, b in pairwise(times))
+        if ordered:  # equal times must also be in tie-breaker order
+            ordered = all(self._tb_key(events[i], base + i) <= self._tb_key(events[i + 1], base + i + 1)
+                          for i, (a, b) in enumerate(pairwise(times)) if a == b)  # fmt: skip
+        if ordered:
+            pairs = list(zip(times, events, strict=True))
+        else:
+            keys = [
+                (t, self._tb_key(ev, base + i), base + i)
+                for i, (t, ev) in enumerate(zip(times, events, strict=True))
+            ]
+            pairs = [(times[j], events[j]) for j in sorted(range(len(keys)), key=keys.__getitem__)]
+        if pairs:
+            if pairs[0][0] < self.watermark:
+                self.late += sum(1 for t, _ in pairs if t < self.watermark)
+            last = pairs[-1][0]
+            if last == last:  # not NaN
+                self.watermark = max(self.watermark, last)
         return pairs
+
+    def _tb_key(self, ev: Event, arrival: int) -> float:
+        b = self.tb(ev) if self.tb is not None else None
+        n = float(b) if type(b) is int or type(b) is float else _num(b)
+        return n if n is not None else float(arrival)
 
 
 class Engine:

@@ -381,12 +381,19 @@ class CategoryIndex:
 
     fields: tuple[FieldIndex, ...]
     always: tuple[int, ...]
+    _probes: tuple[tuple[Getter, dict[str, tuple[int, ...]], Callable[[Value], tuple[int, ...]]], ...] = ()
+
+    def __post_init__(self) -> None:
+        self._probes = tuple((fi.get, fi.memo, fi.resolve) for fi in self.fields)
 
     def candidates(self, event: Event) -> tuple[int, ...]:
-        """Units that may hold for ``event`` (each at most once; unordered across fields)."""
+        """Return the units that may hold for ``event`` (each at most once; unordered across fields)."""
         out = self.always
-        for fi in self.fields:
-            found = fi.resolve(fi.get(event))
+        for get, memo, resolve in self._probes:
+            v = get(event)
+            found = memo.get(v) if type(v) is str else None
+            if found is None:
+                found = resolve(v)
             if found:
                 out = out + found
         return out

@@ -60,6 +60,9 @@ def test_load_a_directory(tmp_path: Path) -> None:
         (GOOD.replace('expect = "match"', 'expect = "maybe"'), "tests[1]: expect: expected one of match, no_match"),
         ("title = 'x'\n" + GOOD, "unknown top-level key(s) ['title']"),
         ("[[rule]\n", "invalid TOML"),
+        (GOOD.replace('id = "curl"', 'id = "curl"\noverflow = "panic"'), "rule 'curl': overflow: expected one of evict_oldest, drop_new"),
+        (GOOD.replace("query = 'process where process.name == \"curl\"'", "query = 'process where true | head 3'"),
+         "rule 'curl': query: '| head' / '| tail' select search results"),
     ],
 )  # fmt: skip
 def test_mistakes_name_file_rule_and_field(tmp_path: Path, text: str, message: str) -> None:

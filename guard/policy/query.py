@@ -1,0 +1,23 @@
+"""``guardctl query``: search a recording with one EQL query through the streaming engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from guard.policy.engine import Engine
+from guard.policy.evaluator import Event, Match, _limit
+from guard.policy.loader import Rule
+
+__all__ = ["run_query"]
+
+
+def run_query(rule: Rule, events: Sequence[Event], *, batch: int = 4096) -> list[Match]:
+    """Every match of the rule's query in the events, in completion order; ``| head``/``| tail`` apply."""
+    engine = Engine([rule])
+    alerts = []
+    for start in range(0, len(events), batch):
+        alerts.extend(engine.process(events[start : start + batch]))
+    alerts.extend(engine.flush())
+    alerts.sort(key=lambda a: a.seq)
+    rows = [Match(a.events, a.join_keys) for a in alerts]
+    return _limit(rows, rule.ir.head, rule.ir.tail, None)
