@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from guard.policy import functions
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
 from guard.policy.evaluator import (
     Event,
@@ -40,6 +41,7 @@ from guard.policy.wildcard import _to_regex
 __all__ = ["Predicate", "compile_predicate", "fast_getter"]
 
 _FLIP: Final = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_CIDR_MATCH: Final = functions.FUNCTIONS["cidrmatch"].impl
 _AFFIX: Final = {"startswith": "startswith", "endswith": "endswith"}
 _IDENT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -102,7 +104,7 @@ class _Gen:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.namespace: dict[str, object] = {"_truth": _truth, "_compare": _compare}
+        self.namespace: dict[str, object] = {"_truth": _truth, "_compare": _compare, "_cidr_is": _cidr_is}
         self.fields: dict[str, str] = {}  # field name -> local variable
         self.getters: dict[str, Getter] = {}
         self._ids = itertools.count()
@@ -133,7 +135,7 @@ class _Gen:
         fast = self.leaf(e)
         if fast is None:
             return f"({self.generic(e)} is True)"
-        var, test = fast
+        var, test = fast[0], fast[1]
         slow = self.generic(e)
         return f"({test} if type({var}) is {self._type_of(e)} else {slow} is True)"
 
@@ -147,9 +149,9 @@ class _Gen:
         fast = self.leaf(e)
         if fast is None:
             return f"({self.generic(e)} is False)"
-        var, test = fast
+        var, test = fast[0], (fast[2] if len(fast) > 2 else f"not {fast[1]}")
         slow = self.generic(e)
-        return f"(not {test} if type({var}) is {self._type_of(e)} else {slow} is False)"
+        return f"({test} if type({var}) is {self._type_of(e)} else {slow} is False)"
 
     # ---- leaves with a fast path: (variable, test when the variable has the fast type)
     def _type_of(self, e: Expr) -> str:
@@ -163,7 +165,7 @@ class _Gen:
             return "str" if isinstance(first.value, str) else "int"
         return "str"
 
-    def leaf(self, e: Expr) -> tuple[str, str] | None:
+    def leaf(self, e: Expr) -> tuple[str, ...] | None:
         if isinstance(e, Comparison):
             return self._comparison(e)
         if isinstance(e, InSet):
@@ -181,7 +183,7 @@ class _Gen:
             return None  # compared as dates / versions: the evaluator's closure decides
         return e
 
-    def _comparison(self, e: Comparison) -> tuple[str, str] | None:
+    def _comparison(self, e: Comparison) -> tuple[str, ...] | None:
         op, left, right = e.op, e.left, e.right
         if isinstance(left, Literal) and isinstance(right, Field):
             op, left, right = _FLIP[op], right, left
@@ -194,7 +196,7 @@ class _Gen:
         var = self.var(f)
         return var, f"({var} {op} {self.const(lit)})"
 
-    def _inset(self, e: InSet) -> tuple[str, str] | None:
+    def _inset(self, e: InSet) -> tuple[str, ...] | None:
         f = self._plain_field(e.value)
         if f is None or not e.items or not all(isinstance(i, Literal) for i in e.items):
             return None
@@ -210,7 +212,7 @@ class _Gen:
         test = f"({probe} {'not in' if e.negated else 'in'} {self.const(items, 'S')})"
         return var, test
 
-    def _match(self, e: StringMatch) -> tuple[str, str] | None:
+    def _match(self, e: StringMatch) -> tuple[str, ...] | None:
         f = self._plain_field(e.value)
         if f is None:
             return None
@@ -226,8 +228,10 @@ class _Gen:
         combined = re.compile("|".join(f"(?:{_to_regex(p)})" for p in e.patterns), flags)
         return var, f"({self.const(combined, 'R')}.fullmatch({var}) is not None)"
 
-    def _call(self, e: Call) -> tuple[str, str] | None:
+    def _call(self, e: Call) -> tuple[str, ...] | None:
         name = e.name.lower()
+        if name == "cidrmatch":
+            return self._cidr(e)
         if name not in ("startswith", "endswith", "stringcontains") or len(e.args) != 2:
             return None
         f = self._plain_field(e.args[0])
@@ -243,6 +247,30 @@ class _Gen:
                 return var, "False"
             return var, f"({k} in {probe})"
         return var, f"{probe}.{_AFFIX[name]}({k})"
+
+    def _cidr(self, e: Call) -> tuple[str, ...] | None:
+        f = self._plain_field(e.args[0]) if e.args else None
+        cidrs = e.args[1:]
+        if (
+            f is None
+            or not cidrs
+            or not all(isinstance(c, Literal) and isinstance(c.value, str) for c in cidrs)
+        ):
+            return None
+        var = self.var(f)
+        args = self.const(tuple(c.value for c in cidrs if isinstance(c, Literal)), "A")
+        # a string address against literal CIDRs: the function itself, without the generic call wrapper;
+        # an address that is not one makes it null, so both views are spelled out
+        return var, f"(_cidr_is({var}, {args}) is True)", f"(_cidr_is({var}, {args}) is False)"
+
+
+def _cidr_is(address: str, cidrs: tuple[str, ...]) -> bool | None:
+    """Return cidrMatch(address, cidrs...) for one string address (None where the function is null)."""
+    try:
+        result = _CIDR_MATCH([address, *cidrs], False)
+    except functions.FunctionError:
+        return None
+    return result if isinstance(result, bool) else None
 
 
 def compile_predicate(condition: Expr, schema: Schema = ECS, *, name: str = "pred") -> Predicate:

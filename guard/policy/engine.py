@@ -34,6 +34,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from itertools import pairwise
 from typing import Final
 
@@ -208,7 +209,10 @@ class _Sequence:
                 if type(v) is str or type(v) is int:
                     return ((v,),)
             else:
-                values = tuple(g(ev) for g in getters)
+                if len(getters) == 2:
+                    values: tuple[Value, ...] = (getters[0](ev), getters[1](ev))
+                else:
+                    values = tuple(g(ev) for g in getters)
                 if all(type(v) is str or type(v) is int for v in values):
                     return (values,)  # one scalar per key: the evaluator's answer without its general case
         return _key_tuples(self.key_steps[s], ev)
@@ -257,64 +261,60 @@ class _Sequence:
         """Expire by event time (the engine calls this after each batch)."""
         self._expire(now)
 
-    # ---- one event
-    def on_event(
-        self, index: int, ev: Event, t: float, matched: list[tuple[int, int]], out: list[Alert]
-    ) -> None:
-        """Advance the NFA with one event; ``matched`` are the (role, step) units that held."""
-        steps = {s for role, s in matched if role == _STEP}
-        if steps:
-            self._advance(index, ev, t, steps, out)
-        for role, s in matched:
-            if role == _UNTIL:
-                for key in self.keys(len(self.steps), ev):
-                    for stage in self.pending:
-                        p = stage.get(key)
-                        if p is not None:
-                            self._remove(p)
-            elif role == _MISSING:
-                self._missing(index, ev, t, s)
-
-    def _advance(self, index: int, ev: Event, t: float, steps: set[int], out: list[Alert]) -> None:
+    # ---- one event: the engine calls these per matching unit, steps last to first, then until, then missing
+    def on_step(self, k: int, index: int, ev: Event, t: float, out: list[Alert]) -> None:
+        """Positive step ``k`` held for the event: start, replace or advance partial matches."""
         n = self.n
-        first = self.pending[0] if self.pending else {}
-        for k in range(n - 1, -1, -1):
-            s = self.positive[k]
-            if s not in steps or (k > 0 and not self.pending[k - 1]):
-                continue  # not this step, or nothing waits for it
-            for key in self.keys(s, ev):
-                if k == 0:
-                    lead_t = self.lead.get(key) if self.leading else None
-                    if n == 1:
-                        self._complete(_Partial([ev], key, t, t, index, 0, lead_t), t, out)
-                        continue
-                    old = first.get(key)
-                    if old is None:
-                        self._place(_Partial([ev], key, t, t, index, 0, lead_t), 0, t)
-                        continue
-                    # a newer partial replaces the older one in its slot: same key, same budget
-                    old.events = [ev]
-                    old.first_t = old.last_t = t
-                    old.last_index = index
-                    old.lead_t = lead_t
-                    old.poisoned = False
-                    slot = (0, key)
-                    del self.lru[slot]
-                    self.lru[slot] = old
+        if k == 0:
+            first = self.pending[0] if self.pending else None
+            for key in self.keys(self.positive[0], ev):
+                lead_t = self.lead.get(key) if self.leading else None
+                if first is None:  # a one-step sequence (with missing steps)
+                    self._complete(_Partial([ev], key, t, t, index, 0, lead_t), t, out)
                     continue
-                prev = self.pending[k - 1].get(key)
-                if prev is None:
+                old = first.get(key)
+                if old is None:
+                    self._place(_Partial([ev], key, t, t, index, 0, lead_t), 0, t)
                     continue
-                self._remove(prev)
-                if self.maxspan is not None and t - prev.first_t > self.maxspan:
-                    self.stats.expired += 1
-                    continue
-                prev.events.append(ev)
-                prev.last_index = index
-                if k == n - 1:
-                    self._complete(prev, t, out)
-                else:
-                    self._place(prev, k, t)
+                # a newer partial replaces the older one in its slot: same key, same budget
+                old.events = [ev]
+                old.first_t = old.last_t = t
+                old.last_index = index
+                old.lead_t = lead_t
+                old.poisoned = False
+                slot = (0, key)
+                del self.lru[slot]
+                self.lru[slot] = old
+            return
+        waiting = self.pending[k - 1]
+        if not waiting:
+            return
+        for key in self.keys(self.positive[k], ev):
+            prev = waiting.get(key)
+            if prev is None:
+                continue
+            self._remove(prev)
+            if self.maxspan is not None and t - prev.first_t > self.maxspan:
+                self.stats.expired += 1
+                continue
+            prev.events.append(ev)
+            prev.last_index = index
+            if k == n - 1:
+                self._complete(prev, t, out)
+            else:
+                self._place(prev, k, t)
+
+    def on_until(self, index: int, ev: Event, t: float, out: list[Alert]) -> None:
+        """Drop every partial match of the event's keys (the until step held)."""
+        for key in self.keys(len(self.steps), ev):
+            for stage in self.pending:
+                p = stage.get(key)
+                if p is not None:
+                    self._remove(p)
+
+    def on_missing(self, s: int, index: int, ev: Event, t: float, out: list[Alert]) -> None:
+        """Missing step ``s`` held: poison, remember or reject, by where the step stands."""
+        self._missing(index, ev, t, s)
 
     def _missing(self, index: int, ev: Event, t: float, s: int) -> None:
         keys = self.keys(s, ev)
@@ -394,6 +394,8 @@ class _Sequence:
 
 # --------------------------------------------------------------------------- the engine
 
+_Handler = Callable[[int, Event, float, list[Alert]], None]
+
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
@@ -472,6 +474,7 @@ class Engine:
         cat_name = schema.category_fields[0]
         self._category = fast_getter(cat_name, tuple(cat_name.split(".")))
         self._units: list[_Unit] = []
+        self._handlers: list[_Handler] = []  # per unit: what its match does
         self._preds: list[Callable[[Event], bool]] = []  # one per distinct (category, condition)
         self._pred_units: list[list[int]] = []  # the units each predicate decides
         self._pred_ids: dict[tuple[str | None, str], int] = {}
@@ -483,21 +486,41 @@ class Engine:
         for ri, rule in enumerate(self.rules):
             ir = rule.ir
             if not ir.is_sequence:
-                self._add_unit(_Unit(ri, _SINGLE, 0, ir.steps[0].category), ir.steps[0].condition, conditions)
+                unit = _Unit(ri, _SINGLE, 0, ir.steps[0].category)
+                self._add_unit(unit, ir.steps[0].condition, conditions, self._single_handler(rule))
                 continue
-            self._sequences[ri] = _Sequence(self, ri, rule, schema)
-            for s, step in enumerate(ir.steps):
-                role = _MISSING if step.missing else _STEP
-                self._add_unit(_Unit(ri, role, s, step.category), step.condition, conditions)
+            seq = self._sequences[ri] = _Sequence(self, ri, rule, schema)
+            # unit order is processing order within an event: positive steps last to first, until, missing
+            for k in range(seq.n - 1, -1, -1):
+                step = ir.steps[seq.positive[k]]
+                unit = _Unit(ri, _STEP, seq.positive[k], step.category)
+                self._add_unit(unit, step.condition, conditions, partial(seq.on_step, k))
             if ir.until is not None:
-                self._add_unit(_Unit(ri, _UNTIL, 0, ir.until.category), ir.until.condition, conditions)
+                unit = _Unit(ri, _UNTIL, 0, ir.until.category)
+                self._add_unit(unit, ir.until.condition, conditions, seq.on_until)
+            for s, step in enumerate(ir.steps):
+                if step.missing:
+                    unit = _Unit(ri, _MISSING, s, step.category)
+                    self._add_unit(unit, step.condition, conditions, partial(seq.on_missing, s))
         by_cat, other, guards = build_indexes(conditions, schema, memo_cap=self.budgets.memo_per_field)
         self.guards = {u: guards[pid] for pid, us in enumerate(self._pred_units) for u in us}
         self._by_category: dict[str, CategoryIndex] = by_cat
         self._other = other
 
-    def _add_unit(self, unit: _Unit, condition: Expr, conditions: list[tuple[str | None, Expr]]) -> None:
+    def _single_handler(self, rule: Rule) -> _Handler:
+        stats = self.stats[rule.id]
+
+        def matched(index: int, ev: Event, t: float, out: list[Alert]) -> None:
+            stats.matches += 1
+            out.append(Alert(rule, (ev,), None, t, self._next_seq()))
+
+        return matched
+
+    def _add_unit(
+        self, unit: _Unit, condition: Expr, conditions: list[tuple[str | None, Expr]], handler: _Handler
+    ) -> None:
         """Add a unit; units with the same category and condition share one predicate."""
+        self._handlers.append(handler)
         key = (unit.category, condition.render())  # not the nodes: 2 == 2.0 and 1 == True as values
         pid = self._pred_ids.get(key)
         if pid is None:
@@ -588,24 +611,10 @@ class Engine:
             found.update((self._by_category.get(name) or self._other).candidates(ev))
         return tuple(found)
 
-    def _dispatch(self, index: int, ev: Event, t: float, hits: list[int], out: list[Alert]) -> None:
-        units = self._units
-        i = 0
-        while i < len(hits):
-            unit = units[hits[i]]
-            ri = unit.rule_index
-            rule = self.rules[ri]
-            if unit.role == _SINGLE:
-                self.stats[rule.id].matches += 1
-                out.append(Alert(rule, (ev,), None, t, self._next_seq()))
-                i += 1
-                continue
-            matched: list[tuple[int, int]] = []
-            while i < len(hits) and units[hits[i]].rule_index == ri:
-                u = units[hits[i]]
-                matched.append((u.role, u.step))
-                i += 1
-            self._sequences[ri].on_event(index, ev, t, matched, out)
+    def _dispatch(self, index: int, ev: Event, t: float, units: list[int], out: list[Alert]) -> None:
+        handlers = self._handlers
+        for u in units:
+            handlers[u](index, ev, t, out)
 
     def _fire(self, now: float, out: list[Alert]) -> None:
         timers = self._timers

@@ -73,6 +73,10 @@ CASES = [
     ('process.args : "-c"', {"process": {"args": ["bash", "-C"]}}, True),
     ('"sh" == process.name', {"process": {"name": "sh"}}, True),
     ('process.name regex~ "B.*"', {"process": {"name": "bash"}}, True),
+    ('cidrMatch(destination.ip, "10.0.0.0/8", "fd00::/8")', {"destination": {"ip": "fd00::1"}}, True),
+    ('not cidrMatch(destination.ip, "10.0.0.0/8")', {"destination": {"ip": "not an ip"}}, False),
+    ('not cidrMatch(destination.ip, "10.0.0.0/8")', {"destination": {"ip": "192.0.2.1"}}, True),
+    ('cidrMatch(destination.ip, "10.0.0.0/8")', {"destination": {"ip": ["192.0.2.1", "10.9.9.9"]}}, True),
 ]
 
 
