@@ -38,9 +38,14 @@ from guard.lsm.benchmark import run_kernel_benchmark
 from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
 from guard.lsm.probe import ProbeReport, probe_kernel
 from guard.policy.analyzer import compile_query
+from guard.policy.benchmark import render_engine_benchmark, run_engine_benchmark
 from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
-from guard.policy.loader import load_policy
-from guard.policy.recording import read_recording
+from guard.policy.elastic import import_elastic, write_policy
+from guard.policy.engine import Engine
+from guard.policy.loader import Rule, load_policy
+from guard.policy.query import run_query
+from guard.policy.recording import RecordingHeader, load_recording, read_recording
+from guard.policy.schema import ECS
 from guard.signing import Verifier, generate_keypair, load_signer, load_verifier
 
 __all__ = ["main"]
@@ -66,6 +71,9 @@ examples:
   guardctl audit query --since 2h --kind deny --exe '/tmp/*'
   guardctl audit report --format html -o report.html
   guardctl replay events.jsonl --policy policies/ --audit replay-audit.jsonl --key replay.key
+  guardctl query 'sequence by process.entity_id [process where true] [network where true]' events.jsonl
+  guardctl rules import-elastic detection-rules/rules/linux -o policies/elastic
+  guardctl bench engine          events/s with every rule loaded, against the eql library
 
 {_EXIT_HELP}
 """
@@ -280,8 +288,10 @@ def _cmd_audit_report(args: argparse.Namespace, cfg: GuardConfig) -> int:
 
 def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
     policy = load_policy(Path(args.policy))
-    events = read_recording(Path(args.log))
-    decisions = replay(policy, events)
+    recording = load_recording(Path(args.log))
+    events = recording.events
+    engine = Engine([r for r in policy.rules if r.mode != "off"])
+    decisions = replay(policy, events, engine=engine)
     written = 0
     if args.audit:
         signer = load_signer(Path(args.key or cfg.audit.key_path))
@@ -295,13 +305,22 @@ def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
                     writer.append(d.to_audit(args.log))
                     written += 1
     rows = summarize(decisions, policy)
+    header = recording.header
+    notes = _recording_notes(header, engine.ruleset_hash)
     if args.json:
         _print_json(
             {
                 "policy": policy.source,
                 "policy_digest": policy.digest,
+                "ruleset_hash": engine.ruleset_hash,
+                "schema": ECS.name,
+                "schema_version": ECS.version,
+                "recording": header.to_json() if header is not None else None,
+                "notes": notes,
                 "events": len(events),
+                "late_events": engine.late_events,
                 "rules": rows,
+                "budgets": {rule_id: st.to_json() for rule_id, st in engine.stats.items()},
                 "audit_records": written,
                 "decisions": [
                     {"rule": d.rule.id, "kind": d.kind, "ts_ns": d.ts_ns, "event_ids": list(d.event_ids)}
@@ -311,14 +330,88 @@ def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
         )  # fmt: skip
         return 0
     print(f"replayed {len(events)} events against {len(policy.rules)} rules ({policy.source})")
+    print(f"rule set {engine.ruleset_hash[:16]}, schema {ECS.name} {ECS.version}")
+    for note in notes:
+        print(f"note: {note}")
     print(f"{'RULE':<32} {'ACTION':<7} {'MODE':<8} {'DENY':>6} {'WOULD':>6} {'KILL':>6} {'ALERT':>6}")
     for r in rows:
         print(
             f"{r['rule']!s:<32} {r['action']!s:<7} {r['mode']!s:<8} {r['deny']!s:>6} {r['would_block']!s:>6} "
             f"{r['kill']!s:>6} {r['alert']!s:>6}"
         )
+    for ev in engine.budget_events():
+        print(f"budget: rule {ev.rule_id}: {ev.kind} x{ev.count}")
     if args.audit:
         print(f"wrote {written} audit records to {args.audit}")
+    return 0
+
+
+def _recording_notes(header: RecordingHeader | None, ruleset_hash: str) -> list[str]:
+    """Say what differs between the recording's producer and this replay."""
+    if header is None:
+        return ["the recording has no header: producer rule set and schema version unknown"]
+    notes = []
+    if header.ruleset_hash != ruleset_hash:
+        notes.append(f"recorded under rule set {header.ruleset_hash[:16]}, replaying {ruleset_hash[:16]}")
+    if (header.schema, header.schema_version) != (ECS.name, ECS.version):
+        recorded = f"{header.schema} {header.schema_version}"
+        notes.append(f"recorded with schema {recorded}, replaying with {ECS.name} {ECS.version}")
+    return notes
+
+
+def _cmd_query(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    ir = compile_query(args.query)
+    rule = Rule("query", "query", "low", "alert", None, args.query, ir, "<command line>")
+    events = read_recording(Path(args.log))
+    matches = run_query(rule, events)
+    if args.json:
+        _print_json(
+            {
+                "query": ir.query.render(),
+                "events": len(events),
+                "count": len(matches),
+                "matches": [
+                    {
+                        "join_keys": list(m.join_keys) if m.join_keys is not None else None,
+                        "events": list(m.events),
+                    }
+                    for m in matches
+                ],
+            }
+        )
+        return 0
+    for m in matches:
+        if not ir.is_sequence:
+            print(json.dumps(m.events[0], sort_keys=True))
+            continue
+        keys = ", ".join(json.dumps(k) for k in m.join_keys or ())
+        print(f"sequence [{keys}]" if keys else "sequence")
+        for ev in m.events:
+            print("  " + ("(missing)" if ev is None else json.dumps(ev, sort_keys=True)))
+    print(f"{len(matches)} match(es) in {len(events)} events", file=sys.stderr)
+    return 0
+
+
+def _cmd_rules_import(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    report = import_elastic([Path(p) for p in args.paths])
+    written = write_policy(report, Path(args.output)) if args.output and report.imported else []
+    if args.json:
+        data = report.to_json()
+        data["written"] = [str(p) for p in written]
+        _print_json(data)
+    else:
+        print(report.render_text())
+        if args.output:
+            print(f"wrote {len(written)} policy file(s) to {args.output}")
+    return 0
+
+
+def _cmd_bench_engine(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    result = run_engine_benchmark(Path(args.rules) if args.rules else None, args.events)
+    if args.json:
+        _print_json(result)
+    else:
+        print(render_engine_benchmark(result))
     return 0
 
 
@@ -494,49 +587,91 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--key", metavar="KEY", help="signing key for --audit (default: [audit] key_path)")
     q.add_argument("--json", action="store_true", help="print JSON")
 
+    q = add(
+        "query",
+        _cmd_query,
+        "search an event recording with EQL (sequences included; | head and | tail apply)",
+        "examples:\n  guardctl query 'process where process.name == \"curl\"' events.jsonl\n"
+        "  guardctl query 'sequence by process.entity_id [process where true] [network where true] | head 5' "
+        "events.jsonl --json",
+    )
+    q.add_argument("query", metavar="EQL", help="the query")
+    q.add_argument("log", metavar="LOG", help="JSON Lines of ECS events")
+    q.add_argument("--json", action="store_true", help="print JSON")
+
+    def leaf(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Handler,
+        help_text: str,
+        description: str = "",
+        json_help: str = "print JSON",
+    ) -> argparse.ArgumentParser:
+        p = group.add_parser(name, help=help_text, description=description or help_text)
+        p.set_defaults(handler=handler)
+        p.add_argument("--json", action="store_true", help=json_help)
+        return p
+
+    rules = add("rules", _no_handler, "rule management: import Elastic detection rules")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
+    q = leaf(
+        rules_sub, "import-elastic", _cmd_rules_import,
+        "turn Elastic detection-rules TOML files (language = eql) into policy files",
+        "Read Elastic detection-rules TOML files (or directories of them); import each EQL rule "
+        "(action alert) and report per file: imported and compiled, or skipped with the exact reason.",
+        "print JSON (imported, compiled, skipped, total, files)",
+    )  # fmt: skip
+    q.add_argument("paths", nargs="+", metavar="PATH", help="TOML files or directories")
+    q.add_argument("-o", "--output", metavar="DIR", help="write the imported rules as policy files into DIR")
+
     bench = add("bench", _no_handler, "benchmarks (ratios against a baseline measured in the same run)")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
-    q = bench_sub.add_parser(
-        "kernel",
-        help="per-hook run time (bpf_stats) and open()/connect() loops: off vs bare scope vs enforce",
-        description="Load the data plane and measure, in one run, the file_open and socket_connect hooks "
+    q = leaf(
+        bench_sub, "kernel", _cmd_bench_kernel,
+        "per-hook run time (bpf_stats) and open()/connect() loops: off vs bare scope vs enforce",
+        "Load the data plane and measure, in one run, the file_open and socket_connect hooks "
         "off, as a bare scope check, and in enforce with --rules rules per hook (needs root and BPF-LSM).",
-    )
-    q.set_defaults(handler=_cmd_bench_kernel)
+    )  # fmt: skip
     q.add_argument("--iterations", type=int, default=20_000, help="calls per round (default: %(default)s)")
     q.add_argument("--rules", type=int, default=1_000, help="rules per hook (default: %(default)s)")
-    q.add_argument("--json", action="store_true", help="print JSON")
-    q = bench_sub.add_parser("audit", help="audit records/s vs plain JSON lines")
-    q.set_defaults(handler=_cmd_bench_audit)
+    q = leaf(
+        bench_sub, "engine", _cmd_bench_engine,
+        "detection engine events/s with every rule loaded, against the eql library on the same input",
+        "Generate (or load) a rule set and a synthetic ECS stream; measure our engine's events/s "
+        "with all rules loaded and the eql library's PythonEngine on the same rules and events; print both, "
+        "the ratio and our peak RSS.",
+    )  # fmt: skip
+    q.add_argument(
+        "--rules", metavar="DIR", help="a policy dir or a dir of Elastic detection-rules TOML files"
+    )
+    q.add_argument("--events", type=int, default=200_000, help="events in the stream (default: %(default)s)")
+    q = leaf(bench_sub, "audit", _cmd_bench_audit, "audit records/s vs plain JSON lines")
     q.add_argument("--records", type=int, default=20_000)
-    q.add_argument("--json", action="store_true", help="print JSON")
 
     eql = add("eql", _no_handler, "the EQL language: check a query, run Elastic's conformance corpus")
     eql_sub = eql.add_subparsers(dest="eql_command", metavar="SUBCOMMAND", required=True)
-    q = eql_sub.add_parser(
-        "check", help="parse and check a query against the ECS schema; print it in canonical form",
-        description="Parse and check a query against the ECS schema; print it in canonical form. "
+    q = leaf(
+        eql_sub, "check", _cmd_eql_check,
+        "parse and check a query against the ECS schema; print it in canonical form",
+        "Parse and check a query against the ECS schema; print it in canonical form. "
         "Errors name the line, column, field or function.",
+        "print JSON (canonical query, kind, fields read)",
     )  # fmt: skip
-    q.set_defaults(handler=_cmd_eql_check)
     q.add_argument("query", help="the EQL query")
-    q.add_argument("--json", action="store_true", help="print JSON (canonical query, kind, fields read)")
-    q = eql_sub.add_parser(
-        "conformance", help="run Elastic's EQL spec queries (exit 1 when any fails)",
-        description="Run Elastic's EQL spec corpus (264 queries) through the parser, analyzer and "
+    q = leaf(
+        eql_sub, "conformance", _cmd_eql_conformance,
+        "run Elastic's EQL spec queries (exit 1 when any fails)",
+        "Run Elastic's EQL spec corpus (264 queries) through the parser, analyzer and "
         "evaluator; one line per file, every failure, and the total.",
+        'print {"passed", "failed", "total", "failures"}',
     )  # fmt: skip
-    q.set_defaults(handler=_cmd_eql_conformance)
     q.add_argument(
         "--corpus", metavar="DIR", help="corpus directory (default: ../shared/conformance/elastic-eql)"
     )
-    q.add_argument("--json", action="store_true", help='print {"passed", "failed", "total", "failures"}')
 
     cfg = add("config", _no_handler, "show the effective configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
-    q = cfg_sub.add_parser("show", help="print the effective configuration")
-    q.set_defaults(handler=_cmd_config_show)
-    q.add_argument("--json", action="store_true", help="print JSON")
+    leaf(cfg_sub, "show", _cmd_config_show, "print the effective configuration")
     return parser
 
 

@@ -129,11 +129,8 @@ def test_partials_idle_past_maxspan_expire_by_event_time() -> None:
 
 def test_adversarial_keys_keep_memory_bounded() -> None:
     """Two million distinct keys against 5,000-entry budgets: state stays at the caps, memory stops growing."""
-    rules = [
-        _rule("s", SEQ),
-        _rule("m", "sequence by process.entity_id [process where process.name == \"a\"] "
-                   "![process where process.name == \"x\"]"),  # fmt: skip
-    ]
+    trailing = 'sequence by process.entity_id [process where process.name == "a"] ![process where process.name == "x"]'
+    rules = [_rule("s", SEQ), _rule("m", trailing)]
     budgets = Budgets(max_pending_per_rule=5_000, max_held_per_rule=5_000, memo_per_field=4_096)
     engine = Engine(rules, budgets=budgets)
     proc = psutil.Process()
@@ -164,7 +161,10 @@ def test_replay_twice_is_identical_and_names_the_ruleset() -> None:
     def run() -> list[tuple[object, ...]]:
         engine = Engine(rules)
         out = engine.process(events) + engine.flush()
-        return [(a.rule.id, a.seq, a.ts_ms, _ids(a.events, "event"), a.join_keys, engine.ruleset_hash) for a in out]
+        return [
+            (a.rule.id, a.seq, a.ts_ms, _ids(a.events, "event"), a.join_keys, engine.ruleset_hash)
+            for a in out
+        ]
 
     first, second = run(), run()
     assert first == second
@@ -195,7 +195,9 @@ def test_trailing_missing_held_until_maxspan_passes() -> None:
 def test_until_drops_the_key() -> None:
     rule = _rule("u", SEQ + '\nuntil [process where process.name == "stop"]')
     engine = Engine([rule])
-    alerts = engine.process([_ev(1, "a", "e"), _ev(2, "stop", "e"), _ev(3, "b", "e"), _ev(4, "a", "f"), _ev(5, "b", "f")])
+    alerts = engine.process(
+        [_ev(1, "a", "e"), _ev(2, "stop", "e"), _ev(3, "b", "e"), _ev(4, "a", "f"), _ev(5, "b", "f")]
+    )
     assert [a.join_keys for a in alerts] == [("f",)]
 
 
