@@ -245,8 +245,12 @@ class _Sequence:
         self.lru[slot] = p
         self.stats.partials += 1
 
-    def _expire(self, now: float) -> None:
-        """Drop partials idle longer than maxspan (they can never complete)."""
+    def expire(self, now: float) -> None:
+        """Drop state that can no longer matter by event time ``now`` (the engine calls this per batch).
+
+        Partials idle longer than maxspan can never complete; a leading missing step's key seen
+        longer than maxspan ago can no longer reject a match.
+        """
         if self.maxspan is None:
             return
         horizon = now - self.maxspan
@@ -256,10 +260,11 @@ class _Sequence:
                 break
             self._remove(p)
             self.stats.expired += 1
-
-    def expire(self, now: float) -> None:
-        """Expire by event time (the engine calls this after each batch)."""
-        self._expire(now)
+        while self.lead:
+            key = next(iter(self.lead))
+            if self.lead[key] >= horizon:
+                break
+            del self.lead[key]
 
     # ---- one event: the engine calls these per matching unit, steps last to first, then until, then missing
     def on_step(self, k: int, index: int, ev: Event, t: float, out: list[Alert]) -> None:

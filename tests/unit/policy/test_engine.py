@@ -232,3 +232,16 @@ def test_generated_rule_set_streams_to_the_offline_results(tmp_path: Path) -> No
     assert matched >= 8  # (10 do) enough rules fire for the comparison to mean something
     guarded = sum(g is not None for g in engine.guards.values())
     assert guarded == len(engine.guards)  # every unit of this rule set has a prefilter guard
+
+
+def test_leading_missing_keys_are_forgotten_after_maxspan() -> None:
+    rule = _rule("l", 'sequence by process.entity_id with maxspan=1s ![process where process.name == "x"] '
+                      '[process where process.name == "a"]')  # fmt: skip
+    engine = Engine([rule])
+    assert engine.process([_ev(i, "x", f"k{i}", t=i) for i in range(50)]) == []
+    assert engine.state_size()["lead_keys"] == 50
+    # k49 was seen 1 ms before: its "a" is rejected; k60 was never seen: its "a" alerts
+    alerts = engine.process([_ev(51, "a", "k49", t=50), _ev(52, "a", "k60", t=50)])
+    assert [a.join_keys for a in alerts] == [("k60",)]
+    engine.process([_ev(53, "z", "q", t=5_000)])
+    assert engine.state_size()["lead_keys"] == 0
