@@ -33,10 +33,12 @@ from typing import Final, Protocol
 from guard.errors import GuardError
 from guard.policy.analyzer import compile_query
 from guard.policy.ast import Field as FieldNode
+from guard.policy.engine import Engine
 from guard.policy.evaluator import Match as EvalMatch
 from guard.policy.evaluator import _limit as limit_rows
 from guard.policy.evaluator import evaluate
 from guard.policy.ir import QueryIR
+from guard.policy.loader import Rule
 from guard.policy.schema import Schema, kind_of_es_type
 
 __all__ = [
@@ -1033,9 +1035,6 @@ def engine_evaluator(*, batch: int = 7) -> Evaluator:
     sequence state crosses batches); alerts are ordered by completion, and the head/tail pipes and
     the default size are applied to them afterwards, as a search would.
     """
-    from guard.policy.engine import Engine
-    from guard.policy.loader import Rule
-
     schemas: dict[int, Schema] = {}
 
     def run(query: str, dataset: Dataset, /) -> list[Match]:

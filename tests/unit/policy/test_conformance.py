@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
+from guard.policy.conformance import default_corpus, engine_evaluator, eql_evaluator, run_corpus
 
 
 def test_elastic_eql_corpus_passes_completely() -> None:
@@ -13,3 +13,10 @@ def test_elastic_eql_corpus_passes_completely() -> None:
     assert report.total == 264
     assert report.failed == 0, failures
     assert report.render_text().splitlines()[-1] == "elastic-eql: 264 passed, 0 failed"
+
+
+def test_the_streaming_engine_passes_the_corpus_too() -> None:
+    report = run_corpus(default_corpus(), engine_evaluator())
+    failures = "\n".join(f"{o.case.id}: expected {o.expected} got {o.actual} ({o.reason})" for o in report.failures)
+    assert report.failed == 0, failures
+    assert report.passed == 264
