@@ -17,6 +17,8 @@ def test_elastic_eql_corpus_passes_completely() -> None:
 
 def test_the_streaming_engine_passes_the_corpus_too() -> None:
     report = run_corpus(default_corpus(), engine_evaluator())
-    failures = "\n".join(f"{o.case.id}: expected {o.expected} got {o.actual} ({o.reason})" for o in report.failures)
+    failures = "\n".join(
+        f"{o.case.id}: expected {o.expected} got {o.actual} ({o.reason})" for o in report.failures
+    )
     assert report.failed == 0, failures
     assert report.passed == 264
