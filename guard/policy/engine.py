@@ -19,8 +19,8 @@ on the same events, rule by rule, as long as no budget is exceeded:
   pending partials, held matches and remembered keys. Partials idle past maxspan are expired;
   a full rule evicts its least recently used partial (``overflow = "evict_oldest"``) or refuses
   the new one (``"drop_new"``); a full entity evicts its own oldest partial. Every eviction is
-  counted per rule (:class:`RuleStats`) and reported once per batch as a :class:`BudgetEvent`.
-  Memory is bounded by the caps whatever the stream.
+  counted per rule (:class:`RuleStats`) and reported once, as a :class:`BudgetEvent`, by
+  :meth:`Engine.budget_events`. Memory is bounded by the caps whatever the stream.
 - **Determinism**: events are processed in (event time, tie-breaker, arrival) order; alerts come
   out in completion order within an event, rules in policy order, so the same events and rules
   give the same alerts, always.
