@@ -128,13 +128,8 @@ def replay(
     if engine is None:
         live = [r for r in policy.rules if (r.mode or default_mode) != "off"]
         engine = Engine(live, budgets=budgets)
-    alerts = []
-    for start in range(0, len(events), REPLAY_BATCH):
-        alerts.extend(engine.process(events[start : start + REPLAY_BATCH]))
-    alerts.extend(engine.flush())
-    alerts.sort(key=lambda a: a.seq)
     decisions = []
-    for alert in alerts:
+    for alert in engine.run(events, batch=REPLAY_BATCH):
         rule = alert.rule
         present = tuple(e for e in alert.events if e is not None)
         ts_ns = int(alert.ts_ms * 1_000_000) if alert.ts_ms == alert.ts_ms else 0  # NaN: no timestamp

@@ -1044,12 +1044,7 @@ def engine_evaluator(*, batch: int = 7) -> Evaluator:
         engine = Engine([rule], schema=schema, timestamp_field=dataset.timestamp_field,
                         tiebreaker_field=dataset.tiebreaker)  # fmt: skip
         events = list(dataset.ordered())  # a stream arrives in time order; batches cross sequence state
-        alerts = []
-        for start in range(0, len(events), batch):
-            alerts.extend(engine.process(events[start : start + batch]))
-        alerts.extend(engine.flush())
-        alerts.sort(key=lambda a: a.seq)
-        rows = [EvalMatch(a.events, a.join_keys) for a in alerts]
+        rows = [EvalMatch(a.events, a.join_keys) for a in engine.run(events, batch=batch)]
         return _case_rows(ir, dataset, limit_rows(rows, ir.head, ir.tail, DEFAULT_SIZE))
 
     return run

@@ -627,6 +627,15 @@ class Engine:
             _at, _s, h, seq = heapq.heappop(timers)
             seq.release(h, out)
 
+    def run(self, events: Sequence[Event], *, batch: int = 4096) -> list[Alert]:
+        """Stream a whole recording in batches, end it; return every alert in completion order."""
+        alerts: list[Alert] = []
+        for start in range(0, len(events), batch):
+            alerts.extend(self.process(events[start : start + batch]))
+        alerts.extend(self.flush())
+        alerts.sort(key=lambda a: a.seq)
+        return alerts
+
     def flush(self) -> list[Alert]:
         """End of stream: release every match held for a trailing missing step, in completion order."""
         out: list[Alert] = []

@@ -13,11 +13,5 @@ __all__ = ["run_query"]
 
 def run_query(rule: Rule, events: Sequence[Event], *, batch: int = 4096) -> list[Match]:
     """Every match of the rule's query in the events, in completion order; ``| head``/``| tail`` apply."""
-    engine = Engine([rule])
-    alerts = []
-    for start in range(0, len(events), batch):
-        alerts.extend(engine.process(events[start : start + batch]))
-    alerts.extend(engine.flush())
-    alerts.sort(key=lambda a: a.seq)
-    rows = [Match(a.events, a.join_keys) for a in alerts]
+    rows = [Match(a.events, a.join_keys) for a in Engine([rule]).run(events, batch=batch)]
     return _limit(rows, rule.ir.head, rule.ir.tail, None)
