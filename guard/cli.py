@@ -290,7 +290,7 @@ def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
     policy = load_policy(Path(args.policy))
     recording = load_recording(Path(args.log))
     events = recording.events
-    engine = Engine([r for r in policy.rules if r.mode != "off"])
+    engine = Engine(policy.rules)  # rules whose mode is off are not loaded
     decisions = replay(policy, events, engine=engine)
     written = 0
     if args.audit:

@@ -91,6 +91,16 @@ def fast_getter(name: str, path: tuple[str, ...], null_value: object = None) -> 
 
 
 @dataclass(frozen=True, slots=True)
+class _Fast:
+    """A leaf's inline test, valid when ``var`` holds a ``kind`` (str or int) value."""
+
+    var: str
+    kind: str
+    yes: str
+    no: str | None = None  # None: the test is two-valued on that type, so "is False" is "not yes"
+
+
+@dataclass(frozen=True, slots=True)
 class Predicate:
     """A compiled condition: ``fn(event)`` is True when the condition holds; ``source`` is its code."""
 
@@ -132,12 +142,7 @@ class _Gen:
             return "(" + " and ".join(self.yes(t) for t in e.terms) + ")"
         if isinstance(e, Or):
             return "(" + " or ".join(self.yes(t) for t in e.terms) + ")"
-        fast = self.leaf(e)
-        if fast is None:
-            return f"({self.generic(e)} is True)"
-        var, test = fast[0], fast[1]
-        slow = self.generic(e)
-        return f"({test} if type({var}) is {self._type_of(e)} else {slow} is True)"
+        return self._view(e, truth=True)
 
     def no(self, e: Expr) -> str:
         if isinstance(e, Not):
@@ -146,26 +151,19 @@ class _Gen:
             return "(" + " or ".join(self.no(t) for t in e.terms) + ")"
         if isinstance(e, Or):
             return "(" + " and ".join(self.no(t) for t in e.terms) + ")"
+        return self._view(e, truth=False)
+
+    def _view(self, e: Expr, *, truth: bool) -> str:
+        """Return a leaf's "is True" or "is False" test: inline on the fast type, else the evaluator's."""
+        slow = f"{self.generic(e)} is {truth}"
         fast = self.leaf(e)
         if fast is None:
-            return f"({self.generic(e)} is False)"
-        var, test = fast[0], (fast[2] if len(fast) > 2 else f"not {fast[1]}")
-        slow = self.generic(e)
-        return f"({test} if type({var}) is {self._type_of(e)} else {slow} is False)"
+            return f"({slow})"
+        test = fast.yes if truth else (fast.no or f"not {fast.yes}")
+        return f"({test} if type({fast.var}) is {fast.kind} else {slow})"
 
-    # ---- leaves with a fast path: (variable, test when the variable has the fast type)
-    def _type_of(self, e: Expr) -> str:
-        if isinstance(e, Comparison):
-            lit = e.right if isinstance(e.right, Literal) else e.left
-            assert isinstance(lit, Literal)  # noqa: S101 - leaf() checked the shape
-            return "str" if isinstance(lit.value, str) else "int"
-        if isinstance(e, InSet):
-            first = e.items[0]
-            assert isinstance(first, Literal)  # noqa: S101
-            return "str" if isinstance(first.value, str) else "int"
-        return "str"
-
-    def leaf(self, e: Expr) -> tuple[str, ...] | None:
+    # ---- leaves with a fast path
+    def leaf(self, e: Expr) -> _Fast | None:
         if isinstance(e, Comparison):
             return self._comparison(e)
         if isinstance(e, InSet):
@@ -183,7 +181,7 @@ class _Gen:
             return None  # compared as dates / versions: the evaluator's closure decides
         return e
 
-    def _comparison(self, e: Comparison) -> tuple[str, ...] | None:
+    def _comparison(self, e: Comparison) -> _Fast | None:
         op, left, right = e.op, e.left, e.right
         if isinstance(left, Literal) and isinstance(right, Field):
             op, left, right = _FLIP[op], right, left
@@ -194,25 +192,27 @@ class _Gen:
         if not (isinstance(lit, str) or type(lit) is int):
             return None
         var = self.var(f)
-        return var, f"({var} {op} {self.const(lit)})"
+        return _Fast(var, "str" if isinstance(lit, str) else "int", f"({var} {op} {self.const(lit)})")
 
-    def _inset(self, e: InSet) -> tuple[str, ...] | None:
+    def _inset(self, e: InSet) -> _Fast | None:
         f = self._plain_field(e.value)
         if f is None or not e.items or not all(isinstance(i, Literal) for i in e.items):
             return None
         values = [i.value for i in e.items if isinstance(i, Literal)]
         if all(isinstance(v, str) for v in values):
             items = frozenset(str(v).casefold() if e.case_insensitive else v for v in values)
+            kind = "str"
         elif all(type(v) is int for v in values) and not e.case_insensitive:
             items = frozenset(values)
+            kind = "int"
         else:
             return None
         var = self.var(f)
         probe = f"{var}.casefold()" if e.case_insensitive else var
         test = f"({probe} {'not in' if e.negated else 'in'} {self.const(items, 'S')})"
-        return var, test
+        return _Fast(var, kind, test)
 
-    def _match(self, e: StringMatch) -> tuple[str, ...] | None:
+    def _match(self, e: StringMatch) -> _Fast | None:
         f = self._plain_field(e.value)
         if f is None:
             return None
@@ -220,15 +220,15 @@ class _Gen:
         if e.op == "regex":
             regexes = tuple(_regex(p, e.case_insensitive) for p in e.patterns)
             if len(regexes) == 1:
-                return var, f"({self.const(regexes[0], 'R')}.fullmatch({var}) is not None)"
+                return _Fast(var, "str", f"({self.const(regexes[0], 'R')}.fullmatch({var}) is not None)")
             rs = self.const(regexes, "R")
-            return var, f"any(r.fullmatch({var}) is not None for r in {rs})"
+            return _Fast(var, "str", f"any(r.fullmatch({var}) is not None for r in {rs})")
         ci = e.op == ":" or e.case_insensitive
         flags = re.DOTALL | (re.IGNORECASE if ci else 0)
         combined = re.compile("|".join(f"(?:{_to_regex(p)})" for p in e.patterns), flags)
-        return var, f"({self.const(combined, 'R')}.fullmatch({var}) is not None)"
+        return _Fast(var, "str", f"({self.const(combined, 'R')}.fullmatch({var}) is not None)")
 
-    def _call(self, e: Call) -> tuple[str, ...] | None:
+    def _call(self, e: Call) -> _Fast | None:
         name = e.name.lower()
         if name == "cidrmatch":
             return self._cidr(e)
@@ -244,11 +244,11 @@ class _Gen:
         k = self.const(text)
         if name == "stringcontains":
             if not text:
-                return var, "False"
-            return var, f"({k} in {probe})"
-        return var, f"{probe}.{_AFFIX[name]}({k})"
+                return _Fast(var, "str", "False")
+            return _Fast(var, "str", f"({k} in {probe})")
+        return _Fast(var, "str", f"{probe}.{_AFFIX[name]}({k})")
 
-    def _cidr(self, e: Call) -> tuple[str, ...] | None:
+    def _cidr(self, e: Call) -> _Fast | None:
         f = self._plain_field(e.args[0]) if e.args else None
         cidrs = e.args[1:]
         if (
@@ -261,7 +261,7 @@ class _Gen:
         args = self.const(tuple(c.value for c in cidrs if isinstance(c, Literal)), "A")
         # a string address against literal CIDRs: the function itself, without the generic call wrapper;
         # an address that is not one makes it null, so both views are spelled out
-        return var, f"(_cidr_is({var}, {args}) is True)", f"(_cidr_is({var}, {args}) is False)"
+        return _Fast(var, "str", f"(_cidr_is({var}, {args}) is True)", f"(_cidr_is({var}, {args}) is False)")
 
 
 def _cidr_is(address: str, cidrs: tuple[str, ...]) -> bool | None:

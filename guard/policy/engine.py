@@ -43,13 +43,12 @@ from guard.policy.ast import Expr
 from guard.policy.ast import Field as FieldNode
 from guard.policy.codegen import compile_predicate, fast_getter
 from guard.policy.evaluator import Event, Getter, Value, _compile_step, _key_tuples, _num, _Step, timestamp_ms
-from guard.policy.loader import OVERFLOW_POLICIES, Rule
+from guard.policy.loader import Rule
 from guard.policy.prefilter import DEFAULT_MEMO_CAP, CategoryIndex, build_indexes
 from guard.policy.schema import ECS, Schema
 
 __all__ = [
     "OVERFLOW_COUNTERS",
-    "OVERFLOW_POLICIES",
     "Alert",
     "BudgetEvent",
     "Budgets",
@@ -57,12 +56,6 @@ __all__ = [
     "RuleStats",
     "ruleset_hash",
 ]
-
-# unit roles
-_SINGLE: Final = 0
-_STEP: Final = 1
-_MISSING: Final = 2
-_UNTIL: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +89,6 @@ class Alert:
 class RuleStats:
     """Per-rule counters."""
 
-    evaluated: int = 0  # predicate evaluations of the rule's units
     matches: int = 0  # alerts emitted
     partials: int = 0  # pending partial matches now
     expired: int = 0  # partials dropped after maxspan (not an overflow)
@@ -402,14 +394,6 @@ class _Sequence:
 _Handler = Callable[[int, Event, float, list[Alert]], None]
 
 
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    rule_index: int
-    role: int
-    step: int
-    category: str | None
-
-
 @dataclass(slots=True)
 class _Clock:
     """Orders a batch: (event time, tie-breaker, arrival)."""
@@ -478,7 +462,6 @@ class Engine:
         )
         cat_name = schema.category_fields[0]
         self._category = fast_getter(cat_name, tuple(cat_name.split(".")))
-        self._units: list[_Unit] = []
         self._handlers: list[_Handler] = []  # per unit: what its match does
         self._preds: list[Callable[[Event], bool]] = []  # one per distinct (category, condition)
         self._pred_units: list[list[int]] = []  # the units each predicate decides
@@ -491,22 +474,19 @@ class Engine:
         for ri, rule in enumerate(self.rules):
             ir = rule.ir
             if not ir.is_sequence:
-                unit = _Unit(ri, _SINGLE, 0, ir.steps[0].category)
-                self._add_unit(unit, ir.steps[0].condition, conditions, self._single_handler(rule))
+                step = ir.steps[0]
+                self._add_unit(step.category, step.condition, conditions, self._single_handler(rule))
                 continue
             seq = self._sequences[ri] = _Sequence(self, ri, rule, schema)
             # unit order is processing order within an event: positive steps last to first, until, missing
             for k in range(seq.n - 1, -1, -1):
                 step = ir.steps[seq.positive[k]]
-                unit = _Unit(ri, _STEP, seq.positive[k], step.category)
-                self._add_unit(unit, step.condition, conditions, partial(seq.on_step, k))
+                self._add_unit(step.category, step.condition, conditions, partial(seq.on_step, k))
             if ir.until is not None:
-                unit = _Unit(ri, _UNTIL, 0, ir.until.category)
-                self._add_unit(unit, ir.until.condition, conditions, seq.on_until)
+                self._add_unit(ir.until.category, ir.until.condition, conditions, seq.on_until)
             for s, step in enumerate(ir.steps):
                 if step.missing:
-                    unit = _Unit(ri, _MISSING, s, step.category)
-                    self._add_unit(unit, step.condition, conditions, partial(seq.on_missing, s))
+                    self._add_unit(step.category, step.condition, conditions, partial(seq.on_missing, s))
         by_cat, other, guards = build_indexes(conditions, schema, memo_cap=self.budgets.memo_per_field)
         self.guards = {u: guards[pid] for pid, us in enumerate(self._pred_units) for u in us}
         self._by_category: dict[str, CategoryIndex] = by_cat
@@ -522,19 +502,22 @@ class Engine:
         return matched
 
     def _add_unit(
-        self, unit: _Unit, condition: Expr, conditions: list[tuple[str | None, Expr]], handler: _Handler
+        self,
+        category: str | None,
+        condition: Expr,
+        conditions: list[tuple[str | None, Expr]],
+        handler: _Handler,
     ) -> None:
         """Add a unit; units with the same category and condition share one predicate."""
-        self._handlers.append(handler)
-        key = (unit.category, condition.render())  # not the nodes: 2 == 2.0 and 1 == True as values
+        key = (category, condition.render())  # not the nodes: 2 == 2.0 and 1 == True as values
         pid = self._pred_ids.get(key)
         if pid is None:
             pid = self._pred_ids[key] = len(self._preds)
             self._preds.append(compile_predicate(condition, self.schema, name=f"pred_{pid}").fn)
             self._pred_units.append([])
-            conditions.append((unit.category, condition))
-        self._pred_units[pid].append(len(self._units))
-        self._units.append(unit)
+            conditions.append((category, condition))
+        self._pred_units[pid].append(len(self._handlers))  # a unit is its handler's index
+        self._handlers.append(handler)
 
     # ---- budgets shared across rules
     def _entity_admit(self, key: tuple[Value, ...], seq: _Sequence, stage: int) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -46,7 +46,7 @@ from guard.policy.evaluator import Event, Getter, Value
 from guard.policy.schema import ECS, Kind, Schema
 from guard.policy.wildcard import is_literal, literal_parts
 
-__all__ = ["CategoryIndex", "FieldIndex", "Guard", "build_indexes", "describe", "guard_of"]
+__all__ = ["CategoryIndex", "FieldIndex", "Guard", "build_indexes", "guard_of"]
 
 #: Distinct values remembered per field before the memo is cleared.
 DEFAULT_MEMO_CAP: Final = 65_536
@@ -102,12 +102,14 @@ class Guard:
         )
 
 
-def _fields(e: Expr) -> set[str]:
+def _fields(e: Expr) -> dict[str, Field]:
+    """Every field an expression reads, by name (the first occurrence)."""
     if isinstance(e, Field):
-        return {e.name}
-    out: set[str] = set()
+        return {e.name: e}
+    out: dict[str, Field] = {}
     for child in _children(e):
-        out |= _fields(child)
+        for name, f in _fields(child).items():
+            out.setdefault(name, f)
     return out
 
 
@@ -143,13 +145,13 @@ class _Extractor:
         return None
 
     def single_field(self, e: Expr) -> Guard | None:
-        names = _fields(e)
-        if len(names) != 1:
+        read = _fields(e)
+        if len(read) != 1:
             return None
-        (name,) = names
+        ((name, f),) = read.items()
         if name in self.schema.null_values:
             return None  # null and missing differ there; a one-value memo cannot tell them apart
-        return Guard(_find_field(e, name), conditions=(e,))
+        return Guard(f, conditions=(e,))
 
     def guard(self, e: Expr) -> Guard | None:
         found = self._literal(e)
@@ -241,16 +243,6 @@ class _Extractor:
                 return None
             contains.add(max(parts, key=len))
         return Guard(f, frozenset(exact), frozenset(exact_ci), contains=frozenset(contains))
-
-
-def _find_field(e: Expr, name: str) -> Field:
-    if isinstance(e, Field) and e.name == name:
-        return e
-    for child in _children(e):
-        found = _find_field(child, name) if _fields(child) else None
-        if found is not None:
-            return found
-    raise LookupError(name)  # pragma: no cover - callers pass a name _fields found
 
 
 def guard_of(condition: Expr, schema: Schema = ECS) -> Guard | None:
@@ -430,17 +422,3 @@ def build_indexes(
         return CategoryIndex(tuple(by_field[k] for k in sorted(by_field)), tuple(always))
 
     return {c: index_for(c) for c in categories}, index_for(None), guards
-
-
-def describe(guard: Guard | None) -> Mapping[str, object]:
-    """Describe a guard as JSON-able data (for explain output)."""
-    if guard is None:
-        return {"field": None, "kind": "none"}
-    return {
-        "field": guard.field.name,
-        "exact": sorted(guard.exact),
-        "exact_ci": sorted(guard.exact_ci),
-        "numbers": sorted(guard.numbers),
-        "contains": sorted(guard.contains),
-        "conditions": [c.render() for c in guard.conditions],
-    }
