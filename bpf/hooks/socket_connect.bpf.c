@@ -12,7 +12,6 @@
 static __always_inline int guard_net_hook(struct sockaddr *address, int addrlen, __u32 evflags)
 {
 	struct guard_ctx gc;
-	struct guard_net_key key = {};
 	__u16 family = 0, port_be = 0;
 
 	if (!guard_enter(GUARD_HOOK_CONNECT, &gc) || !address)
@@ -32,16 +31,7 @@ static __always_inline int guard_net_hook(struct sockaddr *address, int addrlen,
 	gc.flags |= evflags;
 	gc.family = family;
 	gc.port = bpf_ntohs(port_be);
-	if (guard_dynamic_lookup(&gc))
-		return guard_finish(&gc, 0);
-	key.prefixlen = 16 + 128;
-	__builtin_memcpy(&key.data[0], &port_be, 2);
-	__builtin_memcpy(&key.data[2], gc.addr, 16);
-	if (guard_take(&gc, guard_nets.lookup(&key), GUARD_MATCH_NET))
-		return guard_finish(&gc, 0);
-	key.data[0] = 0;
-	key.data[1] = 0;
-	guard_take(&gc, guard_nets.lookup(&key), GUARD_MATCH_NET);
+	guard_net_decide(&gc, port_be);
 	return guard_finish(&gc, 0);
 }
 

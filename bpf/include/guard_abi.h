@@ -28,6 +28,7 @@ enum guard_decision {
 	GUARD_DECISION_ALLOWED = 0,	/* an interesting call that was let through (interest push-down) */
 	GUARD_DECISION_DENIED = 1,
 	GUARD_DECISION_WOULD_BLOCK = 2,
+	GUARD_DECISION_KILLED = 3,	/* compat: a kill reaction under enforce (SIGKILL before user code runs) */
 };
 
 /* Which table produced the decision (the event's `match`). */

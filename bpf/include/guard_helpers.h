@@ -185,12 +185,19 @@ static __always_inline void guard_emit(struct guard_ctx *ctx, __u32 decision, __
 	guard_count(ctx->hook, GUARD_CNT_EMITTED);
 }
 
+/* How a hook enforces a deny under enforce: the LSM return value, or (compat) killing the task. */
+#define GUARD_REACT_DENY 0
+#define GUARD_REACT_KILL 1
+#define GUARD_SIGKILL 9
+
 /*
- * The end of every hook: a deny under enforce returns -EPERM, under detect records a would-block;
- * an unresolvable path under GUARD_HF_LONG_PATH_DENY counts as a deny; otherwise a notify match,
- * the hook's "emit every call" interest or an over-long path is reported as an allowed event.
+ * The end of every hook: a deny under enforce returns -EPERM (a kill reaction instead sends
+ * SIGKILL to the current task, which dies before it returns to user space), under detect records
+ * a would-block; an unresolvable path under GUARD_HF_LONG_PATH_DENY counts as a deny; otherwise a
+ * notify match, the hook's "emit every call" interest or an over-long path is reported as an
+ * allowed event. ``reaction`` is a constant at every call site.
  */
-static __always_inline int guard_finish(struct guard_ctx *ctx, const char *path)
+static __always_inline int guard_finish_as(struct guard_ctx *ctx, const char *path, int reaction)
 {
 	if (!ctx->denied && (ctx->flags & GUARD_EVF_PATH_TOO_LONG) && (ctx->hook_flags & GUARD_HF_LONG_PATH_DENY)) {
 		ctx->denied = 1;
@@ -200,6 +207,13 @@ static __always_inline int guard_finish(struct guard_ctx *ctx, const char *path)
 	if (ctx->denied) {
 		if (ctx->mode == GUARD_MODE_ENFORCE) {
 			guard_count(ctx->hook, GUARD_CNT_DENIES);
+#ifdef GUARD_COMPAT
+			if (reaction == GUARD_REACT_KILL) {
+				bpf_send_signal(GUARD_SIGKILL);
+				guard_emit(ctx, GUARD_DECISION_KILLED, ctx->deny_rule, ctx->deny_match, path);
+				return 0;
+			}
+#endif
 			guard_emit(ctx, GUARD_DECISION_DENIED, ctx->deny_rule, ctx->deny_match, path);
 			return -GUARD_EPERM;
 		}
@@ -214,6 +228,28 @@ static __always_inline int guard_finish(struct guard_ctx *ctx, const char *path)
 	else if (ctx->flags & GUARD_EVF_PATH_TOO_LONG)
 		guard_emit(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_LONG_PATH, path);
 	return 0;
+}
+
+#define guard_finish(ctx, path) guard_finish_as((ctx), (path), GUARD_REACT_DENY)
+
+/*
+ * The connect decision once ctx holds the destination (gc->addr as IPv6 or v4-mapped, port in
+ * network order): armed verdicts, then (port, address), then (0 = every port, address).
+ */
+static __always_inline void guard_net_decide(struct guard_ctx *gc, __u16 port_be)
+{
+	struct guard_net_key key = {};
+
+	if (guard_dynamic_lookup(gc))
+		return;
+	key.prefixlen = 16 + 128;
+	__builtin_memcpy(&key.data[0], &port_be, 2);
+	__builtin_memcpy(&key.data[2], gc->addr, 16);
+	if (guard_take(gc, guard_nets.lookup(&key), GUARD_MATCH_NET))
+		return;
+	key.data[0] = 0;
+	key.data[1] = 0;
+	guard_take(gc, guard_nets.lookup(&key), GUARD_MATCH_NET);
 }
 
 /* (device, inode) of a file into ctx->inode. */

@@ -34,28 +34,41 @@
 #define GUARD_RINGBUF_PAGES 64
 #endif
 
-BPF_ARRAY(guard_config, struct guard_config, 1);
-BPF_HASH(guard_scope_cgroups, __u64, __u32, GUARD_MAX_SCOPES);
-BPF_HASH(guard_scope_pids, __u32, __u32, GUARD_MAX_SCOPES);
+/*
+ * With GUARD_PIN_DIR (a string, set by the loader) every map but the ring buffer and the scratch
+ * space is pinned there: bcc reuses a pinned map when one exists, so the verdicts, modes and
+ * scope survive the agent's restart (and, with the compat backend's cgroup programs, its death).
+ */
+#ifdef GUARD_PIN_DIR
+#define GUARD_TABLE(_type, _key, _leaf, _name, _max, _flags) \
+	BPF_TABLE_PINNED(_type, _key, _leaf, _name, _max, GUARD_PIN_DIR "/" #_name, _flags)
+#else
+#define GUARD_TABLE(_type, _key, _leaf, _name, _max, _flags) BPF_F_TABLE(_type, _key, _leaf, _name, _max, _flags)
+#endif
+
+GUARD_TABLE("array", int, struct guard_config, guard_config, 1, 0);
+GUARD_TABLE("hash", __u64, __u32, guard_scope_cgroups, GUARD_MAX_SCOPES, 0);
+GUARD_TABLE("hash", __u32, __u32, guard_scope_pids, GUARD_MAX_SCOPES, 0);
 
 /* Static verdicts, filled from the compiled policy. */
-BPF_HASH(guard_paths, struct guard_path_key, struct guard_verdict, GUARD_MAX_PATHS);
-BPF_LPM_TRIE(guard_prefixes, struct guard_lpm_path_key, struct guard_verdict, GUARD_MAX_PREFIXES);
-BPF_LPM_TRIE(guard_suffixes, struct guard_lpm_path_key, struct guard_verdict, GUARD_MAX_PREFIXES);
-BPF_HASH(guard_inodes, struct guard_inode_key, struct guard_verdict, GUARD_MAX_INODES);
-BPF_LPM_TRIE(guard_nets, struct guard_net_key, struct guard_verdict, GUARD_MAX_NETS);
-BPF_HASH(guard_ptrace_targets, __u32, struct guard_verdict, GUARD_MAX_PTRACE);
+GUARD_TABLE("hash", struct guard_path_key, struct guard_verdict, guard_paths, GUARD_MAX_PATHS, 0);
+GUARD_TABLE("lpm_trie", struct guard_lpm_path_key, struct guard_verdict, guard_prefixes, GUARD_MAX_PREFIXES,
+	    BPF_F_NO_PREALLOC);
+GUARD_TABLE("lpm_trie", struct guard_lpm_path_key, struct guard_verdict, guard_suffixes, GUARD_MAX_PREFIXES,
+	    BPF_F_NO_PREALLOC);
+GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_inodes, GUARD_MAX_INODES, 0);
+GUARD_TABLE("lpm_trie", struct guard_net_key, struct guard_verdict, guard_nets, GUARD_MAX_NETS, BPF_F_NO_PREALLOC);
+GUARD_TABLE("hash", __u32, struct guard_verdict, guard_ptrace_targets, GUARD_MAX_PTRACE, 0);
 
 /* The in-kernel DFAs (contains / glob): two banks per hook; guard_config.dfa_slot picks one. */
-BPF_ARRAY(guard_dfas, struct guard_dfa, 2 * GUARD_HOOK_COUNT);
-BPF_ARRAY(guard_dfa_rules, struct guard_dfa_rule, GUARD_DFA_MAX_RULES);
+GUARD_TABLE("array", int, struct guard_dfa, guard_dfas, 2 * GUARD_HOOK_COUNT, 0);
+GUARD_TABLE("array", int, struct guard_dfa_rule, guard_dfa_rules, GUARD_DFA_MAX_RULES, 0);
 
 /* Dynamic per-entity verdicts, armed from user space. */
-BPF_HASH(guard_entities, __u32, struct guard_entity, GUARD_MAX_ENTITIES);
-BPF_HASH(guard_dynamic, struct guard_dyn_key, struct guard_dyn_verdict, GUARD_MAX_DYNAMIC);
+GUARD_TABLE("hash", __u32, struct guard_entity, guard_entities, GUARD_MAX_ENTITIES, 0);
+GUARD_TABLE("hash", struct guard_dyn_key, struct guard_dyn_verdict, guard_dynamic, GUARD_MAX_DYNAMIC, 0);
 
-BPF_PERCPU_ARRAY(guard_counters, __u64, GUARD_HOOK_COUNT * GUARD_CNT_COUNT);
-/* Per-CPU scratch: [0] d_path output, [1] the zero-padded path key, [2] LPM key (prefix, then reversed). */
+GUARD_TABLE("percpu_array", int, __u64, guard_counters, GUARD_HOOK_COUNT * GUARD_CNT_COUNT, 0);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);
 BPF_RINGBUF_OUTPUT(guard_events, GUARD_RINGBUF_PAGES);
 

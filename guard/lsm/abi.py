@@ -80,6 +80,7 @@ class Decision(enum.IntEnum):
     ALLOWED = 0
     DENIED = 1
     WOULD_BLOCK = 2
+    KILLED = 3
 
 
 class Match(enum.IntEnum):

@@ -85,7 +85,7 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
             "category": [shape.category],
             "type": [shape.type],
             "action": shape.action,
-            "outcome": "failure" if decision is Decision.DENIED else "success",
+            "outcome": "failure" if decision in (Decision.DENIED, Decision.KILLED) else "success",
         },
         "process": process,
         "user": {"id": str(event.uid)},

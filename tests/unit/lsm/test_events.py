@@ -333,4 +333,5 @@ def test_decision_and_match_names_cover_the_abi() -> None:
         Decision.ALLOWED: "success",
         Decision.DENIED: "failure",
         Decision.WOULD_BLOCK: "success",
+        Decision.KILLED: "failure",  # the compat kill reaction: the task did not get to act
     }
