@@ -1,4 +1,10 @@
-"""Load the BPF data plane with bcc: the only module that imports bcc.
+"""Load the BPF data planes with bcc: the only module that imports bcc.
+
+Two planes share one map layout and decision (``bpf/include``): :class:`LsmBackend` attaches the
+BPF-LSM programs of ``bpf/guard.bpf.c``; :class:`CompatBackend`, for kernels whose BPF-LSM is
+unusable, attaches ``bpf/compat.bpf.c``: cgroup sock_addr programs on the scope's cgroups (an
+inline deny for connect and sendmsg) and raw tracepoints for exec, file open and ptrace (telemetry,
+and a kill reaction from the kernel for a deny under enforce).
 
 bcc compiles ``bpf/guard.bpf.c`` against a generated stub kernel tree (``stubtree.py``) with struct
 offsets from the running kernel's BTF passed as ``-D`` flags, loads it and attaches the LSM
@@ -15,24 +21,25 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import re
 from array import array
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Self
 
-from guard.errors import BpfLoadError, KernelUnsupportedError, MapError
-from guard.lsm import abi
+from guard.errors import BpfLoadError, KernelError, KernelUnsupportedError, MapError
+from guard.lsm import abi, bpfsys
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.btf import Btf
-from guard.lsm.probe import lsm_d_path
+from guard.lsm.probe import lsm_d_path, mount_bpffs, parse_mountinfo
 from guard.lsm.stubtree import ensure_stub_tree
 from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
 from guard.model import HOOKS, BackendName
 
-__all__ = ["LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
+__all__ = ["CompatBackend", "LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
 
 #: (macro, struct, member path) for every struct offset the C code reads.
 OFFSETS = (
@@ -46,6 +53,45 @@ OFFSETS = (
     ("GUARD_OFF_TASK_PID", "task_struct", "pid"),
     ("GUARD_OFF_MSGHDR_MSG_NAME", "msghdr", "msg_name"),
     ("GUARD_OFF_MSGHDR_MSG_NAMELEN", "msghdr", "msg_namelen"),
+)
+
+#: The offsets the compat plane's dentry walk, fd-table read and syscall arguments need too.
+COMPAT_OFFSETS = (
+    ("GUARD_OFF_PATH_MNT", "path", "mnt"),
+    ("GUARD_OFF_PATH_DENTRY", "path", "dentry"),
+    ("GUARD_OFF_VFSMOUNT_MNT_ROOT", "vfsmount", "mnt_root"),
+    ("GUARD_OFF_MOUNT_MNT", "mount", "mnt"),
+    ("GUARD_OFF_MOUNT_MNT_PARENT", "mount", "mnt_parent"),
+    ("GUARD_OFF_MOUNT_MNT_MOUNTPOINT", "mount", "mnt_mountpoint"),
+    ("GUARD_OFF_DENTRY_D_PARENT", "dentry", "d_parent"),
+    ("GUARD_OFF_DENTRY_D_NAME", "dentry", "d_name"),
+    ("GUARD_OFF_QSTR_LEN", "qstr", "len"),
+    ("GUARD_OFF_QSTR_NAME", "qstr", "name"),
+    ("GUARD_OFF_TASK_FILES", "task_struct", "files"),
+    ("GUARD_OFF_FILES_FDT", "files_struct", "fdt"),
+    ("GUARD_OFF_FDTABLE_FD", "fdtable", "fd"),
+    ("GUARD_OFF_FDTABLE_MAX_FDS", "fdtable", "max_fds"),
+    ("GUARD_OFF_PT_REGS_ORIG_AX", "pt_regs", "orig_ax"),
+    ("GUARD_OFF_PT_REGS_DI", "pt_regs", "di"),
+    ("GUARD_OFF_PT_REGS_SI", "pt_regs", "si"),
+)
+
+#: Every map pinned under a plane's pin directory (the ring buffer and scratch space are not).
+PINNED_MAPS = (
+    "guard_config",
+    "guard_scope_cgroups",
+    "guard_scope_pids",
+    "guard_paths",
+    "guard_prefixes",
+    "guard_suffixes",
+    "guard_inodes",
+    "guard_nets",
+    "guard_ptrace_targets",
+    "guard_dfas",
+    "guard_dfa_rules",
+    "guard_entities",
+    "guard_dynamic",
+    "guard_counters",
 )
 
 
@@ -89,15 +135,23 @@ def assemble_source(entry: Path) -> str:
     return "\n".join(expand(entry)) + "\n"
 
 
-def offset_flags(btf: Btf) -> list[str]:
+def offset_flags(btf: Btf, offsets: tuple[tuple[str, str, str], ...] = OFFSETS) -> list[str]:
     """``-D`` flags with the running kernel's struct offsets."""
-    return [f"-D{macro}={btf.offsetof(struct, member)}" for macro, struct, member in OFFSETS]
+    return [f"-D{macro}={btf.offsetof(struct, member)}" for macro, struct, member in offsets]
 
 
-class LsmBackend:
-    """The compiled, attached BPF-LSM programs and typed access to their maps (a KernelBackend)."""
+class _BccPlane:
+    """What both planes share: compilation, typed access to the maps, pinning and adoption.
 
-    name = BackendName.LSM
+    With ``pin_dir`` every map but the ring buffer is pinned in a subdirectory named after the
+    layout (the C sources and every size flag), so a plane loaded again with the same layout adopts
+    the maps a previous instance left: modes, scope, static and armed verdicts carry over, and the
+    first :meth:`apply` removes whatever the new policy no longer holds. A different layout starts
+    from empty maps (the stale layout's pins are removed).
+    """
+
+    name: BackendName
+    entry = "guard.bpf.c"
 
     def __init__(
         self,
@@ -116,6 +170,7 @@ class LsmBackend:
         dfa_states: int = 16384,
         dfa_max_rules: int = 8192,
         ringbuf_pages: int = 64,
+        pin_dir: Path | None = None,
     ) -> None:
         for what, n in (("dfa_trans", dfa_trans), ("dfa_states", dfa_states)):
             if n <= 0 or n & (n - 1):
@@ -162,33 +217,78 @@ class LsmBackend:
         self._bank = 0
         self._scope_cgroups: set[int] = set()
         self._scope_pids: set[int] = set()
+        self.pin_root = pin_dir
+        #: the layout's pin directory once loaded (None: nothing pinned)
+        self.pinned: Path | None = None
+        #: True when load() found this layout's maps pinned and took them over
+        self.adopted = False
+        self._stale_tables = False
 
     # ------------------------------------------------------------------ lifecycle
 
     def load(self) -> None:
-        """Compile, load and attach; raise BpfLoadError with the cause on failure.
+        """Compile, load and attach; raise BpfLoadError with the cause on failure."""
+        self._load_plane([])
 
-        Where the verifier refuses bpf_d_path in BPF-LSM programs (probed first with a minimal
-        program), the plane is built without path verdicts (inode, network, ptrace and armed
-        verdicts still apply) and says so in :attr:`degraded`; :meth:`apply` then refuses path
-        rules. Any other load failure is raised, never degraded around.
-        """
+    def _load_plane(self, extra_cflags: list[str]) -> None:
         os.environ["BCC_KERNEL_SOURCE"] = str(ensure_stub_tree(self.cache_dir))
-        source = bpf_source_dir() / "guard.bpf.c"
-        text = assemble_source(source)
-        cflags = list(self.cflags)
-        d_path, why = lsm_d_path(self.btf)
-        if not d_path:
-            cflags.append("-DGUARD_NO_D_PATH")
-            self.path_verdicts = False
-            self.degraded.append(
-                f"path verdicts unavailable ({why}); inode, network, ptrace and armed verdicts still apply"
-            )
+        text = assemble_source(bpf_source_dir() / self.entry)
+        cflags = [*self.cflags, *extra_cflags]
+        if self.pin_root is not None:
+            self.pinned = self._prepare_pins(self.pin_root, text, cflags)
+            cflags.append(f'-DGUARD_PIN_DIR="{self.pinned}"')
         self._bpf = self._compile(text, cflags)
         self._bpf[b"guard_events"].open_ring_buffer(self._on_event)
+        if self.adopted:
+            self._adopt()
 
-    @staticmethod
-    def _compile(text: str, cflags: list[str]) -> Any:
+    def _prepare_pins(self, root: Path, text: str, cflags: list[str]) -> Path:
+        """Return this layout's pin directory (created), removing other layouts' pins under ``root``."""
+        ensure_bpffs(root)
+        digest = hashlib.sha256("\0".join([text, *cflags]).encode()).hexdigest()[:16]
+        here = root / f"layout-{digest}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for other in root.glob("layout-*"):
+                if other != here:
+                    _remove_pins(other)
+            present = {p.name for p in here.iterdir()} if here.is_dir() else set()
+            self.adopted = set(PINNED_MAPS) <= present
+            if present and not self.adopted:
+                _remove_pins(here)  # a partial set (an interrupted first load): start clean
+            here.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise MapError(f"{root}: cannot prepare the pin directory: {exc.strerror}") from exc
+        return here
+
+    def _adopt(self) -> None:
+        """Take over a previous instance's state from the pinned maps (modes, scope, DFA bank)."""
+        table = self._table("guard_config")
+        leaf = table[table.Key(0)]
+        self._modes = {hook: ModeId(leaf.mode[hook]) for hook in HookId}
+        self._hook_flags = {hook: int(leaf.hook_flags[hook]) & ~abi.HF_HAS_SUFFIXES for hook in HookId}
+        self._dfa_slots = {hook: int(leaf.dfa_slot[hook]) for hook in HookId if leaf.dfa_slot[hook]}
+        self._agent_tgid = int(leaf.agent_tgid)
+        if self._dfa_slots:
+            self._bank = (min(self._dfa_slots.values()) - 1) // abi.HOOK_COUNT
+        self._scope_cgroups = {int(k.value) for k in self._table("guard_scope_cgroups")}
+        self._scope_pids = {int(k.value) for k in self._table("guard_scope_pids")}
+        self._stale_tables = True
+
+    def modes(self) -> dict[HookId, ModeId]:
+        """Return every hook's mode as last written (or adopted from the pinned config)."""
+        return {hook: self._modes.get(hook, ModeId.OFF) for hook in HookId}
+
+    def scope(self) -> tuple[frozenset[int], frozenset[int]]:
+        """Return the governed (cgroups, pids)."""
+        return frozenset(self._scope_cgroups), frozenset(self._scope_pids)
+
+    def unpin(self) -> None:
+        """Remove this plane's pins (the maps live on while a loaded program holds them)."""
+        if self.pinned is not None:
+            _remove_pins(self.pinned)
+
+    def _compile(self, text: str, cflags: list[str]) -> Any:
         from bcc import BPF
 
         try:
@@ -196,8 +296,11 @@ class LsmBackend:
         except Exception as exc:  # bcc raises bare Exception for compile and load errors
             message = str(exc)
             if "super-user" in message:
-                message = "the kernel refused to load the BPF-LSM programs (EPERM); see `guardctl probe`"
-            raise BpfLoadError(f"loading guard.bpf.c: {message}") from exc
+                message = (
+                    f"the kernel refused to load the {self.name.value} plane's programs (EPERM); "
+                    "see `guardctl probe`"
+                )
+            raise BpfLoadError(f"loading {self.entry}: {message}") from exc
 
     def close(self) -> None:
         """Detach and unload."""
@@ -205,7 +308,7 @@ class LsmBackend:
             self._bpf.cleanup()
             self._bpf = None
 
-    def __enter__(self) -> LsmBackend:
+    def __enter__(self) -> Self:
         self.load()
         return self
 
@@ -296,7 +399,7 @@ class LsmBackend:
         bank the hooks are not reading, and the config write that ends this switches them to it.
         """
         self._check_capacity(tables)
-        old = self._tables
+        old = self._read_tables() if self._stale_tables else self._tables
         self._sync_map("guard_inodes", old.inodes, tables.inodes, self._inode_key)
         self._sync_map("guard_paths", old.paths, tables.paths, self._path_key)
         self._sync_map("guard_prefixes", old.prefixes, tables.prefixes, self._lpm_key)
@@ -311,6 +414,29 @@ class LsmBackend:
                     self._hook_flags[hook] |= abi.HF_HAS_SUFFIXES
         self._write_config()
         self._tables = tables
+        self._stale_tables = False
+
+    def _read_tables(self) -> VerdictTables:
+        """Read the static verdict maps as they are (adopted pins), keyed as build_tables keys them."""
+
+        def read(name: str, key_of: Any) -> dict[Any, VerdictValue]:
+            out = {}
+            for key, leaf in self._table(name).items():
+                value = VerdictValue(deny=list(leaf.deny), notify=list(leaf.notify))
+                out[key_of(key)] = value
+            return out
+
+        def lpm(key: Any) -> tuple[int, bytes]:
+            return int(key.prefixlen), bytes(key.path).ljust(abi.PATH_MAX, b"\0")
+
+        return VerdictTables(
+            paths=read("guard_paths", lambda k: bytes(k.path)),
+            prefixes=read("guard_prefixes", lpm),
+            suffixes=read("guard_suffixes", lpm),
+            inodes=read("guard_inodes", lambda k: (int(k.dev), int(k.ino))),
+            nets=read("guard_nets", lambda k: (int(k.prefixlen), bytes(k.data))),
+            ptrace=read("guard_ptrace_targets", lambda k: int(k.value)),
+        )
 
     def _sync_map(
         self, name: str, old: Mapping[Any, VerdictValue], new: Mapping[Any, VerdictValue], key_of: Any
@@ -449,3 +575,228 @@ class LsmBackend:
         self._bpf.ring_buffer_poll(timeout_ms)
         events, self._events = self._events, []
         return events
+
+
+class LsmBackend(_BccPlane):
+    """The compiled, attached BPF-LSM programs and typed access to their maps (a KernelBackend)."""
+
+    name = BackendName.LSM
+    entry = "guard.bpf.c"
+
+    def load(self) -> None:
+        """Compile, load and attach; raise BpfLoadError with the cause on failure.
+
+        Where the verifier refuses bpf_d_path in BPF-LSM programs (probed first with a minimal
+        program), the plane is built without path verdicts (inode, network, ptrace and armed
+        verdicts still apply) and says so in :attr:`degraded`; :meth:`apply` then refuses path
+        rules. Any other load failure is raised, never degraded around.
+        """
+        extra = []
+        d_path, why = lsm_d_path(self.btf)
+        if not d_path:
+            extra.append("-DGUARD_NO_D_PATH")
+            self.path_verdicts = False
+            self.degraded.append(
+                f"path verdicts unavailable ({why}); inode, network, ptrace and armed verdicts still apply"
+            )
+        self._load_plane(extra)
+
+
+#: (program, attach type) of the compat plane's cgroup sock_addr programs.
+SOCK_ADDR_PROGRAMS: Final = (
+    ("guard_connect4", bpfsys.AttachType.CGROUP_INET4_CONNECT),
+    ("guard_connect6", bpfsys.AttachType.CGROUP_INET6_CONNECT),
+    ("guard_sendmsg4", bpfsys.AttachType.CGROUP_UDP4_SENDMSG),
+    ("guard_sendmsg6", bpfsys.AttachType.CGROUP_UDP6_SENDMSG),
+)
+
+
+class CompatBackend(_BccPlane):
+    """The plane for kernels without usable BPF-LSM (a KernelBackend), from ``bpf/compat.bpf.c``.
+
+    - connect / sendmsg: cgroup sock_addr programs attached (``BPF_F_ALLOW_MULTI``) to every cgroup
+      in scope, and to the cgroup v2 root while pids are in scope; the programs check the scope
+      themselves, so a child cgroup of a governed one is not governed (as with the LSM plane).
+      A deny is an inline EPERM.
+    - exec, file open, ptrace: raw tracepoints (sched_process_exec, sys_exit of the open calls,
+      sys_enter of ptrace/process_vm_*) feed the same events; a deny under enforce sends SIGKILL
+      from the kernel (event decision ``killed``), a kill reaction, not a deny.
+
+    On :meth:`close` every attachment is removed. If the agent dies instead, the cgroup programs
+    stay attached with their (pinned) maps: network verdicts keep applying (fail-closed), while the
+    tracepoints, held by the dead process's fds, are gone: exec, open and ptrace fail open (no kill
+    without an agent to audit it). A new instance on the same pin directory adopts the maps,
+    attaches its own programs and then detaches its predecessor's (found by the pinned maps they
+    use), so network enforcement has no gap across a restart.
+    """
+
+    name = BackendName.COMPAT
+    entry = "compat.bpf.c"
+
+    def __init__(self, btf: Btf, cache_dir: Path, *, cgroup_root: Path | None = None, **sizes: Any) -> None:
+        super().__init__(btf, cache_dir, **sizes)
+        self.cflags += offset_flags(btf, COMPAT_OFFSETS)
+        self.cgroup_root = cgroup_root
+        self._progs: dict[str, Any] = {}
+        self._attached: dict[int, int] = {}  # cgroup id -> open directory fd
+        self._cgroup_dirs: dict[int, Path] = {}
+
+    def load(self) -> None:
+        """Compile and load; attach the tracepoints and, for an adopted scope, the cgroup programs."""
+        from bcc import BPF
+
+        self._root()
+        self._load_plane([])
+        try:
+            for name, attach_type in SOCK_ADDR_PROGRAMS:
+                self._progs[name] = self._bpf.load_func(
+                    name.encode(), BPF.CGROUP_SOCK_ADDR, None, int(attach_type)
+                )
+        except Exception as exc:  # bcc raises bare Exception for load errors
+            self.close()
+            raise BpfLoadError(f"loading the compat plane's cgroup sock_addr programs: {exc}") from exc
+        self._sync_attachments()
+        if self.adopted:
+            self._detach_predecessors()
+
+    def close(self) -> None:
+        """Detach every cgroup program, then the tracepoints (pinned maps stay)."""
+        for cgroup in list(self._attached):
+            self._detach(cgroup)
+        self._progs.clear()
+        super().close()
+
+    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
+        """Replace the governed set and attach the cgroup programs where it needs them."""
+        super().set_scope(cgroups=cgroups, pids=pids)
+        self._sync_attachments()
+
+    def attachments(self) -> frozenset[int]:
+        """Return the cgroup ids this plane's sock_addr programs are attached to."""
+        return frozenset(self._attached)
+
+    def program_fd(self, hook: HookId) -> int:
+        """Return the fd of the program deciding a hook (connect: the IPv4 connect program)."""
+        if self._bpf is None:
+            raise MapError(f"{HOOKS[hook].value}: the data plane is not loaded")
+        name = {
+            HookId.EXEC: "raw_tracepoint__sched_process_exec",
+            HookId.FILE_OPEN: "raw_tracepoint__sys_exit",
+            HookId.PTRACE: "raw_tracepoint__sys_enter",
+        }.get(hook)
+        if name is None:
+            return int(self._progs["guard_connect4"].fd)
+        return int(self._bpf.funcs[name.encode()].fd)
+
+    # ------------------------------------------------------------------ cgroup attachments
+
+    def _targets(self) -> set[int]:
+        targets = set(self._scope_cgroups)
+        if self._scope_pids:
+            targets.add(self._root_id())
+        return targets
+
+    def _root(self) -> Path:
+        if self.cgroup_root is None:
+            self.cgroup_root = cgroup2_root()
+        return self.cgroup_root
+
+    def _root_id(self) -> int:
+        return os.stat(self._root()).st_ino
+
+    def _cgroup_dir(self, cgroup: int) -> Path:
+        """Find a cgroup v2 directory by id (its inode number)."""
+        root = self._root()
+        known = self._cgroup_dirs.get(cgroup)
+        if known is not None and known.exists() and known.stat().st_ino == cgroup:
+            return known
+        for top, dirs, _files in os.walk(root):
+            if os.stat(top).st_ino == cgroup:
+                self._cgroup_dirs[cgroup] = Path(top)
+                return Path(top)
+            dirs.sort()
+        raise MapError(f"scope: no cgroup with id {cgroup} under {root}")
+
+    def _sync_attachments(self) -> None:
+        if not self._progs:
+            return
+        wanted = self._targets()
+        for cgroup in sorted(wanted - self._attached.keys()):
+            fd = os.open(self._cgroup_dir(cgroup), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for name, attach_type in SOCK_ADDR_PROGRAMS:
+                    bpfsys.prog_attach(self._progs[name].fd, fd, attach_type, bpfsys.F_ALLOW_MULTI)
+            except KernelError:
+                for name, attach_type in SOCK_ADDR_PROGRAMS:
+                    with contextlib.suppress(KernelError):
+                        bpfsys.prog_detach(self._progs[name].fd, fd, attach_type)
+                os.close(fd)
+                raise
+            self._attached[cgroup] = fd
+        for cgroup in self._attached.keys() - wanted:
+            self._detach(cgroup)
+
+    def _detach(self, cgroup: int) -> None:
+        fd = self._attached.pop(cgroup)
+        for name, attach_type in SOCK_ADDR_PROGRAMS:
+            prog = self._progs.get(name)
+            if prog is not None:
+                with contextlib.suppress(KernelError):  # a removed cgroup already dropped it
+                    bpfsys.prog_detach(prog.fd, fd, attach_type)
+        os.close(fd)
+
+    def _detach_predecessors(self) -> None:
+        """Detach sock_addr programs of an earlier instance: those using our pinned config map."""
+        config_id = bpfsys.map_id(self._table("guard_config").map_fd)
+        ours = {bpfsys.prog_identity(p.fd)[0] for p in self._progs.values()}
+        for fd in self._attached.values():
+            for _name, attach_type in SOCK_ADDR_PROGRAMS:
+                for prog_id in bpfsys.prog_query(fd, attach_type):
+                    if prog_id in ours:
+                        continue
+                    with (
+                        contextlib.suppress(KernelError),
+                        bpfsys.owned_fd(bpfsys.prog_get_fd_by_id(prog_id)) as pfd,
+                    ):
+                        if config_id in bpfsys.prog_map_ids(pfd):
+                            bpfsys.prog_detach(pfd, fd, attach_type)
+
+
+def cgroup2_root() -> Path:
+    """Return the cgroup v2 mount point (hybrid hosts mount it at /sys/fs/cgroup/unified)."""
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError as exc:
+        raise KernelError(f"/proc/self/mountinfo: {exc.strerror}") from exc
+    for entry in parse_mountinfo(text):
+        if entry.fstype == "cgroup2":
+            return Path(entry.mount_point)
+    raise KernelUnsupportedError("cgroup v2", "no cgroup2 filesystem is mounted")
+
+
+#: Where the bpf filesystem is mounted when the host has not mounted it.
+BPFFS: Final = Path("/sys/fs/bpf")
+
+
+def ensure_bpffs(path: Path) -> None:
+    """Make sure ``path`` lies on a bpf filesystem, mounting one at /sys/fs/bpf when none is."""
+    try:
+        mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    except OSError as exc:
+        raise KernelError(f"/proc/self/mountinfo: {exc.strerror}") from exc
+    points = [Path(m.mount_point) for m in mounts if m.fstype == "bpf"]
+    if any(path == p or p in path.parents for p in points):
+        return
+    if not (path == BPFFS or BPFFS in path.parents):
+        raise MapError(
+            f"{path}: not on a bpf filesystem (mounted at: {', '.join(map(str, points)) or 'none'})"
+        )
+    mount_bpffs(BPFFS)
+
+
+def _remove_pins(directory: Path) -> None:
+    for pin in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            pin.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        directory.rmdir()

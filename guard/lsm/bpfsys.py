@@ -69,7 +69,9 @@ class BpfCmd(enum.IntEnum):
     PROG_LOAD = 5
     PROG_ATTACH = 8
     PROG_DETACH = 9
+    PROG_GET_FD_BY_ID = 13
     OBJ_GET_INFO_BY_FD = 15
+    PROG_QUERY = 16
     RAW_TRACEPOINT_OPEN = 17
     ENABLE_STATS = 32
 
@@ -229,10 +231,14 @@ def raw_tracepoint_open(prog_fd: int, tracepoint: str | None) -> int:
     return _bpf(BpfCmd.RAW_TRACEPOINT_OPEN, attr, f"BPF_RAW_TRACEPOINT_OPEN({tracepoint or 'btf'})")
 
 
-def prog_attach(prog_fd: int, target_fd: int, attach_type: AttachType) -> None:
+#: ``BPF_F_ALLOW_MULTI``: a cgroup runs every attached program (a program attached below runs too).
+F_ALLOW_MULTI: Final = 2
+
+
+def prog_attach(prog_fd: int, target_fd: int, attach_type: AttachType, flags: int = 0) -> None:
     """Attach a program to a target (a cgroup directory fd) with ``BPF_PROG_ATTACH``."""
     attr = _attr()
-    struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, 0)
+    struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
     _bpf(BpfCmd.PROG_ATTACH, attr, f"BPF_PROG_ATTACH({attach_type.name})")
 
 
@@ -241,6 +247,23 @@ def prog_detach(prog_fd: int, target_fd: int, attach_type: AttachType) -> None:
     attr = _attr()
     struct.pack_into("<IIII", attr, 0, target_fd, prog_fd, attach_type, 0)
     _bpf(BpfCmd.PROG_DETACH, attr, f"BPF_PROG_DETACH({attach_type.name})")
+
+
+def prog_query(target_fd: int, attach_type: AttachType, *, max_ids: int = 64) -> list[int]:
+    """Return the ids of the programs attached to a target (a cgroup fd) for one attach type."""
+    ids = (ctypes.c_uint32 * max_ids)()
+    attr = _attr()
+    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, ctypes.addressof(ids), max_ids)
+    _bpf(BpfCmd.PROG_QUERY, attr, f"BPF_PROG_QUERY({attach_type.name})")
+    (count,) = struct.unpack_from("<I", attr, 24)
+    return [int(ids[i]) for i in range(min(count, max_ids))]
+
+
+def prog_get_fd_by_id(prog_id: int) -> int:
+    """Return a new fd for a loaded program, by id (``BPF_PROG_GET_FD_BY_ID``)."""
+    attr = _attr()
+    struct.pack_into("<I", attr, 0, prog_id)
+    return _bpf(BpfCmd.PROG_GET_FD_BY_ID, attr, f"BPF_PROG_GET_FD_BY_ID({prog_id})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +294,46 @@ def prog_stats(prog_fd: int) -> ProgStats:
     _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(prog)")
     run_time_ns, run_cnt = struct.unpack_from("<QQ", info, _INFO_RUN_TIME_NS)
     return ProgStats(run_time_ns, run_cnt)
+
+
+#: ``struct bpf_prog_info``: id at 4, name (16 bytes) at 64.
+_INFO_ID: Final = 4
+_INFO_NAME: Final = 64
+#: ``nr_map_ids`` (u32) at 52, ``map_ids`` (u64 pointer) at 56.
+_INFO_NR_MAP_IDS: Final = 52
+
+
+def prog_map_ids(prog_fd: int, *, max_ids: int = 64) -> list[int]:
+    """Return the ids of the maps a program uses (``BPF_OBJ_GET_INFO_BY_FD``)."""
+    ids = (ctypes.c_uint32 * max_ids)()
+    info = ctypes.create_string_buffer(_INFO_LEN)
+    struct.pack_into("<IQ", info, _INFO_NR_MAP_IDS, max_ids, ctypes.addressof(ids))
+    attr = _attr()
+    struct.pack_into("<IIQ", attr, 0, prog_fd, _INFO_LEN, _addr(info))
+    _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(prog)")
+    (count,) = struct.unpack_from("<I", info, _INFO_NR_MAP_IDS)
+    return [int(ids[i]) for i in range(min(count, max_ids))]
+
+
+def map_id(map_fd: int) -> int:
+    """Return a map's id (``BPF_OBJ_GET_INFO_BY_FD`` on ``struct bpf_map_info``)."""
+    info = ctypes.create_string_buffer(80)
+    attr = _attr()
+    struct.pack_into("<IIQ", attr, 0, map_fd, len(info), _addr(info))
+    _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(map)")
+    (ident,) = struct.unpack_from("<I", info, 4)
+    return int(ident)
+
+
+def prog_identity(prog_fd: int) -> tuple[int, str]:
+    """Return a program's (id, name) (``BPF_OBJ_GET_INFO_BY_FD``)."""
+    info = ctypes.create_string_buffer(_INFO_LEN)
+    attr = _attr()
+    struct.pack_into("<IIQ", attr, 0, prog_fd, _INFO_LEN, _addr(info))
+    _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(prog)")
+    (prog_id,) = struct.unpack_from("<I", info, _INFO_ID)
+    name = info.raw[_INFO_NAME : _INFO_NAME + 16].split(b"\0", 1)[0].decode(errors="replace")
+    return int(prog_id), name
 
 
 @contextmanager

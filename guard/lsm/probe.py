@@ -38,6 +38,7 @@ __all__ = [
     "choose_backend",
     "hook_enforcement",
     "lsm_d_path",
+    "mount_bpffs",
     "parse_capabilities",
     "parse_mountinfo",
     "probe_kernel",
@@ -55,6 +56,7 @@ FEATURES: Final[tuple[str, ...]] = (
     "bpffs",
     "cgroup_sock_addr",
     "raw_tracepoint",
+    "syscall_tracepoints",
     "send_signal",
     "landlock",
     "bcc",
@@ -195,9 +197,11 @@ def hook_enforcement(
     if backend is BackendName.COMPAT:
         if hook is Hook.SOCKET_CONNECT:
             return "inline deny" if has("cgroup_sock_addr") else "detect only"
-        if has("raw_tracepoint") and has("send_signal"):
-            return "kill reaction"
-        return "detect only" if has("raw_tracepoint") else "none"
+        # exec: sched_process_exec; file open and ptrace: the syscall exit / entry tracepoints
+        seen = has("raw_tracepoint") and (hook is Hook.BPRM_CHECK_SECURITY or has("syscall_tracepoints"))
+        if not seen:
+            return "none (no tracepoint sees this hook's calls)"
+        return "kill reaction" if has("send_signal") else "detect only"
     return "none (fake backend: nothing is enforced)"
 
 
@@ -235,6 +239,15 @@ def _mount(source: str, target: str, fstype: str) -> None:
     if _libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), target)
+
+
+def mount_bpffs(target: Path) -> None:
+    """Mount the bpf filesystem at ``target`` (raise KernelError naming the errno)."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        _mount("bpf", str(target), "bpf")
+    except OSError as exc:
+        raise KernelError(f"mount -t bpf bpf {target}: {exc.strerror}") from exc
 
 
 def _umount(target: str) -> None:
@@ -444,6 +457,21 @@ def _probe_raw_tp() -> Feature:
     return Feature("raw_tracepoint", True, "no-op program loads and attaches to sched_process_exec")
 
 
+def _probe_syscall_tracepoints() -> Feature:
+    """Check sys_enter / sys_exit: the compat plane sees opens and ptrace there (syscall tracepoints)."""
+    try:
+        fd = bpfsys.prog_load(bpfsys.ProgType.RAW_TRACEPOINT, [bpfsys.mov64_imm(0, 0), bpfsys.exit_insn()])
+    except BpfLoadError as exc:
+        return Feature("syscall_tracepoints", False, str(exc))
+    with bpfsys.owned_fd(fd):
+        for name in ("sys_enter", "sys_exit"):
+            try:
+                bpfsys.close_fd(bpfsys.raw_tracepoint_open(fd, name))
+            except KernelError as exc:
+                return Feature("syscall_tracepoints", False, f"{name}: {exc}")
+    return Feature("syscall_tracepoints", True, "no-op program attaches to sys_enter and sys_exit")
+
+
 def _probe_send_signal() -> Feature:
     insns = [
         bpfsys.mov64_imm(1, _SIGKILL),
@@ -540,6 +568,7 @@ def probe_kernel(
             _probe_bpffs(mounts),
             _probe_sock_addr(cgroup_root),
             _probe_raw_tp(),
+            _probe_syscall_tracepoints(),
             _probe_send_signal(),
             _probe_landlock(),
             _probe_bcc(),

@@ -88,6 +88,17 @@ def test_hook_enforcement_per_backend() -> None:
     )
     no_signal = features(send_signal="refused")
     assert hook_enforcement(BackendName.COMPAT, Hook.FILE_OPEN, no_signal, lsm_loads=False) == "detect only"
+    no_syscalls = features(syscall_tracepoints="sys_exit: ENOENT")
+    assert hook_enforcement(BackendName.COMPAT, Hook.FILE_OPEN, no_syscalls, lsm_loads=False).startswith(
+        "none"
+    )
+    assert hook_enforcement(
+        BackendName.COMPAT, Hook.PTRACE_ACCESS_CHECK, no_syscalls, lsm_loads=False
+    ).startswith("none")
+    assert (
+        hook_enforcement(BackendName.COMPAT, Hook.BPRM_CHECK_SECURITY, no_syscalls, lsm_loads=False)
+        == "kill reaction"
+    )
     assert hook_enforcement(BackendName.FAKE, Hook.FILE_OPEN, f, lsm_loads=False).startswith("none")
 
 
