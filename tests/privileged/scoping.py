@@ -88,18 +88,28 @@ class PausedChild:
         os.close(ready_r)
         assert ready == b"r", "the paused child failed to join its scope"
 
-    def release(self) -> int:
-        """Let the child act; return its errno (0 = ok; an exec that ran must have exited 0)."""
+    def finish(self) -> tuple[int | None, int]:
+        """Let the child act; return (its errno report, None when it wrote none, and its wait status)."""
         os.write(self._go_w, b"g")
         os.close(self._go_w)
         data = os.read(self._res_r, 2)
         os.close(self._res_r)
         _, status = os.waitpid(self.pid, 0)
-        if data:
-            return int.from_bytes(data, "little")
+        return (int.from_bytes(data, "little") if data else None), status
+
+    def release(self) -> int:
+        """Let the child act; return its errno (0 = ok; an exec that ran must have exited 0)."""
+        err, status = self.finish()
+        if err is not None:
+            return err
         assert os.WIFEXITED(status), f"child {self.pid}: status {status}"
         assert os.WEXITSTATUS(status) == 0, f"child {self.pid}: status {status}"
         return 0
+
+    def killed_by(self) -> int | None:
+        """Let the child act; return the signal that killed it (None: it was not killed)."""
+        _, status = self.finish()
+        return os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
 
 
 def exec_action(path: str) -> Callable[[], None]:

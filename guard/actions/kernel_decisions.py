@@ -1,0 +1,85 @@
+"""Kernel decisions as audit records: what a data plane denied, would have blocked or killed.
+
+Every backend reports its enforcement through ring-buffer events (:class:`~guard.lsm.abi.Event`):
+``denied`` (an LSM hook or a cgroup program returned EPERM), ``would_block`` (detect mode) and
+``killed`` (the compat backend's kill reaction: SIGKILL from the kernel before the task ran user
+code). :func:`kernel_decision` turns one into the :class:`~guard.audit.record.Decision` the audit
+trail records; an allowed event (interest push-down) is not a decision and gives ``None``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Final
+
+from guard.audit.record import Decision, JsonValue, Kind, ProcessIdentity
+from guard.lsm import abi
+from guard.lsm.abi import HookId
+from guard.model import HOOKS
+
+__all__ = ["kernel_decision"]
+
+_KINDS: Final = {
+    abi.Decision.DENIED: (Kind.DENY, "deny", "blocked"),
+    abi.Decision.WOULD_BLOCK: (Kind.WOULD_BLOCK, "allow", "would_block"),
+    abi.Decision.KILLED: (Kind.KILL, "kill", "killed"),
+}
+
+
+def kernel_decision(
+    event: abi.Event,
+    *,
+    backend: str,
+    boot_offset_ns: int,
+    rule_ids: Mapping[int, str] | None = None,
+) -> Decision | None:
+    """Return the audit record of a kernel decision, or None for an allowed event.
+
+    ``rule_ids`` maps the kernel's numeric rule ids to the policy's; an unknown number is written
+    as ``#N`` (never dropped), and 0 (a fail-closed over-long path) as no rule.
+    """
+    try:
+        kind, verdict, outcome = _KINDS[abi.Decision(event.decision)]
+    except (KeyError, ValueError):
+        return None
+    hook = HookId(event.hook)
+    path = os.fsdecode(event.path) if event.path else ""
+    detail: dict[str, JsonValue] = {
+        "backend": backend,
+        "match": abi.Match(event.match).name.lower(),
+        "rule_number": event.rule_id,
+        "cgroup_id": event.cgroup_id,
+        "thread_id": event.pid,
+    }
+    if hook in (HookId.EXEC, HookId.FILE_OPEN):
+        detail.update(path=path, device=event.dev, inode=event.ino)
+    elif hook is HookId.CONNECT:
+        ip = ipaddress.IPv6Address(bytes(event.addr))
+        detail.update(destination_ip=str(ip.ipv4_mapped or ip), destination_port=event.port)
+        detail["sendmsg"] = bool(event.flags & abi.EVF_SENDMSG)
+    else:
+        detail["target_pid"] = event.target_tgid
+    if event.flags & abi.EVF_PATH_TOO_LONG:
+        detail["path_too_long"] = True
+    rule = None
+    if event.rule_id:
+        rule = (rule_ids or {}).get(event.rule_id, f"#{event.rule_id}")
+    reaction = "killed by the kernel (SIGKILL)" if kind is Kind.KILL else f"{verdict} in kernel"
+    return Decision(
+        kind,
+        rule_id=rule,
+        hook=HOOKS[hook].value,
+        process=ProcessIdentity(
+            pid=event.tgid,
+            exe=path if hook is HookId.EXEC else "",
+            uid=event.uid,
+            comm=event.comm.decode("utf-8", errors="replace"),
+        ),
+        verdict=verdict,
+        outcome=outcome,
+        reason=f"{HOOKS[hook].value}: {reaction}",
+        detail=detail,
+        ts=event.ts_ns + boot_offset_ns,
+    )

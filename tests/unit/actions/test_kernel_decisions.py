@@ -1,0 +1,66 @@
+"""Kernel events as audit records: denies, would-blocks and kills; allowed events are not decisions."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+
+import pytest
+
+from guard.actions.kernel_decisions import kernel_decision
+from guard.audit.record import Kind
+from guard.lsm import abi
+from guard.lsm.abi import Decision, HookId, Match
+
+
+def _event(hook: HookId, decision: Decision, **fields: object) -> abi.Event:
+    ev = abi.Event()
+    ev.ts_ns, ev.hook, ev.decision, ev.rule_id, ev.match = 5_000, hook, decision, 7, Match.INODE
+    ev.pid, ev.tgid, ev.uid, ev.comm = 101, 100, 1000, b"tool"
+    for name, value in fields.items():
+        setattr(ev, name, value)
+    return ev
+
+
+def test_a_kill_reaction_becomes_a_kill_record_with_the_policy_rule_id() -> None:
+    ev = _event(HookId.EXEC, Decision.KILLED, path=b"/tmp/x", dev=3, ino=44)
+    d = kernel_decision(ev, backend="compat", boot_offset_ns=1_000_000, rule_ids={7: "no-tmp-exec"})
+    assert d is not None
+    assert (d.kind, d.rule_id, d.hook, d.verdict, d.outcome) == (
+        Kind.KILL, "no-tmp-exec", "bprm_check_security", "kill", "killed",
+    )  # fmt: skip
+    assert d.process is not None
+    assert (d.process.pid, d.process.exe, d.process.uid, d.process.comm) == (100, "/tmp/x", 1000, "tool")
+    assert d.detail["inode"] == 44
+    assert d.detail["backend"] == "compat"
+    assert d.detail["thread_id"] == 101
+    assert d.ts == 1_005_000
+    assert "SIGKILL" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("decision", "kind", "verdict"),
+    [(Decision.DENIED, Kind.DENY, "deny"), (Decision.WOULD_BLOCK, Kind.WOULD_BLOCK, "allow")],
+)
+def test_denies_and_would_blocks(decision: Decision, kind: Kind, verdict: str) -> None:
+    addr = ipaddress.IPv6Address("::ffff:10.1.2.3").packed
+    ev = _event(HookId.CONNECT, decision, port=443, addr=(ctypes.c_uint8 * 16)(*addr), flags=abi.EVF_SENDMSG)
+    d = kernel_decision(ev, backend="lsm", boot_offset_ns=0)
+    assert d is not None
+    assert (d.kind, d.verdict, d.hook) == (kind, verdict, "socket_connect")
+    assert d.detail["destination_ip"] == "10.1.2.3"
+    assert d.detail["destination_port"] == 443
+    assert d.detail["sendmsg"] is True
+    assert d.rule_id == "#7"  # an unknown number is kept, never dropped
+
+
+def test_allowed_events_are_not_decisions_and_rule_zero_is_no_rule() -> None:
+    assert (
+        kernel_decision(_event(HookId.FILE_OPEN, Decision.ALLOWED), backend="lsm", boot_offset_ns=0) is None
+    )
+    ev = _event(HookId.PTRACE, Decision.DENIED, rule_id=0, target_tgid=9, flags=abi.EVF_PATH_TOO_LONG)
+    d = kernel_decision(ev, backend="lsm", boot_offset_ns=0)
+    assert d is not None
+    assert d.rule_id is None
+    assert d.detail["target_pid"] == 9
+    assert d.detail["path_too_long"] is True
