@@ -17,6 +17,7 @@ from typing import Final
 import structlog
 
 from guard import __version__
+from guard.actions.explain import explain_policy
 from guard.actions.replay import replay, summarize
 from guard.audit import query as audit_query
 from guard.audit import report as audit_report
@@ -34,9 +35,10 @@ from guard.errors import (
     exit_code_for,
 )
 from guard.logsetup import configure_logging
-from guard.lsm.benchmark import run_kernel_benchmark
+from guard.lsm.benchmark import BENCH_BACKENDS, render_kernel_benchmark, run_kernel_benchmark
 from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
-from guard.lsm.probe import ProbeReport, probe_kernel
+from guard.lsm.probe import FEATURES, Feature, ProbeReport, hook_enforcement, probe_kernel
+from guard.model import HOOKS, BackendName, Hook
 from guard.policy.analyzer import compile_query
 from guard.policy.benchmark import render_engine_benchmark, run_engine_benchmark
 from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
@@ -74,6 +76,7 @@ examples:
   guardctl query 'sequence by process.entity_id [process where true] [network where true]' events.jsonl
   guardctl rules import-elastic detection-rules/rules/linux -o policies/elastic
   guardctl bench engine          events/s with every rule loaded, against the eql library
+  guardctl bench kernel --json   hook run time off / bare scope / 1,000 rules, on the agent's plane
 
 {_EXIT_HELP}
 """
@@ -392,6 +395,34 @@ def _cmd_query(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     return 0
 
 
+def _cmd_policy_explain(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    policy = load_policy(Path(args.path))
+    if args.backend == "auto":
+        _need_root("policy explain (it probes the kernel; --backend lsm|compat explains without probing)")
+        report = probe_kernel(args.btf)
+        backend = report.backend
+        levels = {h.hook: h.enforcement for h in report.hooks}
+    else:
+        backend = BackendName(args.backend)
+        assumed = {name: Feature(name, True, "assumed") for name in FEATURES}
+        levels = {hook: hook_enforcement(backend, hook, assumed, lsm_loads=True) for hook in HOOKS}
+    rows = explain_policy(policy, backend, levels)
+    if args.json:
+        _print_json({"policy": policy.source, "backend": backend.value, "rules": [r.to_json() for r in rows]})
+        return 0
+    print(f"policy {policy.source}: {len(rows)} rules, backend {backend.value}")
+    print(f"{'RULE':<28} {'ACTION':<7} {'HOOK':<21} {'ENFORCEMENT':<26} NOTE")
+    for row in rows:
+        hooks: list[tuple[Hook | None, str]] = [*row.hooks.items()] or [(None, "-")]
+        for n, (hook, level) in enumerate(hooks):
+            first = n == 0
+            print(
+                f"{row.rule.id if first else '':<28} {row.rule.action if first else '':<7} "
+                f"{hook.value if hook else '-':<21} {level:<26} {row.note if first else ''}".rstrip()
+            )
+    return 0
+
+
 def _cmd_rules_import(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     report = import_elastic([Path(p) for p in args.paths])
     written = write_policy(report, Path(args.output)) if args.output and report.imported else []
@@ -434,29 +465,13 @@ def _cmd_bench_audit(args: argparse.Namespace, _cfg: GuardConfig) -> int:
 def _cmd_bench_kernel(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     _need_root("bench kernel")
     with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
-        result = run_kernel_benchmark(iterations=args.iterations, rules=args.rules, cache_dir=Path(cache))
+        result = run_kernel_benchmark(
+            iterations=args.iterations, rules=args.rules, cache_dir=Path(cache), backend=args.backend
+        )
     if args.json:
         _print_json(result)
-        return 0
-    print(
-        f"kernel {result['kernel']}, backend {result['backend']}: {result['rules']['file_open']} file rules, "
-        f"{result['rules']['socket_connect']} network rules; {result['rounds']} rounds of "
-        f"{result['iterations_per_round']} calls; medians"
-    )
-    print(
-        f"{'HOOK':<15} {'SETTING':<14} {'HOOK NS/CALL':>12} {'LOOP NS/OP':>11} {'CALLS':>8} {'CALLS/OP':>8} "
-        f"{'DENIED':>7}"
-    )
-    for hook, per in result["results"].items():
-        for setting, row in per.items():
-            print(
-                f"{hook:<15} {setting:<14} {row['hook_ns_per_call'] or '-':>12} {row['loop_ns_per_op']:>11} "
-                f"{row['hook_calls']:>8} {row['hook_calls_per_op']:>8} {row['denied']:>7}"
-            )
-    print("ratios:")
-    for name, value in result["ratios"].items():
-        print(f"  {name:<42} {value if value is not None else '-'}")
-    print(f"target: {result['target']}")
+    else:
+        print(render_kernel_benchmark(result))
     return 0
 
 
@@ -606,11 +621,37 @@ def build_parser() -> argparse.ArgumentParser:
         help_text: str,
         description: str = "",
         json_help: str = "print JSON",
+        epilog: str = "",
     ) -> argparse.ArgumentParser:
-        p = group.add_parser(name, help=help_text, description=description or help_text)
+        p = group.add_parser(
+            name,
+            help=help_text,
+            description=description or help_text,
+            epilog=epilog or None,
+            # only an epilog's examples are laid out by hand; descriptions wrap as before
+            formatter_class=argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter,
+        )
         p.set_defaults(handler=handler)
         p.add_argument("--json", action="store_true", help=json_help)
         return p
+
+    policy_cmd = add(
+        "policy", _no_handler, "policy inspection: what each rule's enforcement can achieve here"
+    )
+    policy_sub = policy_cmd.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+    q = leaf(
+        policy_sub, "explain", _cmd_policy_explain,
+        "per rule: the hook that decides it and what the backend achieves there",
+        "For every rule: the hook its deciding event reaches (a sequence: its last step) and the\n"
+        "enforcement the backend achieves there: inline deny, kill reaction, detect only or none.\n"
+        "--backend auto probes this kernel (root); lsm or compat explain a backend as such.",
+        epilog="examples:\n"
+        "  guardctl policy explain policies/\n"
+        "  guardctl policy explain policies/ --backend compat --json | jq '.rules[].hooks'",
+    )  # fmt: skip
+    q.add_argument("path", metavar="PATH", help="policy file or directory")
+    q.add_argument("--backend", choices=["auto", "lsm", "compat", "fake"], default="auto")
+    q.add_argument("--btf", default=DEFAULT_BTF_PATH, help="BTF file for the probe (default: %(default)s)")
 
     rules = add("rules", _no_handler, "rule management: import Elastic detection rules")
     rules_sub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
@@ -629,11 +670,24 @@ def build_parser() -> argparse.ArgumentParser:
     q = leaf(
         bench_sub, "kernel", _cmd_bench_kernel,
         "per-hook run time (bpf_stats) and open()/connect() loops: off vs bare scope vs enforce",
-        "Load the data plane and measure, in one run, the file_open and socket_connect hooks "
-        "off, as a bare scope check, and in enforce with --rules rules per hook (needs root and BPF-LSM).",
+        "Load a data plane and measure, in one run, the file_open and socket_connect hooks\n"
+        "off, as a bare scope check, and in enforce with --rules rules per hook (needs root).\n"
+        "--backend lsm measures the BPF-LSM programs; compat the cgroup connect4 program and\n"
+        "the sys_exit raw tracepoint (which runs on every syscall exit: read its ns per op).",
+        epilog="examples:\n"
+        "  guardctl bench kernel                   the plane the agent would run here (guardctl probe)\n"
+        "  guardctl bench kernel --backend compat  cgroup sock_addr programs and raw tracepoints\n"
+        "  guardctl bench kernel --json --iterations 2000 --rules 100 | jq .ratios",
     )  # fmt: skip
     q.add_argument("--iterations", type=int, default=20_000, help="calls per round (default: %(default)s)")
     q.add_argument("--rules", type=int, default=1_000, help="rules per hook (default: %(default)s)")
+    q.add_argument(
+        "--backend",
+        choices=BENCH_BACKENDS,
+        default="auto",
+        help="the plane to measure: auto (the probe's choice, as the agent would run), lsm or compat "
+        "(default: %(default)s)",
+    )
     q = leaf(
         bench_sub, "engine", _cmd_bench_engine,
         "detection engine events/s with every rule loaded, against the eql library on the same input",

@@ -134,3 +134,24 @@ def test_import_elastic_reports_and_writes(tmp_path: Path) -> None:
     assert len(out["written"]) == 1
     proc = run("replay", str(tmp_path / "none.jsonl"), "--policy", str(tmp_path / "out"))
     assert "none.jsonl: cannot read recording" in one_line_error(proc)
+
+
+def test_policy_explain_says_per_rule_what_each_backend_achieves(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text(
+        '[[rule]]\nid = "no-tmp"\nname = "n"\nseverity = "high"\naction = "block"\n'
+        "query = 'process where process.executable : \"/tmp/*\"'\n"
+        '[[rule]]\nid = "no-net"\nname = "n"\nseverity = "high"\naction = "block"\n'
+        "query = 'network where destination.port == 4444'\n"
+    )
+    compat = json.loads(run("policy", "explain", str(tmp_path), "--backend", "compat", "--json").stdout)
+    assert [(r["rule"], r["hooks"]) for r in compat["rules"]] == [
+        ("no-tmp", {"bprm_check_security": "kill reaction"}),
+        ("no-net", {"socket_connect": "inline deny"}),
+    ]
+    lsm = json.loads(run("policy", "explain", str(tmp_path), "--backend", "lsm", "--json").stdout)
+    assert {level for r in lsm["rules"] for level in r["hooks"].values()} == {"inline deny"}
+    text = run("policy", "explain", str(tmp_path), "--backend", "compat").stdout
+    assert "kill reaction" in text
+    assert "inline deny" in text
+    (tmp_path / "p.toml").write_text("[[rule]]\nid = 1\n")
+    assert "p.toml" in one_line_error(run("policy", "explain", str(tmp_path), "--backend", "compat"))

@@ -155,14 +155,16 @@ def test_bench_kernel_prints_a_row_per_hook_and_setting(
 ) -> None:
     from guard import cli
 
-    row = {"hook_ns_per_call": 12.5, "loop_ns_per_op": 900.0, "hook_calls": 10, "hook_calls_per_op": 1.0,
-           "denied": 0, "loop_ops": 10}  # fmt: skip
+    row = {"hook_ns_per_call": 12.5, "hook_ns_per_op": 12.5, "loop_ns_per_op": 900.0, "hook_calls": 10,
+           "hook_calls_per_op": 1.0, "counted": 10, "denied": 0, "loop_ops": 10}  # fmt: skip
     settings = ("off", "bare_scope", "enforce_rules")
     result = {
         "kernel": "6.1.0-test", "backend": "lsm", "rounds": 5, "iterations_per_round": 2,
         "rules": {"file_open": 1000, "socket_connect": 1000},
         "results": {hook: {s: row for s in settings} for hook in ("file_open", "socket_connect")},
-        "ratios": {"file_open_hook_enforce_vs_bare_scope": 3.5}, "target": "t",
+        "ratios": {"file_open_hook_enforce_vs_bare_scope": 3.5}, "target": "t", "degraded": [],
+        "programs": {"file_open": "lsm/file_open", "socket_connect": "lsm/socket_connect"},
+        "scope_check": {}, "notes": [],
     }  # fmt: skip
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
     monkeypatch.setattr(cli, "run_kernel_benchmark", lambda **k: result)
