@@ -47,6 +47,7 @@ from tests.privileged.scoping import (
     loopback_listeners,
     open_in,
     ptrace_in,
+    seize,
     sendto_in,
     sleeper,
 )
@@ -277,9 +278,7 @@ def test_blocked_open_by_path_is_killed(compat: CompatBackend, scope: Path, tmp_
 def test_blocked_ptrace_kills_the_tracer(compat: CompatBackend, scope: Path) -> None:
     with sleeper() as target:
         govern(compat, scope, KernelPolicy(ptrace=(PtraceRule(target, 41),)))
-        tracer = PausedChild(
-            scope, lambda: __import__("tests.privileged.scoping").privileged.scoping.seize(target)
-        )
+        tracer = PausedChild(scope, lambda: seize(target))
         assert tracer.killed_by() == signal.SIGKILL
         assert ptrace_in(None, target) == 0
     events = [e for e in compat.poll_events(100) if e.decision == Decision.KILLED]
