@@ -397,6 +397,23 @@ dfa:
 }
 
 /*
+ * A file hook's verdicts once ctx holds the inode and, when have_path, key the path: dynamic,
+ * inode, then path verdicts; then the decision (``reaction`` is a constant at each call site).
+ */
+static __always_inline int guard_file_verdicts(struct guard_ctx *ctx, int have_path, struct guard_lpm_path_key *key,
+					       struct guard_lpm_path_key *rev, int reaction)
+{
+	if (guard_dynamic_lookup(ctx))
+		goto out;
+	if (guard_take(ctx, guard_inodes.lookup(&ctx->inode), GUARD_MATCH_INODE))
+		goto out;
+	if (have_path && key && rev)
+		guard_path_lookups(ctx, key, rev);
+out:
+	return guard_finish_as(ctx, have_path && key ? key->path : 0, reaction);
+}
+
+/*
  * A file hook (exec, file_open): resolve the path, then dynamic, inode and path verdicts. Without
  * bpf_d_path (5.10's BPF-LSM) only the dynamic and inode verdicts apply; the loader refuses path
  * rules there.
@@ -414,14 +431,7 @@ static __always_inline int guard_file_hook(__u32 hook, struct file *file)
 	if (guard_path_buffers(&raw, &key, &rev))
 		have_path = guard_file_path(&ctx, file, raw, key) == 0;
 #endif
-	if (guard_dynamic_lookup(&ctx))
-		goto out;
-	if (guard_take(&ctx, guard_inodes.lookup(&ctx.inode), GUARD_MATCH_INODE))
-		goto out;
-	if (have_path && key && rev)
-		guard_path_lookups(&ctx, key, rev);
-out:
-	return guard_finish(&ctx, have_path && key ? key->path : 0);
+	return guard_file_verdicts(&ctx, have_path, key, rev, GUARD_REACT_DENY);
 }
 
 #endif /* GUARD_HELPERS_H */

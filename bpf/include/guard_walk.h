@@ -121,14 +121,7 @@ static __always_inline int guard_compat_file(__u32 hook, const void *file)
 	guard_file_inode(&ctx, (struct file *)file);
 	if (guard_path_buffers(&raw, &key, &rev))
 		have_path = guard_walk_path(&ctx, (const char *)file + GUARD_OFF_FILE_F_PATH, key) == 0;
-	if (guard_dynamic_lookup(&ctx))
-		goto out;
-	if (guard_take(&ctx, guard_inodes.lookup(&ctx.inode), GUARD_MATCH_INODE))
-		goto out;
-	if (have_path && key && rev)
-		guard_path_lookups(&ctx, key, rev);
-out:
-	return guard_finish_as(&ctx, have_path && key ? key->path : 0, GUARD_REACT_KILL);
+	return guard_file_verdicts(&ctx, have_path, key, rev, GUARD_REACT_KILL);
 }
 
 #endif /* GUARD_WALK_H */

@@ -51,9 +51,9 @@ from typing import Any, Final
 from guard.errors import KernelError
 from guard.lsm import bpfsys
 from guard.lsm.abi import Counter, HookId, ModeId
-from guard.lsm.bcc_backend import CompatBackend, LsmBackend
+from guard.lsm.bcc_backend import CompatBackend, LsmBackend, cgroup2_root
 from guard.lsm.btf import Btf
-from guard.lsm.probe import ProbeReport, parse_mountinfo, probe_kernel
+from guard.lsm.probe import ProbeReport, probe_kernel
 from guard.lsm.verdicts import (
     InodeRule,
     KernelPolicy,
@@ -144,11 +144,11 @@ def bench_backend(requested: str, probe: Callable[[], ProbeReport] = probe_kerne
 @contextmanager
 def _bench_cgroup() -> Iterator[tuple[Path, Path]]:
     """Create the scope (a cgroup v2 directory) and, below it, a cgroup the scope does not govern."""
-    mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
-    roots = [m.mount_point for m in mounts if m.fstype == "cgroup2"]
-    if not roots:
-        raise KernelError("no cgroup v2 mount: the benchmark scopes itself to a cgroup it creates")
-    cg = Path(roots[0]) / f"guard-bench-{os.getpid()}"
+    try:
+        root = cgroup2_root()
+    except KernelError as exc:
+        raise KernelError(f"{exc}: the benchmark scopes itself to a cgroup it creates") from exc
+    cg = root / f"guard-bench-{os.getpid()}"
     cg.mkdir()
     outside = cg / "outside"
     try:
