@@ -30,6 +30,7 @@ __all__ = [
     "AttachType",
     "BpfCmd",
     "Insn",
+    "MapInfo",
     "MapType",
     "ProgStats",
     "ProgType",
@@ -42,7 +43,13 @@ __all__ = [
     "landlock_abi_version",
     "ld_imm64",
     "map_create",
+    "map_delete_elem",
+    "map_info",
+    "map_keys",
+    "map_lookup_elem",
+    "map_update_elem",
     "mov64_imm",
+    "obj_get",
     "owned_fd",
     "prog_attach",
     "prog_detach",
@@ -66,7 +73,12 @@ class BpfCmd(enum.IntEnum):
     """``enum bpf_cmd`` values used here."""
 
     MAP_CREATE = 0
+    MAP_LOOKUP_ELEM = 1
+    MAP_UPDATE_ELEM = 2
+    MAP_DELETE_ELEM = 3
+    MAP_GET_NEXT_KEY = 4
     PROG_LOAD = 5
+    OBJ_GET = 7
     PROG_ATTACH = 8
     PROG_DETACH = 9
     PROG_GET_FD_BY_ID = 13
@@ -221,6 +233,101 @@ def map_create(map_type: MapType, key_size: int, value_size: int, max_entries: i
     struct.pack_into("<IIIII", attr, 0, map_type, key_size, value_size, max_entries, 0)
     struct.pack_into("16s", attr, 28, name.encode()[:15])
     return _bpf(BpfCmd.MAP_CREATE, attr, f"BPF_MAP_CREATE({map_type.name})")
+
+
+def obj_get(path: str | os.PathLike[str]) -> int:
+    """Open a pinned BPF object (``BPF_OBJ_GET``) read-write; return its fd."""
+    name = ctypes.create_string_buffer(os.fsencode(path))
+    attr = _attr()
+    struct.pack_into("<QII", attr, 0, _addr(name), 0, 0)
+    return _bpf(BpfCmd.OBJ_GET, attr, f"BPF_OBJ_GET({os.fsdecode(path)})")
+
+
+def _elem_attr(
+    map_fd: int, key: bytes, value: ctypes.Array[ctypes.c_char] | None, flags: int = 0
+) -> tuple[ctypes.Array[ctypes.c_char], ctypes.Array[ctypes.c_char]]:
+    key_buf = ctypes.create_string_buffer(key, len(key))
+    attr = _attr()
+    struct.pack_into(
+        "<IIQQQ", attr, 0, map_fd, 0, _addr(key_buf), _addr(value) if value is not None else 0, flags
+    )
+    return attr, key_buf
+
+
+def map_lookup_elem(map_fd: int, key: bytes, value_size: int) -> bytes | None:
+    """Return a map entry's value (``BPF_MAP_LOOKUP_ELEM``), or None when the key is absent."""
+    value = ctypes.create_string_buffer(value_size)
+    attr, _key = _elem_attr(map_fd, key, value)
+    try:
+        _bpf(BpfCmd.MAP_LOOKUP_ELEM, attr, "BPF_MAP_LOOKUP_ELEM")
+    except SyscallError as exc:
+        if exc.errno == errno_mod.ENOENT:
+            return None
+        raise
+    return value.raw
+
+
+def map_update_elem(map_fd: int, key: bytes, value: bytes) -> None:
+    """Write one map entry (``BPF_MAP_UPDATE_ELEM``, ``BPF_ANY``): a single atomic update."""
+    buf = ctypes.create_string_buffer(value, len(value))
+    attr, _key = _elem_attr(map_fd, key, buf)
+    _bpf(BpfCmd.MAP_UPDATE_ELEM, attr, "BPF_MAP_UPDATE_ELEM")
+
+
+def map_delete_elem(map_fd: int, key: bytes) -> bool:
+    """Delete a map entry (``BPF_MAP_DELETE_ELEM``); return False when it was absent."""
+    attr, _key = _elem_attr(map_fd, key, None)
+    try:
+        _bpf(BpfCmd.MAP_DELETE_ELEM, attr, "BPF_MAP_DELETE_ELEM")
+    except SyscallError as exc:
+        if exc.errno == errno_mod.ENOENT:
+            return False
+        raise
+    return True
+
+
+def map_keys(map_fd: int, key_size: int) -> list[bytes]:
+    """Return every key of a hash map (``BPF_MAP_GET_NEXT_KEY`` from no key)."""
+    keys: list[bytes] = []
+    next_key = ctypes.create_string_buffer(key_size)
+    key: bytes | None = None
+    while True:
+        key_buf = ctypes.create_string_buffer(key, key_size) if key is not None else None
+        attr = _attr()
+        struct.pack_into(
+            "<IIQQ", attr, 0, map_fd, 0, _addr(key_buf) if key_buf is not None else 0, _addr(next_key)
+        )
+        try:
+            _bpf(BpfCmd.MAP_GET_NEXT_KEY, attr, "BPF_MAP_GET_NEXT_KEY")
+        except SyscallError as exc:
+            if exc.errno == errno_mod.ENOENT:
+                return keys
+            raise
+        key = next_key.raw
+        keys.append(key)
+
+
+@dataclass(frozen=True, slots=True)
+class MapInfo:
+    """What ``struct bpf_map_info`` says about a map."""
+
+    map_type: int
+    map_id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    name: str
+
+
+def map_info(map_fd: int) -> MapInfo:
+    """Return a map's type, id, key and value sizes, capacity and name (``BPF_OBJ_GET_INFO_BY_FD``)."""
+    info = ctypes.create_string_buffer(80)
+    attr = _attr()
+    struct.pack_into("<IIQ", attr, 0, map_fd, len(info), _addr(info))
+    _bpf(BpfCmd.OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD(map)")
+    map_type, ident, key_size, value_size, max_entries = struct.unpack_from("<IIIII", info, 0)
+    name = info.raw[24:40].split(b"\0", 1)[0].decode(errors="replace")
+    return MapInfo(map_type, ident, key_size, value_size, max_entries, name)
 
 
 def raw_tracepoint_open(prog_fd: int, tracepoint: str | None) -> int:
