@@ -6,7 +6,15 @@
  * the IPv4 rules. The kernel calls sendmsg4/6 only for a datagram with an explicit destination on
  * an unconnected socket, which is what the LSM socket_sendmsg hook decides. Returning 0 denies
  * (EPERM); 1 allows. The scope check still applies (a pid scope attaches at the cgroup root).
+ * Where the kernel refuses bpf_get_current_task to cgroup programs (the loader probes it and sets
+ * GUARD_SOCK_ADDR_NO_TASK), their events carry no lineage (ppid, start times).
  */
+
+#ifdef GUARD_SOCK_ADDR_NO_TASK
+#define GUARD_SOCK_ADDR_REACT GUARD_REACT_NO_TASK
+#else
+#define GUARD_SOCK_ADDR_REACT GUARD_REACT_DENY
+#endif
 
 static __always_inline int guard_sock_addr(struct bpf_sock_addr *sa, int v6, __u32 evflags)
 {
@@ -37,7 +45,7 @@ static __always_inline int guard_sock_addr(struct bpf_sock_addr *sa, int v6, __u
 	gc.port = bpf_ntohs(port_be);
 	gc.flags |= evflags;
 	guard_net_decide(&gc, port_be);
-	return guard_finish(&gc, 0) == 0;
+	return guard_finish_as(&gc, 0, GUARD_SOCK_ADDR_REACT) == 0;
 }
 
 int guard_connect4(struct bpf_sock_addr *ctx)

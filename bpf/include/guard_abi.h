@@ -18,6 +18,13 @@ enum guard_hook {
 	GUARD_HOOK_COUNT = 4,
 };
 
+/*
+ * guard_event.hook is a hook (0..3) or one of these telemetry kinds, which are not hooks: no mode,
+ * flags or verdicts of their own, and they never deny. A chmod event is gated on the file_open
+ * hook's mode and GUARD_HF_EMIT_CHMOD, and is counted (emitted, drops) under file_open.
+ */
+#define GUARD_EVENT_CHMOD 4
+
 enum guard_mode {
 	GUARD_MODE_OFF = 0,
 	GUARD_MODE_DETECT = 1,
@@ -60,10 +67,18 @@ enum guard_counter {
 #define GUARD_HF_EMIT_ALL 0x1	   /* interest: every governed call goes to the ring buffer */
 #define GUARD_HF_LONG_PATH_DENY 0x2 /* an unresolvable or over-long path is denied (fail closed) */
 #define GUARD_HF_HAS_SUFFIXES 0x4   /* set by the loader from the tables: the hook has suffix verdicts */
+#define GUARD_HF_EMIT_CREATED 0x8   /* file_open interest: every governed open that created its file */
+#define GUARD_HF_EMIT_CHMOD 0x10    /* on file_open: emit a GUARD_EVENT_CHMOD event for governed chmods */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
 #define GUARD_EVF_SENDMSG 0x2 /* socket_sendmsg to an explicit destination (decided as a connect) */
+#define GUARD_EVF_CREATED 0x4 /* file events: the open created the file (FMODE_CREATED) */
+#define GUARD_EVF_WRITE 0x8   /* file events: the file is open for writing (FMODE_WRITE) */
+
+/* Bits of struct file's f_mode (include/linux/fs.h): values, not offsets, stable since 4.19. */
+#define GUARD_FMODE_WRITE 0x2
+#define GUARD_FMODE_CREATED 0x100000
 
 /* Bit of ptrace modes (include/linux/ptrace.h): only attach-class access is ever denied. */
 #define GUARD_PTRACE_MODE_ATTACH 0x02
@@ -167,7 +182,7 @@ struct guard_dyn_verdict {
 struct guard_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC */
 	__u64 cgroup_id;
-	__u32 hook;
+	__u32 hook;  /* enum guard_hook, or GUARD_EVENT_CHMOD */
 	__u32 decision;
 	__u32 rule_id;
 	__u32 match;
@@ -177,6 +192,10 @@ struct guard_event {
 	__u32 flags;
 	__u64 dev;
 	__u64 ino;
+	__u64 start_ns;	       /* the thread-group leader's start_time (CLOCK_MONOTONIC) */
+	__u64 parent_start_ns; /* the real parent's thread-group leader's start_time */
+	__u32 ppid;	       /* the real parent's tgid */
+	__u32 mode;	       /* chmod: the new mode; file events: the inode's i_mode */
 	__u32 target_tgid; /* ptrace */
 	__u16 family;	   /* connect: AF_INET / AF_INET6 */
 	__u16 port;	   /* connect: host order */

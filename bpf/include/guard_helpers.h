@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * What every hook shares: the preamble (mode, call count, scope), the verdict search context, the
- * table lookups (dynamic, inode, exact, prefix, suffix, DFA, network) and the decision.
+ * table lookups (dynamic, inode, exact, prefix, suffix, DFA, network), the decision (with per-rule
+ * modes) and the event (with the task's lineage).
  */
 #ifndef GUARD_HELPERS_H
 #define GUARD_HELPERS_H
@@ -24,7 +25,8 @@ struct task_struct;
 
 /* One hook call's search state. Tables are consulted in order; the first deny wins. */
 struct guard_ctx {
-	__u32 hook;
+	__u32 hook;		/* the hook whose mode, flags, tables and counters apply */
+	__u32 kind;		/* the event's hook field: the hook, or GUARD_EVENT_CHMOD */
 	__u32 mode;
 	__u32 hook_flags;
 	__u32 dfa_slot;
@@ -36,11 +38,20 @@ struct guard_ctx {
 	__u32 flags;		/* GUARD_EVF_* */
 	__u32 path_len;		/* bytes, without the NUL; 0 = no path */
 	__u32 target_tgid;
+	__u32 file_mode;	/* the event's mode: i_mode of a file, the new mode of a chmod */
 	__u16 family;
 	__u16 port;		/* host order */
 	struct guard_inode_key inode;
 	__u8 addr[16];
 };
+
+static __always_inline void *guard_read_ptr(const void *base, __u32 offset)
+{
+	void *value = 0;
+
+	bpf_probe_read_kernel(&value, sizeof(value), (const char *)base + offset);
+	return value;
+}
 
 static __always_inline void guard_count(__u32 hook, __u32 counter)
 {
@@ -79,6 +90,7 @@ static __always_inline int guard_enter(__u32 hook, struct guard_ctx *ctx)
 	if (!cfg || hook >= GUARD_HOOK_COUNT)
 		return 0;
 	ctx->hook = hook;
+	ctx->kind = hook;
 	ctx->mode = cfg->mode[hook];
 	ctx->hook_flags = cfg->hook_flags[hook];
 	ctx->dfa_slot = cfg->dfa_slot[hook];
@@ -149,9 +161,47 @@ static __always_inline int guard_dynamic_lookup(struct guard_ctx *ctx)
 	return ctx->denied;
 }
 
+/*
+ * The current task's lineage into an event: its real parent's tgid, and the start times
+ * (task_struct.start_time, CLOCK_MONOTONIC ns) of its thread-group leader and of its real parent's,
+ * which with the tgids name the processes (ECS entity ids) across pid reuse.
+ */
+static __always_inline void guard_lineage(struct guard_event *ev)
+{
+	void *task = (void *)bpf_get_current_task(), *leader, *parent;
+
+	ev->start_ns = 0;
+	ev->parent_start_ns = 0;
+	ev->ppid = 0;
+	if (!task)
+		return;
+	leader = guard_read_ptr(task, GUARD_OFF_TASK_GROUP_LEADER);
+	if (leader)
+		bpf_probe_read_kernel(&ev->start_ns, sizeof(ev->start_ns), (char *)leader + GUARD_OFF_TASK_START_TIME);
+	parent = guard_read_ptr(task, GUARD_OFF_TASK_REAL_PARENT);
+	if (!parent)
+		return;
+	bpf_probe_read_kernel(&ev->ppid, sizeof(ev->ppid), (char *)parent + GUARD_OFF_TASK_TGID);
+	leader = guard_read_ptr(parent, GUARD_OFF_TASK_GROUP_LEADER);
+	if (leader)
+		bpf_probe_read_kernel(&ev->parent_start_ns, sizeof(ev->parent_start_ns),
+				      (char *)leader + GUARD_OFF_TASK_START_TIME);
+}
+
+/*
+ * How a hook ends, a constant at every call site (so the verifier never sees a helper the program
+ * type may not call): GUARD_REACT_KILL enforces a deny by killing the task (compat tracepoints)
+ * instead of returning -EPERM; GUARD_REACT_NO_TASK leaves the lineage out of events where the
+ * program type may not read the current task (the loader's probe decides, for cgroup programs).
+ */
+#define GUARD_REACT_DENY 0
+#define GUARD_REACT_KILL 1
+#define GUARD_REACT_NO_TASK 2
+#define GUARD_SIGKILL 9
+
 /* Emit to the ring buffer; a full buffer is counted, never blocks the hook. */
-static __always_inline void guard_emit(struct guard_ctx *ctx, __u32 decision, __u32 rule_id, __u32 match,
-				       const char *path)
+static __always_inline void guard_emit_as(struct guard_ctx *ctx, __u32 decision, __u32 rule_id, __u32 match,
+					  const char *path, int reaction)
 {
 	struct guard_event *ev = guard_events.ringbuf_reserve(sizeof(struct guard_event));
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -162,7 +212,7 @@ static __always_inline void guard_emit(struct guard_ctx *ctx, __u32 decision, __
 	}
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->cgroup_id = bpf_get_current_cgroup_id();
-	ev->hook = ctx->hook;
+	ev->hook = ctx->kind;
 	ev->decision = decision;
 	ev->rule_id = rule_id;
 	ev->match = match;
@@ -172,6 +222,14 @@ static __always_inline void guard_emit(struct guard_ctx *ctx, __u32 decision, __
 	ev->flags = ctx->flags;
 	ev->dev = ctx->inode.dev;
 	ev->ino = ctx->inode.ino;
+	ev->mode = ctx->file_mode;
+	if (reaction & GUARD_REACT_NO_TASK) {
+		ev->start_ns = 0;
+		ev->parent_start_ns = 0;
+		ev->ppid = 0;
+	} else {
+		guard_lineage(ev);
+	}
 	ev->target_tgid = ctx->target_tgid;
 	ev->family = ctx->family;
 	ev->port = ctx->port;
@@ -185,48 +243,69 @@ static __always_inline void guard_emit(struct guard_ctx *ctx, __u32 decision, __
 	guard_count(ctx->hook, GUARD_CNT_EMITTED);
 }
 
-/* How a hook enforces a deny under enforce: the LSM return value, or (compat) killing the task. */
-#define GUARD_REACT_DENY 0
-#define GUARD_REACT_KILL 1
-#define GUARD_SIGKILL 9
+#define guard_emit(ctx, decision, rule_id, match, path) \
+	guard_emit_as((ctx), (decision), (rule_id), (match), (path), GUARD_REACT_DENY)
+
+/* A rule's mode: its guard_rule_modes entry, else the hook's (rule 0, the long-path deny, has none). */
+static __always_inline __u32 guard_rule_mode(__u32 rule, __u32 hook_mode)
+{
+	__u32 *mode;
+
+	if (!rule)
+		return hook_mode;
+	mode = guard_rule_modes.lookup(&rule);
+	return mode ? *mode : hook_mode;
+}
 
 /*
- * The end of every hook: a deny under enforce returns -EPERM (a kill reaction instead sends
- * SIGKILL to the current task, which dies before it returns to user space), under detect records
- * a would-block; an unresolvable path under GUARD_HF_LONG_PATH_DENY counts as a deny; otherwise a
- * notify match, the hook's "emit every call" interest or an over-long path is reported as an
- * allowed event. ``reaction`` is a constant at every call site.
+ * The end of every hook. The deciding deny's mode is its rule's (guard_rule_modes) or else the
+ * hook's: off drops the deny (as if the rule had not matched), enforce returns -EPERM (a kill
+ * reaction instead sends SIGKILL to the current task, which dies before it returns to user space),
+ * detect records a would-block. Without a deny, an unresolvable path under GUARD_HF_LONG_PATH_DENY
+ * is denied under the hook's mode; otherwise a notify match (unless its rule is off), the hook's
+ * "emit every call" interest, its "emit created files" interest or an over-long path is reported
+ * as an allowed event. ``reaction`` is a constant at every call site.
  */
 static __always_inline int guard_finish_as(struct guard_ctx *ctx, const char *path, int reaction)
 {
+	__u32 mode = ctx->mode;
+
+	if (ctx->denied) {
+		mode = guard_rule_mode(ctx->deny_rule, ctx->mode);
+		if (mode == GUARD_MODE_OFF)
+			ctx->denied = 0;
+	}
 	if (!ctx->denied && (ctx->flags & GUARD_EVF_PATH_TOO_LONG) && (ctx->hook_flags & GUARD_HF_LONG_PATH_DENY)) {
 		ctx->denied = 1;
 		ctx->deny_rule = 0;
 		ctx->deny_match = GUARD_MATCH_LONG_PATH;
+		mode = ctx->mode;
 	}
 	if (ctx->denied) {
-		if (ctx->mode == GUARD_MODE_ENFORCE) {
+		if (mode == GUARD_MODE_ENFORCE) {
 			guard_count(ctx->hook, GUARD_CNT_DENIES);
 #ifdef GUARD_COMPAT
-			if (reaction == GUARD_REACT_KILL) {
+			if (reaction & GUARD_REACT_KILL) {
 				bpf_send_signal(GUARD_SIGKILL);
-				guard_emit(ctx, GUARD_DECISION_KILLED, ctx->deny_rule, ctx->deny_match, path);
+				guard_emit_as(ctx, GUARD_DECISION_KILLED, ctx->deny_rule, ctx->deny_match, path, reaction);
 				return 0;
 			}
 #endif
-			guard_emit(ctx, GUARD_DECISION_DENIED, ctx->deny_rule, ctx->deny_match, path);
+			guard_emit_as(ctx, GUARD_DECISION_DENIED, ctx->deny_rule, ctx->deny_match, path, reaction);
 			return -GUARD_EPERM;
 		}
 		guard_count(ctx->hook, GUARD_CNT_WOULD_BLOCK);
-		guard_emit(ctx, GUARD_DECISION_WOULD_BLOCK, ctx->deny_rule, ctx->deny_match, path);
+		guard_emit_as(ctx, GUARD_DECISION_WOULD_BLOCK, ctx->deny_rule, ctx->deny_match, path, reaction);
 		return 0;
 	}
-	if (ctx->notify_rule)
-		guard_emit(ctx, GUARD_DECISION_ALLOWED, ctx->notify_rule, ctx->notify_match, path);
+	if (ctx->notify_rule && guard_rule_mode(ctx->notify_rule, ctx->mode) != GUARD_MODE_OFF)
+		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, ctx->notify_rule, ctx->notify_match, path, reaction);
 	else if (ctx->hook_flags & GUARD_HF_EMIT_ALL)
-		guard_emit(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_ALL, path);
+		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_ALL, path, reaction);
+	else if ((ctx->hook_flags & GUARD_HF_EMIT_CREATED) && (ctx->flags & GUARD_EVF_CREATED))
+		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_ALL, path, reaction);
 	else if (ctx->flags & GUARD_EVF_PATH_TOO_LONG)
-		guard_emit(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_LONG_PATH, path);
+		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_LONG_PATH, path, reaction);
 	return 0;
 }
 
@@ -252,20 +331,39 @@ static __always_inline void guard_net_decide(struct guard_ctx *gc, __u16 port_be
 	guard_take(gc, guard_nets.lookup(&key), GUARD_MATCH_NET);
 }
 
-/* (device, inode) of a file into ctx->inode. */
-static __always_inline void guard_file_inode(struct guard_ctx *ctx, struct file *file)
+/* (device, inode) of an inode into ctx->inode. */
+static __always_inline void guard_inode_ids(struct guard_ctx *ctx, const void *inode)
 {
-	void *inode = 0, *sb = 0;
+	void *sb;
 	__u32 dev = 0;
 
-	bpf_probe_read_kernel(&inode, sizeof(inode), (char *)file + GUARD_OFF_FILE_F_INODE);
-	if (!inode)
-		return;
 	bpf_probe_read_kernel(&ctx->inode.ino, sizeof(ctx->inode.ino), (char *)inode + GUARD_OFF_INODE_I_INO);
-	bpf_probe_read_kernel(&sb, sizeof(sb), (char *)inode + GUARD_OFF_INODE_I_SB);
+	sb = guard_read_ptr(inode, GUARD_OFF_INODE_I_SB);
 	if (sb)
 		bpf_probe_read_kernel(&dev, sizeof(dev), (char *)sb + GUARD_OFF_SB_S_DEV);
 	ctx->inode.dev = dev;
+}
+
+/*
+ * (device, inode) and i_mode of a file into ctx, and from its f_mode the event flags
+ * GUARD_EVF_CREATED (this open created it) and GUARD_EVF_WRITE (open for writing).
+ */
+static __always_inline void guard_file_inode(struct guard_ctx *ctx, struct file *file)
+{
+	void *inode = guard_read_ptr(file, GUARD_OFF_FILE_F_INODE);
+	__u32 f_mode = 0;
+	__u16 i_mode = 0;
+
+	bpf_probe_read_kernel(&f_mode, sizeof(f_mode), (char *)file + GUARD_OFF_FILE_F_MODE);
+	if (f_mode & GUARD_FMODE_CREATED)
+		ctx->flags |= GUARD_EVF_CREATED;
+	if (f_mode & GUARD_FMODE_WRITE)
+		ctx->flags |= GUARD_EVF_WRITE;
+	if (!inode)
+		return;
+	guard_inode_ids(ctx, inode);
+	bpf_probe_read_kernel(&i_mode, sizeof(i_mode), (char *)inode + GUARD_OFF_INODE_I_MODE);
+	ctx->file_mode = i_mode;
 }
 
 /* The per-CPU scratch buffers: [0] raw d_path output, [1] zero-padded key, [2] reversed key. */

@@ -27,6 +27,9 @@
 #ifndef GUARD_MAX_DYNAMIC
 #define GUARD_MAX_DYNAMIC 65536
 #endif
+#ifndef GUARD_MAX_RULE_MODES
+#define GUARD_MAX_RULE_MODES 4096
+#endif
 #ifndef GUARD_DFA_MAX_RULES
 #define GUARD_DFA_MAX_RULES 8192
 #endif
@@ -67,6 +70,16 @@ GUARD_TABLE("array", int, struct guard_dfa_rule, guard_dfa_rules, GUARD_DFA_MAX_
 /* Dynamic per-entity verdicts, armed from user space. */
 GUARD_TABLE("hash", __u32, struct guard_entity, guard_entities, GUARD_MAX_ENTITIES, 0);
 GUARD_TABLE("hash", struct guard_dyn_key, struct guard_dyn_verdict, guard_dynamic, GUARD_MAX_DYNAMIC, 0);
+
+/*
+ * Per-rule modes (key: rule id, value: enum guard_mode), one map write per switch. A rule's mode
+ * overrides its hook's for the calls that rule decides (guard_finish_as): off = as if it did not
+ * match, detect = would-block, enforce = deny even under a detect hook. A hook that is off stays off
+ * for every rule. A verdict value holds only the smallest deny rule id per hook (and the search
+ * stops at the first deny), so an override applies to the rule that decides: switching it off does
+ * not bring a second rule on the same key or a later table into play.
+ */
+GUARD_TABLE("hash", __u32, __u32, guard_rule_modes, GUARD_MAX_RULE_MODES, 0);
 
 GUARD_TABLE("percpu_array", int, __u64, guard_counters, GUARD_HOOK_COUNT * GUARD_CNT_COUNT, 0);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * A file's absolute path without bpf_d_path (which tracepoint programs may not call): walk the
+ * A file's absolute path without bpf_d_path (which tracepoint programs, and LSM programs on hooks
+ * outside the kernel's d_path allowlist such as path_chmod, may not call): walk the
  * dentry chain up to the mount's root, cross to the parent mount at its mount point, and stop at
  * the namespace's root mount. Names are written right to left into a per-CPU buffer, then copied
  * zero-padded into the lookup key, so the tables see exactly what bpf_d_path gives the LSM hooks
@@ -19,14 +20,6 @@ struct guard_walk_buf {
 };
 
 BPF_PERCPU_ARRAY(guard_walk, struct guard_walk_buf, 1);
-
-static __always_inline void *guard_read_ptr(const void *base, __u32 offset)
-{
-	void *value = 0;
-
-	bpf_probe_read_kernel(&value, sizeof(value), (const char *)base + offset);
-	return value;
-}
 
 /*
  * The path of ``path`` (a struct path *) into key->path, zero-padded, with ctx->path_len set;

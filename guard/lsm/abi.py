@@ -11,9 +11,16 @@ __all__ = [
     "ACTION_NOTIFY",
     "COMM_LEN",
     "COUNTER_COUNT",
+    "EVENT_CHMOD",
+    "EVF_CREATED",
     "EVF_PATH_TOO_LONG",
     "EVF_SENDMSG",
+    "EVF_WRITE",
+    "FMODE_CREATED",
+    "FMODE_WRITE",
     "HF_EMIT_ALL",
+    "HF_EMIT_CHMOD",
+    "HF_EMIT_CREATED",
     "HF_HAS_SUFFIXES",
     "HF_LONG_PATH_DENY",
     "HOOK_COUNT",
@@ -30,6 +37,7 @@ __all__ = [
     "DynVerdict",
     "Entity",
     "Event",
+    "EventKind",
     "HookId",
     "InodeKey",
     "LpmPathKey",
@@ -47,8 +55,18 @@ HF_EMIT_ALL: Final = 0x1
 HF_LONG_PATH_DENY: Final = 0x2
 #: Set by the loader (never by a policy) on hooks that have suffix verdicts.
 HF_HAS_SUFFIXES: Final = 0x4
+#: file_open interest: an event for every governed open that created its file.
+HF_EMIT_CREATED: Final = 0x8
+#: On file_open: a chmod event for every governed chmod (while file_open is not off).
+HF_EMIT_CHMOD: Final = 0x10
 EVF_PATH_TOO_LONG: Final = 0x1
 EVF_SENDMSG: Final = 0x2  # socket_sendmsg to an explicit destination, decided as a connect
+EVF_CREATED: Final = 0x4  # file events: this open created the file (FMODE_CREATED)
+EVF_WRITE: Final = 0x8  # file events: open for writing (FMODE_WRITE)
+FMODE_WRITE: Final = 0x2
+FMODE_CREATED: Final = 0x100000
+#: ``GUARD_EVENT_CHMOD``: an event's ``hook`` for a chmod (telemetry: not a hook, never a deny).
+EVENT_CHMOD: Final = 4
 PTRACE_MODE_ATTACH: Final = 0x02
 ACTION_DENY: Final = 1
 ACTION_NOTIFY: Final = 2
@@ -64,6 +82,16 @@ class HookId(enum.IntEnum):
 
 
 HOOK_COUNT: Final = 4
+
+
+class EventKind(enum.IntEnum):
+    """What an event's ``hook`` field holds: one of the hooks, or a telemetry kind (chmod)."""
+
+    EXEC = 0
+    FILE_OPEN = 1
+    CONNECT = 2
+    PTRACE = 3
+    CHMOD = 4
 
 
 class ModeId(enum.IntEnum):
@@ -222,6 +250,10 @@ class Event(ctypes.Structure):
         ("flags", _u32),
         ("dev", _u64),
         ("ino", _u64),
+        ("start_ns", _u64),
+        ("parent_start_ns", _u64),
+        ("ppid", _u32),
+        ("mode", _u32),
         ("target_tgid", _u32),
         ("family", _u16),
         ("port", _u16),

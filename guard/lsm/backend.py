@@ -1,10 +1,10 @@
 """The KernelBackend protocol: what every data plane (lsm, compat, fake) offers the agent.
 
-The agent never touches maps directly: it configures modes and scope, replaces the static verdict
-tables produced by :func:`guard.lsm.verdicts.build_tables`, arms and disarms per-entity verdicts,
-and reads events and counters. ``LsmBackend`` (guard/lsm/bcc_backend.py) writes BPF maps;
-``FakeBackend`` (guard/lsm/fake.py) holds the same tables in memory and evaluates the hooks with
-the same semantics, for tests that cannot load BPF.
+The agent never touches maps directly: it configures modes (per hook, and per rule) and scope,
+replaces the static verdict tables produced by :func:`guard.lsm.verdicts.build_tables`, arms and
+disarms per-entity verdicts, and reads events and counters. ``LsmBackend`` and ``CompatBackend``
+(guard/lsm/bcc_backend.py) write BPF maps; ``FakeBackend`` (guard/lsm/fake.py) holds the same
+tables in memory and evaluates the hooks with the same semantics, for tests that cannot load BPF.
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ class KernelBackend(Protocol):
 
     def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
         """Replace the governed set: cgroup v2 ids and tgids."""
+
+    def set_rule_modes(self, modes: Mapping[int, ModeId]) -> None:
+        """Replace every rule's mode override (rule id -> mode; a rule without one follows its hook).
+
+        The deciding rule's mode replaces the hook's: off = as if it had not matched, detect =
+        would-block, enforce = deny even while the hook detects. A hook that is off stays off.
+        """
+
+    def rule_modes(self) -> dict[int, ModeId]:
+        """Return every rule's mode override."""
 
     def apply(self, tables: VerdictTables) -> None:
         """Replace every static verdict table (and the per-hook interest flags) with ``tables``."""

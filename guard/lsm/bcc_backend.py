@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Self
 
-from guard.errors import BpfLoadError, KernelError, KernelUnsupportedError, MapError
+from guard.errors import BpfLoadError, BtfError, KernelError, KernelUnsupportedError, MapError
 from guard.lsm import abi, bpfsys
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.btf import Btf
@@ -39,7 +39,14 @@ from guard.lsm.stubtree import ensure_stub_tree
 from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
 from guard.model import HOOKS, BackendName
 
-__all__ = ["CompatBackend", "LsmBackend", "assemble_source", "bpf_source_dir", "offset_flags"]
+__all__ = [
+    "CompatBackend",
+    "LsmBackend",
+    "PinnedControl",
+    "assemble_source",
+    "bpf_source_dir",
+    "offset_flags",
+]
 
 #: (macro, struct, member path) for every struct offset the C code reads.
 OFFSETS = (
@@ -53,10 +60,15 @@ OFFSETS = (
     ("GUARD_OFF_TASK_PID", "task_struct", "pid"),
     ("GUARD_OFF_MSGHDR_MSG_NAME", "msghdr", "msg_name"),
     ("GUARD_OFF_MSGHDR_MSG_NAMELEN", "msghdr", "msg_namelen"),
+    ("GUARD_OFF_FILE_F_MODE", "file", "f_mode"),
+    ("GUARD_OFF_INODE_I_MODE", "inode", "i_mode"),
+    ("GUARD_OFF_TASK_REAL_PARENT", "task_struct", "real_parent"),
+    ("GUARD_OFF_TASK_GROUP_LEADER", "task_struct", "group_leader"),
+    ("GUARD_OFF_TASK_START_TIME", "task_struct", "start_time"),
 )
 
-#: The offsets the compat plane's dentry walk, fd-table read and syscall arguments need too.
-COMPAT_OFFSETS = (
+#: The dentry and mount walk's offsets (bpf/include/guard_walk.h): compat file hooks, LSM chmod events.
+WALK_OFFSETS = (
     ("GUARD_OFF_PATH_MNT", "path", "mnt"),
     ("GUARD_OFF_PATH_DENTRY", "path", "dentry"),
     ("GUARD_OFF_VFSMOUNT_MNT_ROOT", "vfsmount", "mnt_root"),
@@ -67,6 +79,11 @@ COMPAT_OFFSETS = (
     ("GUARD_OFF_DENTRY_D_NAME", "dentry", "d_name"),
     ("GUARD_OFF_QSTR_LEN", "qstr", "len"),
     ("GUARD_OFF_QSTR_NAME", "qstr", "name"),
+    ("GUARD_OFF_DENTRY_D_INODE", "dentry", "d_inode"),
+)
+
+#: The offsets the compat plane's fd-table read and syscall arguments need too.
+COMPAT_OFFSETS = (
     ("GUARD_OFF_TASK_FILES", "task_struct", "files"),
     ("GUARD_OFF_FILES_FDT", "files_struct", "fdt"),
     ("GUARD_OFF_FDTABLE_FD", "fdtable", "fd"),
@@ -91,8 +108,36 @@ PINNED_MAPS = (
     "guard_dfa_rules",
     "guard_entities",
     "guard_dynamic",
+    "guard_rule_modes",
     "guard_counters",
 )
+
+
+#: The largest rule id a map key holds (``__u32``); 0 means "no rule".
+RULE_ID_MAX: Final = 0xFFFF_FFFF
+
+
+def _check_rule_id(rule_id: int) -> int:
+    if isinstance(rule_id, bool) or not isinstance(rule_id, int) or not 0 < rule_id <= RULE_ID_MAX:
+        raise MapError(f"guard_rule_modes: rule id {rule_id!r} is not in 1..{RULE_ID_MAX}")
+    return rule_id
+
+
+def _check_mode(mode: object, what: str) -> ModeId:
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise MapError(f"{what}: mode {mode!r} is not a ModeId")
+    try:
+        return ModeId(mode)
+    except ValueError:
+        raise MapError(f"{what}: mode {mode!r} is not a ModeId") from None
+
+
+def _check_rule_modes(modes: Mapping[int, ModeId], limit: int) -> dict[int, ModeId]:
+    """Return rule id -> mode after checking ids (1..2^32-1), modes and the map's capacity."""
+    out = {_check_rule_id(rule): _check_mode(mode, f"rule {rule}") for rule, mode in modes.items()}
+    if len(out) > limit:
+        raise MapError(f"guard_rule_modes: {len(out)} rule modes, over the map's {limit}")
+    return out
 
 
 def bpf_source_dir() -> Path:
@@ -166,6 +211,7 @@ class _BccPlane:
         max_scopes: int = 1024,
         max_entities: int = 65536,
         max_dynamic: int = 65536,
+        max_rule_modes: int = 4096,
         dfa_trans: int = 65536,
         dfa_states: int = 16384,
         dfa_max_rules: int = 8192,
@@ -186,12 +232,14 @@ class _BccPlane:
             "nets": max_nets,
             "ptrace": max_ptrace,
             "scopes": max_scopes,
+            "rule_modes": max_rule_modes,
             "dfa_trans": dfa_trans,
             "dfa_states": dfa_states,
             "dfa_rules": dfa_max_rules,
         }
         self.cflags = [
             *offset_flags(btf),
+            *offset_flags(btf, WALK_OFFSETS),
             f"-DGUARD_MAX_PATHS={max_paths}",
             f"-DGUARD_MAX_PREFIXES={max_prefixes}",
             f"-DGUARD_MAX_INODES={max_inodes}",
@@ -200,6 +248,7 @@ class _BccPlane:
             f"-DGUARD_MAX_SCOPES={max_scopes}",
             f"-DGUARD_MAX_ENTITIES={max_entities}",
             f"-DGUARD_MAX_DYNAMIC={max_dynamic}",
+            f"-DGUARD_MAX_RULE_MODES={max_rule_modes}",
             f"-DGUARD_DFA_TRANS={dfa_trans}",
             f"-DGUARD_DFA_STATES={dfa_states}",
             f"-DGUARD_DFA_MAX_RULES={dfa_max_rules}",
@@ -208,6 +257,11 @@ class _BccPlane:
         #: False where the kernel's BPF-LSM refuses bpf_d_path (5.10): path verdicts are unavailable.
         self.path_verdicts = True
         self.degraded: list[str] = []
+        #: Whether governed chmods are reported (GUARD_EVENT_CHMOD events under GUARD_HF_EMIT_CHMOD).
+        self.chmod_events = False
+        #: Optional programs this plane runs without, and why (telemetry only: no verdict depends on them).
+        self.unavailable: dict[str, str] = {}
+        self._rule_modes: dict[int, ModeId] = {}
         self._bpf: Any = None
         self._events: list[abi.Event] = []
         self._modes: dict[HookId, ModeId] = {}
@@ -273,11 +327,33 @@ class _BccPlane:
             self._bank = (min(self._dfa_slots.values()) - 1) // abi.HOOK_COUNT
         self._scope_cgroups = {int(k.value) for k in self._table("guard_scope_cgroups")}
         self._scope_pids = {int(k.value) for k in self._table("guard_scope_pids")}
+        self._rule_modes = {int(k.value): ModeId(v.value) for k, v in self._table("guard_rule_modes").items()}
         self._stale_tables = True
 
     def modes(self) -> dict[HookId, ModeId]:
         """Return every hook's mode as last written (or adopted from the pinned config)."""
         return {hook: self._modes.get(hook, ModeId.OFF) for hook in HookId}
+
+    def rule_modes(self) -> dict[int, ModeId]:
+        """Return every rule's mode override as last written (or adopted from the pinned map)."""
+        return dict(self._rule_modes)
+
+    def set_rule_modes(self, modes: Mapping[int, ModeId]) -> None:
+        """Replace every rule's mode override: new and changed entries first, then stale ones removed.
+
+        A rule with an entry decides in its own mode instead of its hook's (off: as if it had not
+        matched; detect: would-block; enforce: deny even while the hook detects); a hook that is
+        off stays off. Each change is one map write.
+        """
+        new = _check_rule_modes(modes, self.limits["rule_modes"])
+        table = self._table("guard_rule_modes")
+        for rule, mode in new.items():
+            if self._rule_modes.get(rule) != mode:
+                table[table.Key(rule)] = table.Leaf(int(mode))
+        for rule in self._rule_modes.keys() - new.keys():
+            with contextlib.suppress(KeyError):
+                del table[table.Key(rule)]
+        self._rule_modes = new
 
     def scope(self) -> tuple[frozenset[int], frozenset[int]]:
         """Return the governed (cgroups, pids)."""
@@ -592,6 +668,13 @@ class LsmBackend(_BccPlane):
         rules. Any other load failure is raised, never degraded around.
         """
         extra = []
+        try:
+            self.btf.lsm_hook("path_chmod")
+        except BtfError as exc:
+            self.unavailable["chmod_events"] = f"no path_chmod LSM hook in this kernel ({exc})"
+        else:
+            extra.append("-DGUARD_HAS_PATH_CHMOD")
+            self.chmod_events = True
         d_path, why = lsm_d_path(self.btf)
         if not d_path:
             extra.append("-DGUARD_NO_D_PATH")
@@ -636,6 +719,9 @@ class CompatBackend(_BccPlane):
     def __init__(self, btf: Btf, cache_dir: Path, *, cgroup_root: Path | None = None, **sizes: Any) -> None:
         super().__init__(btf, cache_dir, **sizes)
         self.cflags += offset_flags(btf, COMPAT_OFFSETS)
+        self.unavailable["chmod_events"] = (
+            "the compat plane has no chmod event: no tracepoint sees the inode a chmod(2) path names"
+        )
         self.cgroup_root = cgroup_root
         self._progs: dict[str, Any] = {}
         self._attached: dict[int, int] = {}  # cgroup id -> open directory fd
@@ -646,7 +732,14 @@ class CompatBackend(_BccPlane):
         from bcc import BPF
 
         self._root()
-        self._load_plane([])
+        extra = []
+        if not _sock_addr_reads_task():
+            extra.append("-DGUARD_SOCK_ADDR_NO_TASK")
+            self.unavailable["network_lineage"] = (
+                "this kernel refuses bpf_get_current_task to cgroup programs: "
+                "connect and sendmsg events carry no ppid or start times"
+            )
+        self._load_plane(extra)
         try:
             for name, attach_type in SOCK_ADDR_PROGRAMS:
                 self._progs[name] = self._bpf.load_func(
@@ -762,6 +855,25 @@ class CompatBackend(_BccPlane):
                             bpfsys.prog_detach(pfd, fd, attach_type)
 
 
+#: ``BPF_FUNC_get_current_task``.
+_BPF_FUNC_GET_CURRENT_TASK: Final = 35
+
+
+def _sock_addr_reads_task() -> bool:
+    """Whether cgroup sock_addr programs may call bpf_get_current_task (for the lineage in events)."""
+    try:
+        fd = bpfsys.prog_load(
+            bpfsys.ProgType.CGROUP_SOCK_ADDR,
+            [bpfsys.call_helper(_BPF_FUNC_GET_CURRENT_TASK), bpfsys.mov64_imm(0, 1), bpfsys.exit_insn()],
+            name="guard_probe",
+            expected_attach_type=bpfsys.AttachType.CGROUP_INET4_CONNECT,
+        )
+    except BpfLoadError:
+        return False
+    bpfsys.close_fd(fd)
+    return True
+
+
 def cgroup2_root() -> Path:
     """Return the cgroup v2 mount point (hybrid hosts mount it at /sys/fs/cgroup/unified)."""
     try:
@@ -800,3 +912,110 @@ def _remove_pins(directory: Path) -> None:
             pin.unlink()
     with contextlib.suppress(FileNotFoundError):
         directory.rmdir()
+
+
+class PinnedControl:
+    """Hook and rule modes of a pinned plane, read and written without loading one.
+
+    For ``guardctl enforce`` and friends when no agent runs: it opens the layout directory's
+    pinned ``guard_config`` and ``guard_rule_modes`` (``BPF_OBJ_GET``) and nothing else. Every
+    write is one map update, which the next hook call of whatever programs use those maps sees
+    (the cgroup programs a dead agent left attached, or a running plane). A running agent keeps
+    its own copy of the modes: its next ``configure()`` or ``set_rule_modes()`` writes its view
+    back. A value of another size than this build's ABI is refused, never reinterpreted.
+    """
+
+    def __init__(self, layout_dir: Path) -> None:
+        self.layout_dir = layout_dir
+        self._fds: dict[str, int] = {}
+        try:
+            for name, key_size, value_size in (
+                ("guard_config", 4, ctypes.sizeof(abi.Config)),
+                ("guard_rule_modes", 4, 4),
+            ):
+                pin = layout_dir / name
+                if not pin.exists():
+                    raise MapError(f"{pin}: not pinned (is {layout_dir} a plane's layout directory?)")
+                try:
+                    fd = bpfsys.obj_get(pin)
+                except KernelError as exc:
+                    raise MapError(f"{pin}: cannot open the pinned map: {exc}") from exc
+                self._fds[name] = fd
+                info = bpfsys.map_info(fd)
+                if (info.key_size, info.value_size) != (key_size, value_size):
+                    raise MapError(
+                        f"{pin}: key/value sizes {info.key_size}/{info.value_size}, this build expects "
+                        f"{key_size}/{value_size} (another version's layout)"
+                    )
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_pin_dir(cls, pin_dir: Path) -> PinnedControl:
+        """Open the one layout under a plane's ``pin_dir`` (``<pin_dir>/layout-<hash>``)."""
+        layouts = sorted(pin_dir.glob("layout-*")) if pin_dir.is_dir() else []
+        if len(layouts) != 1:
+            found = ", ".join(p.name for p in layouts) or "none"
+            raise MapError(f"{pin_dir}: expected one pinned layout-* directory, found {found}")
+        return cls(layouts[0])
+
+    def close(self) -> None:
+        """Close the map fds (the pinned maps stay)."""
+        for fd in self._fds.values():
+            bpfsys.close_fd(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fd(self, name: str) -> int:
+        fd = self._fds.get(name)
+        if fd is None:
+            raise MapError(f"{self.layout_dir / name}: closed")
+        return fd
+
+    def _config(self) -> abi.Config:
+        raw = bpfsys.map_lookup_elem(self._fd("guard_config"), bytes(4), ctypes.sizeof(abi.Config))
+        return abi.Config() if raw is None else abi.Config.from_buffer_copy(raw)
+
+    def modes(self) -> dict[HookId, ModeId]:
+        """Return every hook's mode as the pinned config holds it."""
+        config = self._config()
+        return {hook: _check_mode(int(config.mode[hook]), f"hook {hook.name.lower()}") for hook in HookId}
+
+    def set_modes(self, modes: Mapping[HookId, ModeId]) -> None:
+        """Set the named hooks' modes (the others keep theirs) in one update of the config."""
+        checked = {}
+        for hook, mode in modes.items():
+            try:
+                checked[HookId(hook)] = _check_mode(mode, f"hook {hook!r}")
+            except ValueError:
+                raise MapError(f"guard_config: {hook!r} is not a hook") from None
+        config = self._config()
+        for hook, mode in checked.items():
+            config.mode[hook] = int(mode)
+        bpfsys.map_update_elem(self._fd("guard_config"), bytes(4), bytes(config))
+
+    def rule_modes(self) -> dict[int, ModeId]:
+        """Return every rule's mode override."""
+        fd = self._fd("guard_rule_modes")
+        out = {}
+        for key in bpfsys.map_keys(fd, 4):
+            raw = bpfsys.map_lookup_elem(fd, key, 4)
+            if raw is not None:  # deleted between the walk and the lookup
+                rule = int.from_bytes(key, "little")
+                out[rule] = _check_mode(int.from_bytes(raw, "little"), f"rule {rule}")
+        return out
+
+    def set_rule_mode(self, rule_id: int, mode: ModeId | None) -> None:
+        """Give one rule its own mode (None: it follows its hook's again); one map update."""
+        key = _check_rule_id(rule_id).to_bytes(4, "little")
+        fd = self._fd("guard_rule_modes")
+        if mode is None:
+            bpfsys.map_delete_elem(fd, key)
+        else:
+            bpfsys.map_update_elem(fd, key, int(_check_mode(mode, f"rule {rule_id}")).to_bytes(4, "little"))

@@ -3,9 +3,17 @@
 A document is nested the way Elasticsearch stores it (``{"process": {"pid": 1}}``), and its field
 names and types follow :data:`guard.policy.schema.ECS`, the schema rules are checked against:
 ``file.inode``, ``file.device`` and the pids are numbers, ``user.id`` is a string,
-``destination.ip`` an IP string. Empty values are left out. Every document carries a ``kestrel``
-object with the kernel's own view: hook, decision, rule id, which table matched, cgroup id and
-whether the path was unavailable.
+``destination.ip`` an IP string, ``file.mode`` an octal string (``"0755"``). Empty values are left
+out. Every document names its process and parent as entities (``process.entity_id`` is
+``"<tgid>-<start_ns>"``, the kernel's start time of the thread-group leader, so a reused pid is
+another entity; ``process.parent.entity_id`` likewise) and carries a ``kestrel`` object with the
+kernel's own view: hook (or ``chmod``), decision, rule id, which table matched, cgroup id, whether
+the path was unavailable and, for file opens, whether the file is open for writing.
+
+Shapes: exec is ``process/start``; a file open ``file/access`` (action ``open``), or
+``file/creation`` (action ``create``) when the open created the file; a chmod ``file/change``
+(action ``chmod``, with the new ``file.mode``); connect ``network/connection``; ptrace
+``process/access``.
 """
 
 from __future__ import annotations
@@ -20,10 +28,10 @@ from typing import Any, Final, TypeVar
 
 from guard.errors import KernelError
 from guard.lsm import abi
-from guard.lsm.abi import Decision, HookId, Match
+from guard.lsm.abi import Decision, EventKind, Match
 from guard.lsm.backend import KernelBackend
 
-__all__ = ["EventReader", "boot_offset_ns", "to_ecs"]
+__all__ = ["EventReader", "boot_offset_ns", "file_mode", "to_ecs"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -42,11 +50,19 @@ class _HookShape:
 
 
 _SHAPES: Final = {
-    HookId.EXEC: _HookShape("exec", "process", "start", "exec"),
-    HookId.FILE_OPEN: _HookShape("file_open", "file", "access", "open"),
-    HookId.CONNECT: _HookShape("connect", "network", "connection", "connect"),
-    HookId.PTRACE: _HookShape("ptrace", "process", "access", "ptrace"),
+    EventKind.EXEC: _HookShape("exec", "process", "start", "exec"),
+    EventKind.FILE_OPEN: _HookShape("file_open", "file", "access", "open"),
+    EventKind.CONNECT: _HookShape("connect", "network", "connection", "connect"),
+    EventKind.PTRACE: _HookShape("ptrace", "process", "access", "ptrace"),
+    EventKind.CHMOD: _HookShape("chmod", "file", "change", "chmod"),
 }
+_CREATED: Final = _HookShape("file_open", "file", "creation", "create")
+_FILE_KINDS: Final = (EventKind.EXEC, EventKind.FILE_OPEN, EventKind.CHMOD)
+
+
+def file_mode(mode: int) -> str:
+    """Return a mode's permission bits as ECS ``file.mode`` wants them: octal, four digits (``0755``)."""
+    return f"{mode & 0o7777:04o}"
 
 
 def boot_offset_ns() -> int:
@@ -68,16 +84,24 @@ def _enum(kind: type[_E], value: int) -> _E:
 
 def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
     """Return the ECS document of one ring-buffer record; ``boot_offset_ns`` maps ``ts_ns`` to epoch."""
-    hook = _enum(HookId, event.hook)
+    kind = _enum(EventKind, event.hook)
     decision = _enum(Decision, event.decision)
     match = _enum(Match, event.match)
-    shape = _SHAPES[hook]
+    shape = _SHAPES[kind]
+    if kind is EventKind.FILE_OPEN and event.flags & abi.EVF_CREATED:
+        shape = _CREATED
     path = os.fsdecode(event.path) if event.path else ""
     comm = event.comm.decode("utf-8", errors="replace")
 
-    process: dict[str, Any] = {"pid": event.tgid, "thread": {"id": event.pid}}
+    process: dict[str, Any] = {
+        "pid": event.tgid,
+        "entity_id": f"{event.tgid}-{event.start_ns}",
+        "thread": {"id": event.pid},
+    }
     if comm:
         process["name"] = comm
+    if event.ppid:
+        process["parent"] = {"pid": event.ppid, "entity_id": f"{event.ppid}-{event.parent_start_ns}"}
     doc: dict[str, Any] = {
         "@timestamp": _timestamp(event.ts_ns + boot_offset_ns),
         "event": {
@@ -90,7 +114,7 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         "process": process,
         "user": {"id": str(event.uid)},
     }
-    if hook in (HookId.EXEC, HookId.FILE_OPEN):
+    if kind in _FILE_KINDS:
         file: dict[str, Any] = {}
         if path:
             file["path"] = path
@@ -98,12 +122,14 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         if event.ino:
             file["inode"] = event.ino
             file["device"] = event.dev
+        if event.mode or kind is EventKind.CHMOD:
+            file["mode"] = file_mode(event.mode)
         if file:
             doc["file"] = file
-        if hook is HookId.EXEC and path:
+        if kind is EventKind.EXEC and path:
             process["executable"] = path
             process["name"] = os.path.basename(path)
-    elif hook is HookId.CONNECT:
+    elif kind is EventKind.CONNECT:
         ip = ipaddress.IPv6Address(bytes(event.addr))
         mapped = ip.ipv4_mapped
         doc["destination"] = {"ip": str(mapped or ip), "port": event.port}
@@ -120,7 +146,9 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         "cgroup_id": event.cgroup_id,
         "path_too_long": bool(event.flags & abi.EVF_PATH_TOO_LONG),
     }
-    if hook is HookId.PTRACE:
+    if kind is EventKind.FILE_OPEN:
+        kestrel["write"] = bool(event.flags & abi.EVF_WRITE)
+    if kind is EventKind.PTRACE:
         kestrel["ptrace"] = {"target_pid": event.target_tgid}
     doc["kestrel"] = kestrel
     if event.cgroup_id:

@@ -2,9 +2,10 @@
 
 :class:`FakeBackend` holds what the maps would hold (modes, scope, the static
 :class:`~guard.lsm.verdicts.VerdictTables`, entity groups, armed verdicts, counters, the ring
-buffer) and offers one method per hook call (:meth:`~FakeBackend.exec`, :meth:`~FakeBackend.open`,
-:meth:`~FakeBackend.connect`, :meth:`~FakeBackend.ptrace`) that returns what the hook would:
-0 (allow) or ``errno.EPERM``. It is the reference the kernel tests are compared against, so it
+buffer, the per-rule modes) and offers one method per hook call (:meth:`~FakeBackend.exec`,
+:meth:`~FakeBackend.open`, :meth:`~FakeBackend.connect`, :meth:`~FakeBackend.ptrace`) that returns
+what the hook would: 0 (allow) or ``errno.EPERM``; and :meth:`~FakeBackend.chmod`, the chmod
+telemetry event. It is the reference the kernel tests are compared against, so it
 reads as the specification of every hook:
 
 1. Mode: an OFF (or unconfigured) hook returns at once and counts nothing.
@@ -23,10 +24,22 @@ reads as the specification of every hook:
    - dynamic: the caller's group, for the call's (dev, ino), then for any target; an expired
      entry is deleted and skipped.
 
-5. Decision: a deny (or an unavailable path under ``HF_LONG_PATH_DENY``) is denied under
-   enforce (``DENIES``, a DENIED event, EPERM) and reported under detect (``WOULD_BLOCK``, a
-   WOULD_BLOCK event, 0). Otherwise a notify, the hook's ``HF_EMIT_ALL`` interest, or an
-   unavailable path is reported as an ALLOWED event, in that order of preference.
+5. Decision: the deciding deny's mode is its rule's own (:meth:`~FakeBackend.set_rule_modes`) or
+   else the hook's. Off drops the deny, as if the rule had not matched (the search is not
+   resumed: a verdict holds one deny rule per hook). Otherwise, or for an unavailable path under
+   ``HF_LONG_PATH_DENY`` (in the hook's mode), it is denied under enforce (``DENIES``, a DENIED
+   event, EPERM) and reported under detect (``WOULD_BLOCK``, a WOULD_BLOCK event, 0). Without a
+   deny, a notify (unless its rule is off), the hook's ``HF_EMIT_ALL`` interest, its
+   ``HF_EMIT_CREATED`` interest for an open that created its file, or an unavailable path is
+   reported as an ALLOWED event, in that order of preference.
+
+Every event carries the calling task's lineage (``ppid``, ``start_ns``, ``parent_start_ns``) and,
+for file events, ``mode`` (the inode's i_mode) and the ``EVF_CREATED`` / ``EVF_WRITE`` flags.
+
+chmod is telemetry, not a hook: while file_open is not off and has ``HF_EMIT_CHMOD``, a governed
+chmod emits an ALLOWED event of kind ``EVENT_CHMOD`` (match ALL, the new mode, the path, or the
+``EVF_PATH_TOO_LONG`` flag without one). It counts no call and never denies; its events, drops and
+over-long paths are counted under file_open.
 
 An event is dropped (and ``RINGBUF_DROPS`` counted) when the ring buffer already holds
 ``ringbuf_capacity`` events; otherwise ``EMITTED`` is counted.
@@ -77,10 +90,30 @@ class _Task:
     uid: int
     comm: bytes
     cgroup: int
+    ppid: int = 0
+    start_ns: int = 0
+    parent_start_ns: int = 0
 
 
-def _task(tgid: int, pid: int | None, uid: int, comm: bytes, cgroup: int) -> _Task:
-    return _Task(tgid=tgid, pid=tgid if pid is None else pid, uid=uid, comm=comm, cgroup=cgroup)
+def _task(
+    tgid: int,
+    pid: int | None,
+    uid: int,
+    comm: bytes,
+    cgroup: int,
+    lineage: tuple[int, int, int] = (0, 0, 0),
+) -> _Task:
+    ppid, start_ns, parent_start_ns = lineage
+    return _Task(
+        tgid=tgid,
+        pid=tgid if pid is None else pid,
+        uid=uid,
+        comm=comm,
+        cgroup=cgroup,
+        ppid=ppid,
+        start_ns=start_ns,
+        parent_start_ns=parent_start_ns,
+    )
 
 
 def _table_hit(value: VerdictValue | None, hook: HookId, match: Match) -> _Hit:
@@ -118,6 +151,7 @@ class FakeBackend:
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
         self._counters = {hook: dict.fromkeys(Counter, 0) for hook in HookId}
         self._events: list[abi.Event] = []
+        self._rule_modes: dict[int, ModeId] = {}
 
     # ------------------------------------------------------------------ KernelBackend
 
@@ -146,6 +180,24 @@ class FakeBackend:
         self._require_loaded("guard_scope_cgroups")
         self._scope_cgroups = frozenset(cgroups)
         self._scope_pids = frozenset(pids)
+
+    def set_rule_modes(self, modes: Mapping[int, ModeId]) -> None:
+        """Replace every rule's mode override (a rule without one follows its hook's mode)."""
+        self._require_loaded("guard_rule_modes")
+        new = {}
+        for rule, mode in modes.items():
+            if isinstance(rule, bool) or not isinstance(rule, int) or not 0 < rule <= 0xFFFF_FFFF:
+                raise MapError(f"guard_rule_modes: rule id {rule!r} is not in 1..{0xFFFF_FFFF}")
+            try:
+                new[rule] = ModeId(mode)
+            except ValueError:
+                raise MapError(f"rule {rule}: mode {mode!r} is not a ModeId") from None
+        self._rule_modes = new
+
+    def rule_modes(self) -> dict[int, ModeId]:
+        """Return every rule's mode override."""
+        self._require_loaded("guard_rule_modes")
+        return dict(self._rule_modes)
 
     def apply(self, tables: VerdictTables) -> None:
         """Replace every static table and the per-hook flags with a snapshot of ``tables``."""
@@ -222,9 +274,18 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        mode: int = 0,
+        ppid: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
     ) -> int:
-        """Run bprm_check_security for an exec of ``path`` (None: unresolvable); 0 or EPERM."""
-        return self._file_hook(HookId.EXEC, _task(tgid, pid, uid, comm, cgroup), path, dev, ino)
+        """Run bprm_check_security for an exec of ``path`` (None: unresolvable); 0 or EPERM.
+
+        ``mode`` is the file's i_mode; ``ppid``, ``start_ns`` and ``parent_start_ns`` the caller's
+        lineage (its events carry them).
+        """
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        return self._file_hook(HookId.EXEC, task, path, dev, ino, mode=mode)
 
     def open(
         self,
@@ -237,9 +298,63 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        mode: int = 0,
+        created: bool = False,
+        write: bool = False,
+        ppid: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
     ) -> int:
-        """Run file_open for ``path`` (None: unresolvable); 0 or EPERM."""
-        return self._file_hook(HookId.FILE_OPEN, _task(tgid, pid, uid, comm, cgroup), path, dev, ino)
+        """Run file_open for ``path`` (None: unresolvable); 0 or EPERM.
+
+        ``created``: this open created the file (``FMODE_CREATED``); ``write``: it is open for
+        writing (``FMODE_WRITE``); ``mode``: the file's i_mode.
+        """
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        flags = (abi.EVF_CREATED if created else 0) | (abi.EVF_WRITE if write else 0)
+        return self._file_hook(HookId.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags)
+
+    def chmod(
+        self,
+        tgid: int,
+        *,
+        path: str | bytes | None,
+        mode: int,
+        dev: int = 0,
+        ino: int = 0,
+        cgroup: int = 0,
+        pid: int | None = None,
+        uid: int = 0,
+        comm: bytes = b"",
+        ppid: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
+    ) -> int:
+        """Run path_chmod for a chmod of ``path`` (None: unresolvable) to ``mode``; always 0.
+
+        Emits an ``EVENT_CHMOD`` event while file_open is not off and has ``HF_EMIT_CHMOD`` and the
+        caller is governed; counts no call.
+        """
+        hook = HookId.FILE_OPEN
+        self._require_loaded("path_chmod")
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        if self._modes.get(hook, ModeId.OFF) == ModeId.OFF:
+            return 0
+        if not self._tables.hook_flags.get(hook, 0) & abi.HF_EMIT_CHMOD or not self._governed(task):
+            return 0
+        event = self._new_event(hook, task)
+        event.hook = abi.EVENT_CHMOD
+        event.dev = dev
+        event.ino = ino
+        event.mode = mode
+        raw = None if path is None else os.fsencode(path)
+        if raw is None or not 0 < len(raw) < abi.PATH_MAX:
+            self._count(hook, Counter.PATH_TOO_LONG)
+            event.flags |= abi.EVF_PATH_TOO_LONG
+        else:
+            event.path = raw
+        self._emit(hook, event, Decision.ALLOWED, 0, Match.ALL)
+        return 0
 
     def connect(
         self,
@@ -253,6 +368,9 @@ class FakeBackend:
         uid: int = 0,
         comm: bytes = b"",
         sendmsg: bool = False,
+        ppid: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
     ) -> int:
         """Run socket_connect to ``address``:``port`` (family from the address by default); 0 or EPERM.
 
@@ -260,7 +378,7 @@ class FakeBackend:
         the event carries ``EVF_SENDMSG``.
         """
         hook = HookId.CONNECT
-        task = _task(tgid, pid, uid, comm, cgroup)
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
         mode = self._enter(hook, task)
         if mode == ModeId.OFF:
             return 0
@@ -285,10 +403,13 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        ppid: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
     ) -> int:
         """Run ptrace_access_check on ``target_tgid`` with a ptrace access ``mode``; 0 or EPERM."""
         hook = HookId.PTRACE
-        task = _task(tgid, pid, uid, comm, cgroup)
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
         hook_mode = self._enter(hook, task)
         if hook_mode == ModeId.OFF or not mode & abi.PTRACE_MODE_ATTACH:
             return 0
@@ -312,11 +433,13 @@ class FakeBackend:
         if mode == ModeId.OFF:
             return ModeId.OFF
         self._count(hook, Counter.CALLS)
+        return mode if self._governed(task) else ModeId.OFF
+
+    def _governed(self, task: _Task) -> bool:
+        """Step 3: the agent is exempt; otherwise its tgid or its cgroup must be in scope."""
         if task.tgid == self._agent_tgid:
-            return ModeId.OFF
-        if task.tgid in self._scope_pids or task.cgroup in self._scope_cgroups:
-            return mode
-        return ModeId.OFF
+            return False
+        return task.tgid in self._scope_pids or task.cgroup in self._scope_cgroups
 
     def _new_event(self, hook: HookId, task: _Task) -> abi.Event:
         """Return an event with the task's fields; the decision is filled in when it is emitted."""
@@ -327,15 +450,30 @@ class FakeBackend:
         event.tgid = task.tgid
         event.uid = task.uid
         event.comm = task.comm[: abi.COMM_LEN - 1]
+        event.ppid = task.ppid
+        event.start_ns = task.start_ns
+        event.parent_start_ns = task.parent_start_ns
         return event
 
-    def _file_hook(self, hook: HookId, task: _Task, path: str | bytes | None, dev: int, ino: int) -> int:
-        mode = self._enter(hook, task)
-        if mode == ModeId.OFF:
+    def _file_hook(
+        self,
+        hook: HookId,
+        task: _Task,
+        path: str | bytes | None,
+        dev: int,
+        ino: int,
+        *,
+        mode: int = 0,
+        flags: int = 0,
+    ) -> int:
+        hook_mode = self._enter(hook, task)
+        if hook_mode == ModeId.OFF:
             return 0
         event = self._new_event(hook, task)
         event.dev = dev
         event.ino = ino
+        event.mode = mode
+        event.flags |= flags
         raw = None if path is None else os.fsencode(path)
         if raw is None or not 0 < len(raw) < abi.PATH_MAX:
             raw = None
@@ -344,7 +482,7 @@ class FakeBackend:
         else:
             event.path = raw
         hits = self._file_hits(hook, task.tgid, dev, ino, raw)
-        return self._finish(hook, mode, event, hits, path_unavailable=raw is None)
+        return self._finish(hook, hook_mode, event, hits, path_unavailable=raw is None)
 
     def _dynamic_hits(self, hook: HookId, tgid: int, dev: int = 0, ino: int = 0) -> Iterator[_Hit]:
         """Yield the caller's group's armed verdicts: for this target, then for any target."""
@@ -409,8 +547,13 @@ class FakeBackend:
             if notify_id and notify is None:
                 notify = (notify_id, match)
         flags = self._tables.hook_flags.get(hook, 0)
+        if deny is not None:
+            mode = self._rule_modes.get(deny[0], mode)
+            if mode == ModeId.OFF:
+                deny = None  # the deciding rule is off: as if it had not matched
         if deny is None and path_unavailable and flags & abi.HF_LONG_PATH_DENY:
             deny = (0, Match.LONG_PATH)
+            mode = self._modes.get(hook, ModeId.OFF)
         if deny is not None:
             if mode == ModeId.ENFORCE:
                 self._count(hook, Counter.DENIES)
@@ -419,9 +562,9 @@ class FakeBackend:
             self._count(hook, Counter.WOULD_BLOCK)
             self._emit(hook, event, Decision.WOULD_BLOCK, *deny)
             return 0
-        if notify is not None:
+        if notify is not None and self._rule_modes.get(notify[0]) != ModeId.OFF:
             self._emit(hook, event, Decision.ALLOWED, *notify)
-        elif flags & abi.HF_EMIT_ALL:
+        elif flags & abi.HF_EMIT_ALL or (flags & abi.HF_EMIT_CREATED and event.flags & abi.EVF_CREATED):
             self._emit(hook, event, Decision.ALLOWED, 0, Match.ALL)
         elif path_unavailable:
             self._emit(hook, event, Decision.ALLOWED, 0, Match.LONG_PATH)

@@ -57,13 +57,29 @@ def test_offset_flags_come_from_btf() -> None:
     ptr = b.add_ptr(u64)
     path = b.add_struct("path", 16, [("mnt", u64, 0, 0), ("dentry", u64, 64, 0)])
     b.add_struct(
-        "file", 200, [("f_count", u64, 0, 0), ("f_inode", ptr, 40 * 8, 0), ("f_path", path, 96 * 8, 0)]
+        "file",
+        200,
+        [
+            ("f_count", u64, 0, 0),
+            ("f_mode", u32, 12 * 8, 0),
+            ("f_inode", ptr, 40 * 8, 0),
+            ("f_path", path, 96 * 8, 0),
+        ],
     )
     b.add_struct("linux_binprm", 100, [("buf", u64, 0, 0), ("file", ptr, 72 * 8, 0)])
     b.add_struct("inode", 600, [("i_mode", u32, 0, 0), ("i_sb", ptr, 48 * 8, 0), ("i_ino", u64, 80 * 8, 0)])
     b.add_struct("super_block", 900, [("s_list", u64, 0, 0), ("s_dev", u32, 20 * 8, 0)])
     b.add_struct(
-        "task_struct", 9000, [("state", u64, 0, 0), ("pid", u32, 1500 * 8, 0), ("tgid", u32, 1504 * 8, 0)]
+        "task_struct",
+        9000,
+        [
+            ("state", u64, 0, 0),
+            ("pid", u32, 1500 * 8, 0),
+            ("tgid", u32, 1504 * 8, 0),
+            ("real_parent", ptr, 1512 * 8, 0),
+            ("group_leader", ptr, 1528 * 8, 0),
+            ("start_time", u64, 1800 * 8, 0),
+        ],
     )
     b.add_struct("msghdr", 96, [("msg_name", ptr, 0, 0), ("msg_namelen", u32, 8 * 8, 0)])
     assert offset_flags(Btf.from_bytes(b.build())) == [
@@ -77,4 +93,9 @@ def test_offset_flags_come_from_btf() -> None:
         "-DGUARD_OFF_TASK_PID=1500",
         "-DGUARD_OFF_MSGHDR_MSG_NAME=0",
         "-DGUARD_OFF_MSGHDR_MSG_NAMELEN=8",
+        "-DGUARD_OFF_FILE_F_MODE=12",
+        "-DGUARD_OFF_INODE_I_MODE=0",
+        "-DGUARD_OFF_TASK_REAL_PARENT=1512",
+        "-DGUARD_OFF_TASK_GROUP_LEADER=1528",
+        "-DGUARD_OFF_TASK_START_TIME=1800",
     ]

@@ -53,7 +53,20 @@ def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def test_exec_document() -> None:
     fake = backend(KernelPolicy(paths=(PathRule(HookId.EXEC, "exact", "/usr/bin/nc", 11),)))
     assert (
-        fake.exec(TGID, path="/usr/bin/nc", dev=2049, ino=77, pid=101, uid=1000, cgroup=0, comm=b"bash")
+        fake.exec(
+            TGID,
+            path="/usr/bin/nc",
+            dev=2049,
+            ino=77,
+            pid=101,
+            uid=1000,
+            cgroup=0,
+            comm=b"bash",
+            mode=0o100755,
+            ppid=90,
+            start_ns=7_000_000,
+            parent_start_ns=6_000_000,
+        )
         == errno.EPERM
     )
     assert one_doc(fake) == {
@@ -65,9 +78,16 @@ def test_exec_document() -> None:
             "action": "exec",
             "outcome": "failure",
         },
-        "process": {"pid": TGID, "thread": {"id": 101}, "name": "nc", "executable": "/usr/bin/nc"},
+        "process": {
+            "pid": TGID,
+            "entity_id": "100-7000000",
+            "thread": {"id": 101},
+            "name": "nc",
+            "executable": "/usr/bin/nc",
+            "parent": {"pid": 90, "entity_id": "90-6000000"},
+        },
         "user": {"id": "1000"},
-        "file": {"path": "/usr/bin/nc", "name": "nc", "inode": 77, "device": 2049},
+        "file": {"path": "/usr/bin/nc", "name": "nc", "inode": 77, "device": 2049, "mode": "0755"},
         "kestrel": {
             "hook": "exec",
             "decision": "denied",
@@ -92,7 +112,7 @@ def test_file_open_document() -> None:
             "action": "open",
             "outcome": "success",
         },
-        "process": {"pid": 555, "thread": {"id": 555}, "name": "cat"},
+        "process": {"pid": 555, "entity_id": "555-0", "thread": {"id": 555}, "name": "cat"},
         "user": {"id": "0"},
         "file": {"path": "/home/ann/.bashrc", "name": ".bashrc", "inode": 12, "device": 9},
         "cgroup": {"id": 4321},
@@ -103,6 +123,7 @@ def test_file_open_document() -> None:
             "match": "prefix",
             "cgroup_id": 4321,
             "path_too_long": False,
+            "write": False,
         },
     }
 
@@ -121,7 +142,7 @@ def test_connect_document_ipv4() -> None:
             "action": "connect",
             "outcome": "success",
         },
-        "process": {"pid": TGID, "thread": {"id": TGID}, "name": "curl"},
+        "process": {"pid": TGID, "entity_id": "100-0", "thread": {"id": TGID}, "name": "curl"},
         "user": {"id": "0"},
         "destination": {"ip": "203.0.113.9", "port": 443},
         "network": {"type": "ipv4"},
@@ -174,7 +195,7 @@ def test_ptrace_document() -> None:
             "action": "ptrace",
             "outcome": "failure",
         },
-        "process": {"pid": TGID, "thread": {"id": TGID}, "name": "gdb"},
+        "process": {"pid": TGID, "entity_id": "100-0", "thread": {"id": TGID}, "name": "gdb"},
         "user": {"id": "0"},
         "target": {"process": {"pid": 4242}},
         "kestrel": {
@@ -193,10 +214,94 @@ def test_an_unavailable_exec_path_keeps_the_comm_and_flags_the_document() -> Non
     fake = backend(KernelPolicy(inodes=(InodeRule(HookId.EXEC, 8, 99, 70),)))
     assert fake.exec(TGID, path="/" + "x" * 300, dev=8, ino=99, comm=b"sh") == errno.EPERM
     doc = one_doc(fake)
-    assert doc["process"] == {"pid": TGID, "thread": {"id": TGID}, "name": "sh"}
+    assert doc["process"] == {"pid": TGID, "entity_id": "100-0", "thread": {"id": TGID}, "name": "sh"}
     assert doc["file"] == {"inode": 99, "device": 8}
     assert doc["kestrel"]["path_too_long"] is True
     assert doc["kestrel"]["match"] == "inode"
+
+
+def test_an_open_that_created_its_file_is_a_creation() -> None:
+    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_CREATED}))
+    assert fake.open(TGID, path="/tmp/new", ino=5, dev=1, created=True, write=True, mode=0o100600) == 0
+    assert fake.open(TGID, path="/tmp/old", ino=6, dev=1, write=True, mode=0o100644) == 0  # no interest
+    doc = one_doc(fake)
+    assert doc["event"]["type"] == ["creation"]
+    assert doc["event"]["action"] == "create"
+    assert doc["event"]["category"] == ["file"]
+    assert doc["file"] == {"path": "/tmp/new", "name": "new", "inode": 5, "device": 1, "mode": "0600"}
+    assert (doc["kestrel"]["hook"], doc["kestrel"]["match"], doc["kestrel"]["write"]) == (
+        "file_open",
+        "all",
+        True,
+    )
+
+
+def test_an_open_for_reading_is_an_access_and_not_a_write() -> None:
+    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_ALL}))
+    fake.open(TGID, path="/etc/hosts", ino=6, dev=1, mode=0o100644)
+    doc = one_doc(fake)
+    assert (doc["event"]["type"], doc["event"]["action"]) == (["access"], "open")
+    assert doc["kestrel"]["write"] is False
+    assert doc["file"]["mode"] == "0644"
+
+
+def test_chmod_document() -> None:
+    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_CHMOD}), ModeId.DETECT)
+    assert (
+        fake.chmod(
+            TGID,
+            path="/tmp/dl/payload",
+            mode=0o755,
+            dev=2049,
+            ino=31,
+            pid=101,
+            uid=1000,
+            comm=b"chmod",
+            ppid=90,
+            start_ns=11,
+            parent_start_ns=7,
+        )
+        == 0
+    )
+    assert one_doc(fake) == {
+        "@timestamp": "2023-11-14T22:13:20.123456Z",
+        "event": {
+            "kind": "event",
+            "category": ["file"],
+            "type": ["change"],
+            "action": "chmod",
+            "outcome": "success",
+        },
+        "process": {
+            "pid": TGID,
+            "entity_id": "100-11",
+            "thread": {"id": 101},
+            "name": "chmod",
+            "parent": {"pid": 90, "entity_id": "90-7"},
+        },
+        "user": {"id": "1000"},
+        "file": {"path": "/tmp/dl/payload", "name": "payload", "inode": 31, "device": 2049, "mode": "0755"},
+        "kestrel": {
+            "hook": "chmod",
+            "decision": "allowed",
+            "rule_id": 0,
+            "match": "all",
+            "cgroup_id": 0,
+            "path_too_long": False,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "text"), [(0, "0000"), (0o4755, "4755"), (0o100644, "0644"), (0o40700, "0700")]
+)
+def test_file_mode_is_four_octal_digits_of_the_permission_bits(mode: int, text: str) -> None:
+    assert events.file_mode(mode) == text
+
+
+def test_a_chmod_to_mode_zero_still_names_the_mode() -> None:
+    record = abi.Event(hook=abi.EVENT_CHMOD, tgid=1, pid=1, path=b"/x", mode=0)
+    assert to_ecs(record, boot_offset_ns=0)["file"]["mode"] == "0000"
 
 
 def test_a_long_path_report_without_inode_has_no_file_object() -> None:
@@ -286,13 +391,30 @@ def test_every_ecs_field_agrees_with_the_policy_schema() -> None:
         )
     )
     fake.set_scope(pids=[TGID], cgroups=[55])
-    fake.exec(TGID, path="/bin/x", dev=1, ino=2, comm=b"x", cgroup=55)
-    fake.open(TGID, path="/etc/x", dev=1, ino=3, comm=b"x")
+    fake.apply(
+        build_tables(
+            KernelPolicy(
+                paths=(
+                    PathRule(HookId.EXEC, "exact", "/bin/x", 1),
+                    PathRule(HookId.FILE_OPEN, "exact", "/etc/x", 2),
+                ),
+                nets=(
+                    NetRule(ipaddress.ip_network("::/0"), 0, 3),
+                    NetRule(ipaddress.ip_network("0.0.0.0/0"), 0, 3),
+                ),
+                ptrace=(PtraceRule(9, 4),),
+                hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_CHMOD},
+            )
+        )
+    )
+    fake.exec(TGID, path="/bin/x", dev=1, ino=2, comm=b"x", cgroup=55, mode=0o100755, ppid=1, start_ns=5)
+    fake.open(TGID, path="/etc/x", dev=1, ino=3, comm=b"x", created=True, write=True, mode=0o100600)
+    fake.chmod(TGID, path="/etc/x", mode=0o700, dev=1, ino=3, comm=b"x", ppid=1, start_ns=5)
     fake.connect(TGID, address="10.0.0.1", port=1, comm=b"x")
     fake.connect(TGID, address="2001:db8::1", port=1, comm=b"x")
     fake.ptrace(TGID, target_tgid=9, comm=b"x")
     docs = EventReader(fake, offset_ns=OFFSET).read()
-    assert len(docs) == 5
+    assert len(docs) == 6
     seen: set[str] = set()
     for doc in docs:
         for name, value in flatten(doc).items():
@@ -316,6 +438,10 @@ def test_every_ecs_field_agrees_with_the_policy_schema() -> None:
         "user.id",
         "cgroup.id",
         "target.process.pid",
+        "process.entity_id",
+        "process.parent.pid",
+        "process.parent.entity_id",
+        "file.mode",
     } <= seen
 
 
