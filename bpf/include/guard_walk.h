@@ -3,9 +3,9 @@
  * A file's absolute path without bpf_d_path (which tracepoint programs, and LSM programs on hooks
  * outside the kernel's d_path allowlist such as path_chmod, may not call): walk the
  * dentry chain up to the mount's root, cross to the parent mount at its mount point, and stop at
- * the namespace's root mount. Names are written right to left into a per-CPU buffer, then copied
- * zero-padded into the lookup key, so the tables see exactly what bpf_d_path gives the LSM hooks
- * (a process in a chroot sees the path from the namespace root, not from its own root).
+ * the current task's root (or, for a file outside it, the namespace's root mount). Names are
+ * written right to left into a per-CPU buffer, then copied zero-padded into the lookup key, so the
+ * tables see what bpf_d_path gives the LSM hooks.
  */
 #ifndef GUARD_WALK_H
 #define GUARD_WALK_H
@@ -24,22 +24,33 @@ BPF_PERCPU_ARRAY(guard_walk, struct guard_walk_buf, 1);
 /*
  * The path of ``path`` (a struct path *) into key->path, zero-padded, with ctx->path_len set;
  * returns 0, or -1 (counted, GUARD_EVF_PATH_TOO_LONG) when it does not fit or the walk is too deep.
+ * Like d_path, the walk ends at the current task's root (current->fs->root: a chrooted task sees
+ * paths from its own root), or at the namespace's root mount for a file outside that root.
  */
 static __always_inline int guard_walk_path(struct guard_ctx *ctx, const void *path, struct guard_lpm_path_key *key)
 {
 	__u32 zero = 0, pos = GUARD_PATH_MAX, i, len, off;
 	struct guard_walk_buf *buf = guard_walk.lookup(&zero);
-	void *vfsmnt, *dentry, *mnt, *parent, *name;
+	void *vfsmnt, *dentry, *mnt, *parent, *name, *fs, *root_mnt = 0, *root_dentry = 0;
 	int complete = 0;
 
 	if (!buf || !path)
 		return -1;
+	fs = guard_read_ptr((void *)bpf_get_current_task(), GUARD_OFF_TASK_FS);
+	if (fs) {
+		root_mnt = guard_read_ptr(fs, GUARD_OFF_FS_ROOT + GUARD_OFF_PATH_MNT);
+		root_dentry = guard_read_ptr(fs, GUARD_OFF_FS_ROOT + GUARD_OFF_PATH_DENTRY);
+	}
 	vfsmnt = guard_read_ptr(path, GUARD_OFF_PATH_MNT);
 	dentry = guard_read_ptr(path, GUARD_OFF_PATH_DENTRY);
 	if (!vfsmnt || !dentry)
 		return -1;
 	mnt = (char *)vfsmnt - GUARD_OFF_MOUNT_MNT;
 	for (i = 0; i < GUARD_WALK_DEPTH; i++) {
+		if (dentry == root_dentry && vfsmnt == root_mnt) {
+			complete = 1;
+			break;
+		}
 		if (dentry == guard_read_ptr(vfsmnt, GUARD_OFF_VFSMOUNT_MNT_ROOT)) {
 			parent = guard_read_ptr(mnt, GUARD_OFF_MOUNT_MNT_PARENT);
 			if (!parent || parent == mnt) {

@@ -80,6 +80,8 @@ WALK_OFFSETS = (
     ("GUARD_OFF_QSTR_LEN", "qstr", "len"),
     ("GUARD_OFF_QSTR_NAME", "qstr", "name"),
     ("GUARD_OFF_DENTRY_D_INODE", "dentry", "d_inode"),
+    ("GUARD_OFF_TASK_FS", "task_struct", "fs"),
+    ("GUARD_OFF_FS_ROOT", "fs_struct", "root"),
 )
 
 #: The offsets the compat plane's fd-table read and syscall arguments need too.
