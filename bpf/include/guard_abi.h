@@ -69,6 +69,10 @@ enum guard_counter {
 #define GUARD_HF_HAS_SUFFIXES 0x4   /* set by the loader from the tables: the hook has suffix verdicts */
 #define GUARD_HF_EMIT_CREATED 0x8   /* file_open interest: every governed open that created its file */
 #define GUARD_HF_EMIT_CHMOD 0x10    /* on file_open: emit a GUARD_EVENT_CHMOD event for governed chmods */
+#define GUARD_HF_HAS_EXEMPTIONS 0x20 /* set by the loader from the tables: a deny may exempt its caller's executable */
+
+/* Bits of guard_config.flags. */
+#define GUARD_CF_ALL_TASKS 0x1 /* every task is governed (but the agent): the scope maps are not consulted */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
@@ -90,6 +94,17 @@ struct guard_config {
 	__u32 dfa_slot[GUARD_HOOK_COUNT]; /* 1 + index into guard_dfas; 0 = no DFA */
 	__u32 agent_tgid;		     /* never governed */
 	__u32 flags;
+};
+
+/*
+ * guard_exempt (hash): a rule's deny does not apply to a caller whose executable (current->mm->exe_file)
+ * is this file; the agent resolves the policy's exempt paths to (device, inode).
+ */
+struct guard_exempt_key {
+	__u32 rule_id;
+	__u32 pad;
+	__u64 dev; /* the kernel's dev_t: major << 20 | minor */
+	__u64 ino;
 };
 
 /* Every static verdict table maps its key to per-hook rule ids: deny and notify (0 = none). */

@@ -70,6 +70,8 @@ static __always_inline int guard_in_scope(struct guard_config *cfg)
 
 	if (tgid == cfg->agent_tgid)
 		return 0;
+	if (cfg->flags & GUARD_CF_ALL_TASKS)
+		return 1;
 	if (guard_scope_pids.lookup(&tgid))
 		return 1;
 	cgroup_id = bpf_get_current_cgroup_id();
@@ -246,6 +248,32 @@ static __always_inline void guard_emit_as(struct guard_ctx *ctx, __u32 decision,
 #define guard_emit(ctx, decision, rule_id, match, path) \
 	guard_emit_as((ctx), (decision), (rule_id), (match), (path), GUARD_REACT_DENY)
 
+/*
+ * Is the deciding rule's deny waived for this caller? Its executable (current->mm->exe_file, the
+ * image the task runs; a kernel thread has none) by (device, inode) in guard_exempt for the rule.
+ */
+static __always_inline int guard_caller_exempt(__u32 rule)
+{
+	struct guard_exempt_key key = {};
+	void *task = (void *)bpf_get_current_task(), *mm, *exe, *inode, *sb;
+	__u32 dev = 0;
+
+	if (!rule || !task)
+		return 0;
+	mm = guard_read_ptr(task, GUARD_OFF_TASK_MM);
+	exe = mm ? guard_read_ptr(mm, GUARD_OFF_MM_EXE_FILE) : 0;
+	inode = exe ? guard_read_ptr(exe, GUARD_OFF_FILE_F_INODE) : 0;
+	if (!inode)
+		return 0;
+	bpf_probe_read_kernel(&key.ino, sizeof(key.ino), (char *)inode + GUARD_OFF_INODE_I_INO);
+	sb = guard_read_ptr(inode, GUARD_OFF_INODE_I_SB);
+	if (sb)
+		bpf_probe_read_kernel(&dev, sizeof(dev), (char *)sb + GUARD_OFF_SB_S_DEV);
+	key.dev = dev;
+	key.rule_id = rule;
+	return guard_exempt.lookup(&key) != 0;
+}
+
 /* A rule's mode: its guard_rule_modes entry, else the hook's (rule 0, the long-path deny, has none). */
 static __always_inline __u32 guard_rule_mode(__u32 rule, __u32 hook_mode)
 {
@@ -258,7 +286,8 @@ static __always_inline __u32 guard_rule_mode(__u32 rule, __u32 hook_mode)
 }
 
 /*
- * The end of every hook. The deciding deny's mode is its rule's (guard_rule_modes) or else the
+ * The end of every hook. A deny whose rule exempts the caller's executable is dropped (hooks the
+ * loader flags GUARD_HF_HAS_EXEMPTIONS; never where the task cannot be read). The deciding deny's mode is its rule's (guard_rule_modes) or else the
  * hook's: off drops the deny (as if the rule had not matched), enforce returns -EPERM (a kill
  * reaction instead sends SIGKILL to the current task, which dies before it returns to user space),
  * detect records a would-block. Without a deny, an unresolvable path under GUARD_HF_LONG_PATH_DENY
@@ -270,6 +299,9 @@ static __always_inline int guard_finish_as(struct guard_ctx *ctx, const char *pa
 {
 	__u32 mode = ctx->mode;
 
+	if (ctx->denied && (ctx->hook_flags & GUARD_HF_HAS_EXEMPTIONS) && !(reaction & GUARD_REACT_NO_TASK) &&
+	    guard_caller_exempt(ctx->deny_rule))
+		ctx->denied = 0;
 	if (ctx->denied) {
 		mode = guard_rule_mode(ctx->deny_rule, ctx->mode);
 		if (mode == GUARD_MODE_OFF)

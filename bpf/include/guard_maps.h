@@ -30,6 +30,9 @@
 #ifndef GUARD_MAX_RULE_MODES
 #define GUARD_MAX_RULE_MODES 4096
 #endif
+#ifndef GUARD_MAX_EXEMPT
+#define GUARD_MAX_EXEMPT 4096
+#endif
 #ifndef GUARD_DFA_MAX_RULES
 #define GUARD_DFA_MAX_RULES 8192
 #endif
@@ -80,6 +83,8 @@ GUARD_TABLE("hash", struct guard_dyn_key, struct guard_dyn_verdict, guard_dynami
  * not bring a second rule on the same key or a later table into play.
  */
 GUARD_TABLE("hash", __u32, __u32, guard_rule_modes, GUARD_MAX_RULE_MODES, 0);
+/* A rule's deny skips callers running one of its exempt executables (guard_exempt_key). */
+GUARD_TABLE("hash", struct guard_exempt_key, __u8, guard_exempt, GUARD_MAX_EXEMPT, 0);
 
 GUARD_TABLE("percpu_array", int, __u64, guard_counters, GUARD_HOOK_COUNT * GUARD_CNT_COUNT, 0);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);

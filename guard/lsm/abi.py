@@ -9,6 +9,7 @@ from typing import Final
 __all__ = [
     "ACTION_DENY",
     "ACTION_NOTIFY",
+    "CF_ALL_TASKS",
     "COMM_LEN",
     "COUNTER_COUNT",
     "EVENT_CHMOD",
@@ -21,6 +22,7 @@ __all__ = [
     "HF_EMIT_ALL",
     "HF_EMIT_CHMOD",
     "HF_EMIT_CREATED",
+    "HF_HAS_EXEMPTIONS",
     "HF_HAS_SUFFIXES",
     "HF_LONG_PATH_DENY",
     "HOOK_COUNT",
@@ -38,6 +40,7 @@ __all__ = [
     "Entity",
     "Event",
     "EventKind",
+    "ExemptKey",
     "HookId",
     "InodeKey",
     "LpmPathKey",
@@ -55,6 +58,10 @@ HF_EMIT_ALL: Final = 0x1
 HF_LONG_PATH_DENY: Final = 0x2
 #: Set by the loader (never by a policy) on hooks that have suffix verdicts.
 HF_HAS_SUFFIXES: Final = 0x4
+#: Set by the loader (never by a policy) on every hook when some rule exempts executables.
+HF_HAS_EXEMPTIONS: Final = 0x20
+#: guard_config.flags: every task but the agent is governed.
+CF_ALL_TASKS: Final = 0x1
 #: file_open interest: an event for every governed open that created its file.
 HF_EMIT_CREATED: Final = 0x8
 #: On file_open: a chmod event for every governed chmod (while file_open is not off).
@@ -174,6 +181,12 @@ class LpmPathKey(ctypes.Structure):
     """``struct guard_lpm_path_key``."""
 
     _fields_ = (("prefixlen", _u32), ("path", ctypes.c_char * PATH_MAX))
+
+
+class ExemptKey(ctypes.Structure):
+    """``struct guard_exempt_key``: a rule and an executable it exempts."""
+
+    _fields_ = (("rule_id", _u32), ("pad", _u32), ("dev", _u64), ("ino", _u64))
 
 
 class InodeKey(ctypes.Structure):

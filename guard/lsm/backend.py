@@ -35,8 +35,10 @@ class KernelBackend(Protocol):
     def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
         """Set every hook's mode (missing hooks: off) and the agent's tgid (never governed)."""
 
-    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
-        """Replace the governed set: cgroup v2 ids and tgids."""
+    def set_scope(
+        self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = (), all_tasks: bool = False
+    ) -> None:
+        """Replace the governed set: cgroup v2 ids and tgids, or every task but the agent (``all_tasks``)."""
 
     def set_rule_modes(self, modes: Mapping[int, ModeId]) -> None:
         """Replace every rule's mode override (rule id -> mode; a rule without one follows its hook).

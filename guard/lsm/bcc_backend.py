@@ -65,6 +65,8 @@ OFFSETS = (
     ("GUARD_OFF_TASK_REAL_PARENT", "task_struct", "real_parent"),
     ("GUARD_OFF_TASK_GROUP_LEADER", "task_struct", "group_leader"),
     ("GUARD_OFF_TASK_START_TIME", "task_struct", "start_time"),
+    ("GUARD_OFF_TASK_MM", "task_struct", "mm"),
+    ("GUARD_OFF_MM_EXE_FILE", "mm_struct", "exe_file"),
 )
 
 #: The dentry and mount walk's offsets (bpf/include/guard_walk.h): compat file hooks, LSM chmod events.
@@ -111,6 +113,7 @@ PINNED_MAPS = (
     "guard_entities",
     "guard_dynamic",
     "guard_rule_modes",
+    "guard_exempt",
     "guard_counters",
 )
 
@@ -214,6 +217,7 @@ class _BccPlane:
         max_entities: int = 65536,
         max_dynamic: int = 65536,
         max_rule_modes: int = 4096,
+        max_exempt: int = 4096,
         dfa_trans: int = 65536,
         dfa_states: int = 16384,
         dfa_max_rules: int = 8192,
@@ -235,6 +239,7 @@ class _BccPlane:
             "ptrace": max_ptrace,
             "scopes": max_scopes,
             "rule_modes": max_rule_modes,
+            "exemptions": max_exempt,
             "dfa_trans": dfa_trans,
             "dfa_states": dfa_states,
             "dfa_rules": dfa_max_rules,
@@ -251,6 +256,7 @@ class _BccPlane:
             f"-DGUARD_MAX_ENTITIES={max_entities}",
             f"-DGUARD_MAX_DYNAMIC={max_dynamic}",
             f"-DGUARD_MAX_RULE_MODES={max_rule_modes}",
+            f"-DGUARD_MAX_EXEMPT={max_exempt}",
             f"-DGUARD_DFA_TRANS={dfa_trans}",
             f"-DGUARD_DFA_STATES={dfa_states}",
             f"-DGUARD_DFA_MAX_RULES={dfa_max_rules}",
@@ -273,6 +279,7 @@ class _BccPlane:
         self._bank = 0
         self._scope_cgroups: set[int] = set()
         self._scope_pids: set[int] = set()
+        self._all_tasks = False
         self.pin_root = pin_dir
         #: the layout's pin directory once loaded (None: nothing pinned)
         self.pinned: Path | None = None
@@ -322,7 +329,9 @@ class _BccPlane:
         table = self._table("guard_config")
         leaf = table[table.Key(0)]
         self._modes = {hook: ModeId(leaf.mode[hook]) for hook in HookId}
-        self._hook_flags = {hook: int(leaf.hook_flags[hook]) & ~abi.HF_HAS_SUFFIXES for hook in HookId}
+        loader_bits = abi.HF_HAS_SUFFIXES | abi.HF_HAS_EXEMPTIONS
+        self._hook_flags = {hook: int(leaf.hook_flags[hook]) & ~loader_bits for hook in HookId}
+        self._all_tasks = bool(leaf.flags & abi.CF_ALL_TASKS)
         self._dfa_slots = {hook: int(leaf.dfa_slot[hook]) for hook in HookId if leaf.dfa_slot[hook]}
         self._agent_tgid = int(leaf.agent_tgid)
         if self._dfa_slots:
@@ -419,6 +428,7 @@ class _BccPlane:
             leaf.hook_flags[hook] = self._hook_flags.get(hook, 0)
             leaf.dfa_slot[hook] = self._dfa_slots.get(hook, 0)
         leaf.agent_tgid = self._agent_tgid
+        leaf.flags = abi.CF_ALL_TASKS if self._all_tasks else 0
         table[table.Key(0)] = leaf
 
     def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
@@ -427,8 +437,13 @@ class _BccPlane:
         self._agent_tgid = agent_tgid
         self._write_config()
 
-    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
-        """Replace the governed cgroups (v2 ids) and tgids: new entries first, then stale ones removed."""
+    def set_scope(
+        self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = (), all_tasks: bool = False
+    ) -> None:
+        """Replace the governed cgroups (v2 ids) and tgids: new entries first, then stale ones removed.
+
+        ``all_tasks`` governs every task but the agent (one config bit; the scope maps are kept).
+        """
         new_cgroups, new_pids = set(cgroups), set(pids)
         if max(len(new_cgroups), len(new_pids)) > self.limits["scopes"]:
             raise MapError(f"scope: more than {self.limits['scopes']} cgroups or pids")
@@ -443,6 +458,9 @@ class _BccPlane:
                 with contextlib.suppress(KeyError):
                     del table[table.Key(item)]
         self._scope_cgroups, self._scope_pids = new_cgroups, new_pids
+        if all_tasks != self._all_tasks:
+            self._all_tasks = all_tasks
+            self._write_config()
 
     def _check_capacity(self, tables: VerdictTables) -> None:
         if not self.path_verdicts:
@@ -452,7 +470,7 @@ class _BccPlane:
                     "path verdicts",
                     f"this kernel's BPF-LSM refuses bpf_d_path; the policy has {', '.join(used)}",
                 )
-        for name in ("paths", "prefixes", "suffixes", "inodes", "nets", "ptrace"):
+        for name in ("paths", "prefixes", "suffixes", "inodes", "nets", "ptrace", "exemptions"):
             count = len(getattr(tables, name))
             if count > self.limits[name]:
                 raise MapError(f"{name} verdicts: {count} entries, over the map's {self.limits[name]}")
@@ -484,12 +502,16 @@ class _BccPlane:
         self._sync_map("guard_suffixes", old.suffixes, tables.suffixes, self._lpm_key)
         self._sync_map("guard_nets", old.nets, tables.nets, self._net_key)
         self._sync_map("guard_ptrace_targets", old.ptrace, tables.ptrace, self._u32_key)
+        self._sync_exemptions(old.exemptions, tables.exemptions)
         self._write_dfas(tables.dfas)
         self._hook_flags = {hook: int(tables.hook_flags.get(hook, 0)) for hook in HookId}
         for value in tables.suffixes.values():
             for hook in HookId:
                 if value.deny[hook] or value.notify[hook]:
                     self._hook_flags[hook] |= abi.HF_HAS_SUFFIXES
+        if tables.exemptions:
+            for hook in HookId:
+                self._hook_flags[hook] |= abi.HF_HAS_EXEMPTIONS
         self._write_config()
         self._tables = tables
         self._stale_tables = False
@@ -514,7 +536,22 @@ class _BccPlane:
             inodes=read("guard_inodes", lambda k: (int(k.dev), int(k.ino))),
             nets=read("guard_nets", lambda k: (int(k.prefixlen), bytes(k.data))),
             ptrace=read("guard_ptrace_targets", lambda k: int(k.value)),
+            exemptions={(int(k.rule_id), int(k.dev), int(k.ino)) for k in self._table("guard_exempt")},
         )
+
+    def _sync_exemptions(self, old: set[tuple[int, int, int]], new: set[tuple[int, int, int]]) -> None:
+        table = self._table("guard_exempt")
+
+        def key(entry: tuple[int, int, int]) -> Any:
+            k = table.Key()
+            k.rule_id, k.dev, k.ino = entry
+            return k
+
+        for entry in new - old:
+            table[key(entry)] = table.Leaf(1)
+        for entry in old - new:
+            with contextlib.suppress(KeyError):
+                del table[key(entry)]
 
     def _sync_map(
         self, name: str, old: Mapping[Any, VerdictValue], new: Mapping[Any, VerdictValue], key_of: Any
@@ -750,6 +787,8 @@ class CompatBackend(_BccPlane):
         except Exception as exc:  # bcc raises bare Exception for load errors
             self.close()
             raise BpfLoadError(f"loading the compat plane's cgroup sock_addr programs: {exc}") from exc
+        if self.adopted:
+            self._forget_removed_cgroups()
         self._sync_attachments()
         if self.adopted:
             self._detach_predecessors()
@@ -761,9 +800,11 @@ class CompatBackend(_BccPlane):
         self._progs.clear()
         super().close()
 
-    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
+    def set_scope(
+        self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = (), all_tasks: bool = False
+    ) -> None:
         """Replace the governed set and attach the cgroup programs where it needs them."""
-        super().set_scope(cgroups=cgroups, pids=pids)
+        super().set_scope(cgroups=cgroups, pids=pids, all_tasks=all_tasks)
         self._sync_attachments()
 
     def attachments(self) -> frozenset[int]:
@@ -787,7 +828,7 @@ class CompatBackend(_BccPlane):
 
     def _targets(self) -> set[int]:
         targets = set(self._scope_cgroups)
-        if self._scope_pids:
+        if self._scope_pids or self._all_tasks:
             targets.add(self._root_id())
         return targets
 
@@ -830,6 +871,22 @@ class CompatBackend(_BccPlane):
             self._attached[cgroup] = fd
         for cgroup in self._attached.keys() - wanted:
             self._detach(cgroup)
+
+    def _forget_removed_cgroups(self) -> None:
+        """Drop adopted scope cgroups that no longer exist (their tasks and attachments went with them)."""
+        gone = set()
+        for cgroup in self._scope_cgroups:
+            try:
+                self._cgroup_dir(cgroup)
+            except MapError:
+                gone.add(cgroup)
+        if gone:
+            table = self._table("guard_scope_cgroups")
+            for cgroup in gone:
+                with contextlib.suppress(KeyError):
+                    del table[table.Key(cgroup)]
+            self._scope_cgroups -= gone
+            self.degraded.append(f"adopted scope: cgroups {sorted(gone)} no longer exist; dropped")
 
     def _detach(self, cgroup: int) -> None:
         fd = self._attached.pop(cgroup)

@@ -93,6 +93,7 @@ class _Task:
     ppid: int = 0
     start_ns: int = 0
     parent_start_ns: int = 0
+    exe: tuple[int, int] = (0, 0)  # the executable it runs: (kernel dev_t, inode); (0, 0) = none
 
 
 def _task(
@@ -102,6 +103,7 @@ def _task(
     comm: bytes,
     cgroup: int,
     lineage: tuple[int, int, int] = (0, 0, 0),
+    exe: tuple[int, int] = (0, 0),
 ) -> _Task:
     ppid, start_ns, parent_start_ns = lineage
     return _Task(
@@ -113,6 +115,7 @@ def _task(
         ppid=ppid,
         start_ns=start_ns,
         parent_start_ns=parent_start_ns,
+        exe=exe,
     )
 
 
@@ -146,6 +149,7 @@ class FakeBackend:
         self._agent_tgid = 0
         self._scope_cgroups: frozenset[int] = frozenset()
         self._scope_pids: frozenset[int] = frozenset()
+        self._all_tasks = False
         self._tables = VerdictTables()
         self._entities: dict[int, int] = {}
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
@@ -175,11 +179,14 @@ class FakeBackend:
         self._modes = {HookId(hook): ModeId(mode) for hook, mode in modes.items()}
         self._agent_tgid = agent_tgid
 
-    def set_scope(self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = ()) -> None:
-        """Replace the governed set: cgroup v2 ids and tgids."""
+    def set_scope(
+        self, *, cgroups: Iterable[int] = (), pids: Iterable[int] = (), all_tasks: bool = False
+    ) -> None:
+        """Replace the governed set: cgroup v2 ids and tgids, or every task (but the agent)."""
         self._require_loaded("guard_scope_cgroups")
         self._scope_cgroups = frozenset(cgroups)
         self._scope_pids = frozenset(pids)
+        self._all_tasks = all_tasks
 
     def set_rule_modes(self, modes: Mapping[int, ModeId]) -> None:
         """Replace every rule's mode override (a rule without one follows its hook's mode)."""
@@ -278,13 +285,15 @@ class FakeBackend:
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
+        exe_dev: int = 0,
+        exe_ino: int = 0,
     ) -> int:
         """Run bprm_check_security for an exec of ``path`` (None: unresolvable); 0 or EPERM.
 
         ``mode`` is the file's i_mode; ``ppid``, ``start_ns`` and ``parent_start_ns`` the caller's
         lineage (its events carry them).
         """
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         return self._file_hook(HookId.EXEC, task, path, dev, ino, mode=mode)
 
     def open(
@@ -304,13 +313,15 @@ class FakeBackend:
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
+        exe_dev: int = 0,
+        exe_ino: int = 0,
     ) -> int:
         """Run file_open for ``path`` (None: unresolvable); 0 or EPERM.
 
         ``created``: this open created the file (``FMODE_CREATED``); ``write``: it is open for
         writing (``FMODE_WRITE``); ``mode``: the file's i_mode.
         """
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         flags = (abi.EVF_CREATED if created else 0) | (abi.EVF_WRITE if write else 0)
         return self._file_hook(HookId.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags)
 
@@ -329,6 +340,8 @@ class FakeBackend:
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
+        exe_dev: int = 0,
+        exe_ino: int = 0,
     ) -> int:
         """Run path_chmod for a chmod of ``path`` (None: unresolvable) to ``mode``; always 0.
 
@@ -337,7 +350,7 @@ class FakeBackend:
         """
         hook = HookId.FILE_OPEN
         self._require_loaded("path_chmod")
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         if self._modes.get(hook, ModeId.OFF) == ModeId.OFF:
             return 0
         if not self._tables.hook_flags.get(hook, 0) & abi.HF_EMIT_CHMOD or not self._governed(task):
@@ -371,6 +384,8 @@ class FakeBackend:
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
+        exe_dev: int = 0,
+        exe_ino: int = 0,
     ) -> int:
         """Run socket_connect to ``address``:``port`` (family from the address by default); 0 or EPERM.
 
@@ -378,7 +393,7 @@ class FakeBackend:
         the event carries ``EVF_SENDMSG``.
         """
         hook = HookId.CONNECT
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         mode = self._enter(hook, task)
         if mode == ModeId.OFF:
             return 0
@@ -391,7 +406,7 @@ class FakeBackend:
         event.family = family
         event.port = port
         event.addr[:] = normalise_ip(address).packed
-        return self._finish(hook, mode, event, self._net_hits(task.tgid, address, port))
+        return self._finish(hook, mode, event, self._net_hits(task.tgid, address, port), caller=task)
 
     def ptrace(
         self,
@@ -406,16 +421,18 @@ class FakeBackend:
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
+        exe_dev: int = 0,
+        exe_ino: int = 0,
     ) -> int:
         """Run ptrace_access_check on ``target_tgid`` with a ptrace access ``mode``; 0 or EPERM."""
         hook = HookId.PTRACE
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns))
+        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         hook_mode = self._enter(hook, task)
         if hook_mode == ModeId.OFF or not mode & abi.PTRACE_MODE_ATTACH:
             return 0
         event = self._new_event(hook, task)
         event.target_tgid = target_tgid
-        return self._finish(hook, hook_mode, event, self._ptrace_hits(task.tgid, target_tgid))
+        return self._finish(hook, hook_mode, event, self._ptrace_hits(task.tgid, target_tgid), caller=task)
 
     # ------------------------------------------------------------------ the hooks' shared steps
 
@@ -436,10 +453,10 @@ class FakeBackend:
         return mode if self._governed(task) else ModeId.OFF
 
     def _governed(self, task: _Task) -> bool:
-        """Step 3: the agent is exempt; otherwise its tgid or its cgroup must be in scope."""
+        """Step 3: the agent is exempt; otherwise every task (all_tasks), or its tgid or cgroup in scope."""
         if task.tgid == self._agent_tgid:
             return False
-        return task.tgid in self._scope_pids or task.cgroup in self._scope_cgroups
+        return self._all_tasks or task.tgid in self._scope_pids or task.cgroup in self._scope_cgroups
 
     def _new_event(self, hook: HookId, task: _Task) -> abi.Event:
         """Return an event with the task's fields; the decision is filled in when it is emitted."""
@@ -482,7 +499,7 @@ class FakeBackend:
         else:
             event.path = raw
         hits = self._file_hits(hook, task.tgid, dev, ino, raw)
-        return self._finish(hook, hook_mode, event, hits, path_unavailable=raw is None)
+        return self._finish(hook, hook_mode, event, hits, path_unavailable=raw is None, caller=task)
 
     def _dynamic_hits(self, hook: HookId, tgid: int, dev: int = 0, ino: int = 0) -> Iterator[_Hit]:
         """Yield the caller's group's armed verdicts: for this target, then for any target."""
@@ -536,6 +553,7 @@ class FakeBackend:
         hits: Iterable[_Hit],
         *,
         path_unavailable: bool = False,
+        caller: _Task | None = None,
     ) -> int:
         """Run steps 4-5: search the tables in order (the first deny wins) and decide."""
         deny: tuple[int, Match] | None = None
@@ -547,6 +565,8 @@ class FakeBackend:
             if notify_id and notify is None:
                 notify = (notify_id, match)
         flags = self._tables.hook_flags.get(hook, 0)
+        if deny is not None and caller is not None and (deny[0], *caller.exe) in self._tables.exemptions:
+            deny = None  # the rule exempts the caller's executable
         if deny is not None:
             mode = self._rule_modes.get(deny[0], mode)
             if mode == ModeId.OFF:

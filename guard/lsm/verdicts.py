@@ -229,6 +229,8 @@ class VerdictTables:
     ptrace: dict[int, VerdictValue] = field(default_factory=dict)
     dfas: dict[HookId, DfaProgram] = field(default_factory=dict)
     hook_flags: dict[HookId, int] = field(default_factory=dict)
+    #: (rule id, dev, inode): that rule's deny skips callers running this executable
+    exemptions: set[tuple[int, int, int]] = field(default_factory=set)
 
 
 def encode_path(path: str | bytes, what: str = "path") -> bytes:

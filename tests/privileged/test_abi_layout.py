@@ -31,6 +31,7 @@ PAIRS = [
     ("guard_entities", 1, abi.Entity),
     ("guard_dynamic", 0, abi.DynKey),
     ("guard_dynamic", 1, abi.DynVerdict),
+    ("guard_exempt", 0, abi.ExemptKey),
 ]
 
 

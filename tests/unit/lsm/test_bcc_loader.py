@@ -79,8 +79,10 @@ def test_offset_flags_come_from_btf() -> None:
             ("real_parent", ptr, 1512 * 8, 0),
             ("group_leader", ptr, 1528 * 8, 0),
             ("start_time", u64, 1800 * 8, 0),
+            ("mm", ptr, 2000 * 8, 0),
         ],
     )
+    b.add_struct("mm_struct", 1000, [("mmap", u64, 0, 0), ("exe_file", ptr, 880 * 8, 0)])
     b.add_struct("msghdr", 96, [("msg_name", ptr, 0, 0), ("msg_namelen", u32, 8 * 8, 0)])
     assert offset_flags(Btf.from_bytes(b.build())) == [
         "-DGUARD_OFF_FILE_F_PATH=96",
@@ -98,4 +100,6 @@ def test_offset_flags_come_from_btf() -> None:
         "-DGUARD_OFF_TASK_REAL_PARENT=1512",
         "-DGUARD_OFF_TASK_GROUP_LEADER=1528",
         "-DGUARD_OFF_TASK_START_TIME=1800",
+        "-DGUARD_OFF_TASK_MM=2000",
+        "-DGUARD_OFF_MM_EXE_FILE=880",
     ]
