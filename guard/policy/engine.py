@@ -50,6 +50,7 @@ from guard.policy.schema import ECS, Schema
 __all__ = [
     "OVERFLOW_COUNTERS",
     "Alert",
+    "ArmSignal",
     "BudgetEvent",
     "Budgets",
     "Engine",
@@ -83,6 +84,23 @@ class Alert:
     join_keys: tuple[Value, ...] | None
     ts_ms: float  # the completing event's time
     seq: int  # completion order in this engine: 0, 1, 2, ...
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSignal:
+    """A sequence's partial match reached (``arm``) or left without completing (``disarm``) its last stage.
+
+    Reported only for the rules named in ``Engine(armed=...)``: every step but the last has matched
+    for ``join_keys``, so the agent can deny the last step in the kernel before it happens.
+    ``first_ms`` is the first event's time: the match can complete until ``first_ms + maxspan``.
+    """
+
+    kind: str  # "arm" | "disarm"
+    rule: Rule
+    join_keys: tuple[Value, ...]
+    events: tuple[Event, ...]
+    first_ms: float
+    maxspan_ms: float | None
 
 
 @dataclass(slots=True)
@@ -187,6 +205,8 @@ class _Sequence:
         self.held: dict[tuple[Value, ...], list[_Held]] = {}
         self.held_order: dict[int, _Held] = {}  # by completion order
         self.drop_new = rule.overflow == "drop_new"
+        #: report ArmSignals (the agent arms the last step in the kernel)
+        self.arming = rule.id in engine.armed and n >= 2
         self.key_steps = [*self.steps, *([self.until] if self.until is not None else [])]
         self.key_getters = [
             _key_getters(step.keys, schema) for step in [*ir.steps, *([ir.until] if ir.until else [])]
@@ -210,7 +230,14 @@ class _Sequence:
         return _key_tuples(self.key_steps[s], ev)
 
     # ---- partial bookkeeping
-    def _remove(self, p: _Partial) -> None:
+    def _signal(self, kind: str, p: _Partial) -> None:
+        self.engine._arm_signals.append(
+            ArmSignal(kind, self.rule, p.key, tuple(p.events), p.first_t, self.maxspan)
+        )
+
+    def _remove(self, p: _Partial, *, disarm: bool = True) -> None:
+        if disarm and self.arming and p.stage == self.n - 2:
+            self._signal("disarm", p)
         del self.pending[p.stage][p.key]
         del self.lru[(p.stage, p.key)]
         self.engine._entity_remove(p.key, self, p.stage)
@@ -223,7 +250,7 @@ class _Sequence:
         slot = (stage, p.key)
         old = self.pending[stage].get(p.key)
         if old is not None:
-            self._remove(old)
+            self._remove(old, disarm=False)  # replaced in its slot: the new partial re-arms
         budgets = self.engine.budgets
         if len(self.lru) >= budgets.max_pending_per_rule:
             if self.drop_new:
@@ -236,6 +263,8 @@ class _Sequence:
         self.pending[stage][p.key] = p
         self.lru[slot] = p
         self.stats.partials += 1
+        if self.arming and stage == self.n - 2:
+            self._signal("arm", p)
 
     def expire(self, now: float) -> None:
         """Drop state that can no longer matter by event time ``now`` (the engine calls this per batch).
@@ -250,7 +279,7 @@ class _Sequence:
             p = next(iter(self.lru.values()))
             if p.last_t >= horizon:
                 break
-            self._remove(p)
+            self._remove(p, disarm=False)  # an armed verdict carries the same expiry
             self.stats.expired += 1
         while self.lead:
             key = next(iter(self.lead))
@@ -282,6 +311,8 @@ class _Sequence:
                 slot = (0, key)
                 del self.lru[slot]
                 self.lru[slot] = old
+                if self.arming and n == 2:
+                    self._signal("arm", old)
             return
         waiting = self.pending[k - 1]
         if not waiting:
@@ -290,7 +321,7 @@ class _Sequence:
             prev = waiting.get(key)
             if prev is None:
                 continue
-            self._remove(prev)
+            self._remove(prev, disarm=False)  # it advances (or expires: the kernel verdict expires too)
             if self.maxspan is not None and t - prev.first_t > self.maxspan:
                 self.stats.expired += 1
                 continue
@@ -448,8 +479,12 @@ class Engine:
         schema: Schema = ECS,
         timestamp_field: str = "@timestamp",
         tiebreaker_field: str | None = "event.sequence",
+        armed: frozenset[str] = frozenset(),
     ) -> None:
         self.rules = tuple(r for r in rules if r.mode != "off")
+        #: sequence rules whose last-stage progress is reported as ArmSignals
+        self.armed = armed
+        self._arm_signals: list[ArmSignal] = []
         self.budgets = budgets or Budgets()
         self.schema = schema
         self.ruleset_hash = ruleset_hash(self.rules)
@@ -628,6 +663,11 @@ class Engine:
         for h, seq in held:
             seq.release(h, out)
         self._timers.clear()
+        return out
+
+    def take_arm_signals(self) -> list[ArmSignal]:
+        """Return (and forget) the arm and disarm signals since the last call, in order."""
+        out, self._arm_signals = self._arm_signals, []
         return out
 
     def budget_events(self) -> list[BudgetEvent]:

@@ -245,3 +245,52 @@ def test_leading_missing_keys_are_forgotten_after_maxspan() -> None:
     assert [a.join_keys for a in alerts] == [("k60",)]
     engine.process([_ev(53, "z", "q", t=5_000)])
     assert engine.state_size()["lead_keys"] == 0
+
+
+# --------------------------------------------------------------------------- arming signals
+
+
+def _arm_events(engine: Engine, events: list[dict[str, object]]) -> list[tuple[str, tuple[object, ...], int]]:
+    out = []
+    for ev in events:
+        engine.process([ev])
+        out += [(s.kind, s.join_keys, len(s.events)) for s in engine.take_arm_signals()]
+    return out
+
+
+def test_arm_signal_when_all_but_the_last_step_matched() -> None:
+    q = (
+        'sequence by process.pid with maxspan=1m [file where file.name == "a"] '
+        '[file where file.name == "b"] [process where true] until [network where true]'
+    )
+    rule = _rule("seq", q)
+    engine = Engine([rule], armed=frozenset({"seq"}))
+    ev = [
+        {"@timestamp": 1000, "event.category": "file", "file.name": "a", "process.pid": 7},
+        {"@timestamp": 2000, "event.category": "file", "file.name": "b", "process.pid": 7},
+        {
+            "@timestamp": 2500,
+            "event.category": "file",
+            "file.name": "b",
+            "process.pid": 8,
+        },  # no partial for 8
+        {"@timestamp": 3000, "event.category": "network", "process.pid": 7},  # until: disarm
+        {"@timestamp": 4000, "event.category": "file", "file.name": "b", "process.pid": 7},  # nothing pending
+    ]
+    assert _arm_events(engine, ev) == [("arm", (7,), 2), ("disarm", (7,), 2)]
+    # a rule that is not armed reports nothing
+    quiet = Engine([rule])
+    assert _arm_events(quiet, ev) == []
+
+
+def test_two_step_sequences_arm_on_the_first_step_and_rearm_on_a_newer_one() -> None:
+    rule = _rule("seq2", "sequence by process.pid [file where true] [network where true]")
+    engine = Engine([rule], armed=frozenset({"seq2"}))
+    ev = [
+        {"@timestamp": 1000, "event.category": "file", "process.pid": 7},
+        {"@timestamp": 2000, "event.category": "file", "process.pid": 7},
+        {"@timestamp": 3000, "event.category": "network", "process.pid": 7},
+    ]
+    assert _arm_events(engine, ev) == [("arm", (7,), 1), ("arm", (7,), 1)]
+    # completion is not a disarm: the kernel verdict keeps denying the last step until it expires
+    assert engine.take_arm_signals() == []
