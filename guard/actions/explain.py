@@ -1,10 +1,10 @@
-"""What a backend can do for each rule: the hooks a rule decides on and their enforcement level.
+"""``guardctl policy explain``: per rule, the path the compiler chose and what the backend achieves.
 
-A rule acts on the hook of its deciding event's category (for a sequence, the last step that is not
-a missing step): ``process`` → exec, ``file`` → file open, ``network`` → connect, ``any`` → every
-hook. Each hook's level comes from the backend on this kernel (:func:`guard.lsm.probe.hook_enforcement`):
-``inline deny``, ``kill reaction``, ``detect only`` or ``none``. A rule whose action is ``alert``
-never enforces, whatever the hook allows.
+For every rule: its enforcement path (:mod:`guard.actions.compiler`: kernel-inline, sequence-armed
+or detect-only, with the reason whenever it is not inline), the hook its deciding event reaches
+(for a sequence, the last step that is not a missing step) and the enforcement level the backend
+has on that hook on this kernel (:func:`guard.lsm.probe.hook_enforcement`): ``inline deny``,
+``kill reaction``, ``detect only`` or ``none``. A rule whose action is ``alert`` never enforces.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from guard.actions.compiler import INLINE, RulePlan, compile_policy
 from guard.model import BackendName, Hook
 from guard.policy.loader import Policy, Rule
 
@@ -25,48 +26,86 @@ CATEGORY_HOOKS: Final[Mapping[str | None, tuple[Hook, ...]]] = {
     "network": (Hook.SOCKET_CONNECT,),
     None: tuple(Hook),
 }
+_PLAN_HOOKS: Final = {
+    "exec": Hook.BPRM_CHECK_SECURITY,
+    "file_open": Hook.FILE_OPEN,
+    "connect": Hook.SOCKET_CONNECT,
+    "ptrace": Hook.PTRACE_ACCESS_CHECK,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class RuleExplanation:
-    """One rule under one backend: per hook, what enforcing it can achieve."""
+    """One rule under one backend: its path and, per hook, what enforcing it can achieve."""
 
     rule: Rule
     backend: BackendName
     hooks: Mapping[Hook, str]
     note: str
+    plan: RulePlan
+
+    @property
+    def path(self) -> str:
+        """kernel-inline, sequence-armed or detect-only."""
+        return self.plan.path
 
     def to_json(self) -> dict[str, object]:
         """Return the rule's row as JSON-ready data."""
         return {
             "rule": self.rule.id,
+            "number": self.plan.number,
             "action": self.rule.action,
             "mode": self.rule.mode,
             "sequence": self.rule.ir.is_sequence,
+            "path": self.plan.path,
+            "reason": self.plan.reason,
+            "exemptions": list(self.plan.exemptions),
             "backend": self.backend.value,
             "hooks": {hook.value: level for hook, level in self.hooks.items()},
             "note": self.note,
         }
 
 
-def _deciding_hooks(rule: Rule) -> tuple[Hook, ...]:
+def _deciding_hooks(rule: Rule, plan: RulePlan) -> tuple[Hook, ...]:
+    hooks = tuple(_PLAN_HOOKS[h] for h in plan.hook.split(",") if h in _PLAN_HOOKS)
+    if hooks:
+        return hooks
     steps = [s for s in rule.ir.steps if not s.missing]
     category = steps[-1].category if steps else None
     return CATEGORY_HOOKS.get(category, ())
 
 
+def _note(plan: RulePlan, levels: Mapping[Hook, str], hooks: tuple[Hook, ...]) -> str:
+    rule = plan.rule
+    if rule.action == "alert":
+        return "action = alert: matches are reported, never enforced"
+    if plan.path == INLINE:
+        if any(levels.get(h) == "kill reaction" for h in hooks):
+            return "in the kernel; this backend kills the caller instead of refusing the call"
+        if plan.exemptions:
+            return f"in the kernel; exempt executables: {', '.join(plan.exemptions)}"
+        return "in the kernel: no user-space round trip"
+    if plan.arm is not None:
+        target = (
+            "the file named by a join key" if plan.arm.target_key is not None else "every call of the hook"
+        )
+        return f"once the earlier steps match, {target} is denied for the entity and its descendants"
+    return f"not inline: {plan.reason}" + ("; the engine alerts, then kills" if rule.action == "kill" else "")
+
+
 def explain_policy(policy: Policy, backend: BackendName, levels: Mapping[Hook, str]) -> list[RuleExplanation]:
     """Explain every rule under ``backend`` with its per-hook ``levels`` (from the probe)."""
+    compiled = compile_policy(policy)
     out = []
-    for rule in policy.rules:
-        hooks = _deciding_hooks(rule)
-        if rule.action == "alert":
-            note = "action = alert: matches are reported, never enforced"
-        elif not hooks:
-            note = "no hook sees this rule's events: detect only (alerts from the engine)"
-        elif rule.ir.is_sequence:
-            note = "sequence: the last step's verdict is armed for the entity once the earlier steps match"
-        else:
-            note = ""
-        out.append(RuleExplanation(rule, backend, {hook: levels.get(hook, "none") for hook in hooks}, note))
+    for plan in compiled.plans:
+        hooks = _deciding_hooks(plan.rule, plan)
+        out.append(
+            RuleExplanation(
+                plan.rule,
+                backend,
+                {h: levels.get(h, "none") for h in hooks},
+                _note(plan, levels, hooks),
+                plan,
+            )
+        )
     return out
