@@ -7,8 +7,8 @@ VENV  := .venv
 setup:                ## install Debian packages, the venv and the bcc shim (idempotent)
 	@scripts/setup
 
-demo: setup           ## the main job (until the agent lands: the kernel probe)
-	@$(VENV)/bin/guardctl probe
+demo: setup           ## the main job: the agent enforcing policies/ against a scripted attack (in the 6.1 guest without BPF-LSM)
+	@scripts/demo
 
 test: setup           ## every check: ruff, mypy, import contracts, pytest (privileged tests too when root)
 	@scripts/test

@@ -18,6 +18,7 @@ import structlog
 
 from guard import __version__
 from guard.actions.explain import explain_policy
+from guard.actions.policy_test import run_policy_tests
 from guard.actions.replay import replay, summarize
 from guard.audit import query as audit_query
 from guard.audit import report as audit_report
@@ -38,7 +39,7 @@ from guard.logsetup import configure_logging
 from guard.lsm.benchmark import BENCH_BACKENDS, render_kernel_benchmark, run_kernel_benchmark
 from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
 from guard.lsm.probe import FEATURES, Feature, ProbeReport, hook_enforcement, probe_kernel
-from guard.model import HOOKS, BackendName, Hook
+from guard.model import HOOKS, BackendName, Hook, Mode
 from guard.policy.analyzer import compile_query
 from guard.policy.benchmark import render_engine_benchmark, run_engine_benchmark
 from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
@@ -411,16 +412,147 @@ def _cmd_policy_explain(args: argparse.Namespace, _cfg: GuardConfig) -> int:
         _print_json({"policy": policy.source, "backend": backend.value, "rules": [r.to_json() for r in rows]})
         return 0
     print(f"policy {policy.source}: {len(rows)} rules, backend {backend.value}")
-    print(f"{'RULE':<28} {'ACTION':<7} {'HOOK':<21} {'ENFORCEMENT':<26} NOTE")
+    print(f"{'RULE':<28} {'ACTION':<7} {'PATH':<15} {'HOOK':<21} {'ENFORCEMENT':<14} WHY")
     for row in rows:
         hooks: list[tuple[Hook | None, str]] = [*row.hooks.items()] or [(None, "-")]
         for n, (hook, level) in enumerate(hooks):
             first = n == 0
             print(
                 f"{row.rule.id if first else '':<28} {row.rule.action if first else '':<7} "
-                f"{hook.value if hook else '-':<21} {level:<26} {row.note if first else ''}".rstrip()
+                f"{row.path if first else '':<15} {hook.value if hook else '-':<21} {level:<14} "
+                f"{row.note if first else ''}".rstrip()
             )
     return 0
+
+
+def _cmd_policy_test(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    policy = load_policy(Path(args.path))
+    results = run_policy_tests(policy)
+    failed = [r for r in results if not r.passed]
+    untested = [r.id for r in policy.rules if not r.tests]
+    if args.json:
+        _print_json(
+            {
+                "policy": policy.source,
+                "passed": len(results) - len(failed),
+                "failed": len(failed),
+                "untested": untested,
+                "cases": [r.to_json() for r in results],
+            }
+        )
+    else:
+        for r in results:
+            verdict = "ok  " if r.passed else "FAIL"
+            outcome = "matched" if r.matched else "no match"
+            print(f"{verdict} {r.rule} case {r.case}: expect {r.expect}, {outcome}")
+        for rule_id in untested:
+            print(f"note {rule_id}: no test cases")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed ({len(policy.rules)} rules)")
+    return 1 if failed else 0
+
+
+def _cmd_agent_run(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.service import run_agent
+
+    with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
+        return run_agent(
+            cfg,
+            policy=Path(args.policy),
+            backend=args.backend or cfg.agent.backend,
+            mode=Mode(args.mode),
+            cgroups=[Path(c) for c in args.cgroup or []],
+            pids=list(args.pid or []),
+            all_tasks=args.all,
+            cache_dir=Path(cache),
+            alerts=Path(args.alerts or cfg.agent.alerts_path),
+        )
+
+
+def _render_status(data: dict[str, object]) -> str:
+    lines = [f"agent pid {data.get('pid')}: backend {data.get('backend')}, mode {data.get('mode')}"]
+    rule_modes = data.get("rule_modes") or {}
+    if isinstance(rule_modes, dict) and rule_modes:
+        lines.append("rule modes: " + ", ".join(f"{r}={m}" for r, m in rule_modes.items()))
+    if data.get("confirm_pending_s") is not None:
+        lines.append(
+            f"pending confirmation: reverts in {data['confirm_pending_s']} s unless `guardctl confirm`"
+        )
+    rules = data.get("rules") or {}
+    if isinstance(rules, dict):
+        for path, ids in rules.items():
+            lines.append(f"{path:<15} {', '.join(ids) if isinstance(ids, list) else ids}")
+    counters = data.get("counters") or {}
+    if isinstance(counters, dict):
+        lines.append(f"{'HOOK':<21} {'CALLS':>10} {'DENIES':>8} {'WOULD':>8} {'DROPS':>6}")
+        for hook, c in counters.items():
+            if isinstance(c, dict):
+                lines.append(
+                    f"{hook:<21} {c.get('calls', 0):>10} {c.get('denies', 0):>8} "
+                    f"{c.get('would_block', 0):>8} {c.get('ringbuf_drops', 0):>6}"
+                )
+    recent = data.get("recent") or []
+    if isinstance(recent, list) and recent:
+        lines.append("recent decisions:")
+        for r in recent[-10:]:
+            if isinstance(r, dict):
+                lines.append(
+                    f"  {r.get('event'):<12} {r.get('rule')!s:<28} pid {r.get('pid')} {r.get('what')}"
+                )
+    return "\n".join(lines)
+
+
+def _cmd_mode(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.service import change_mode
+
+    result = change_mode(
+        cfg, Mode(args.command), rule=args.rule, reason=args.reason or "", confirm_within=args.confirm_within
+    )
+    if args.json:
+        _print_json(result)
+    elif result.get("agent") is False:
+        target = f"rule {args.rule}" if args.rule else "every hook"
+        print(f"{target}: {args.command} (no agent running: written to the pinned maps, audited)")
+    else:
+        print(_render_status(result))
+    return 0
+
+
+def _cmd_confirm(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.service import confirm
+
+    result = confirm(cfg, reason=args.reason or "")
+    print(f"confirmed: mode {result.get('mode')}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.service import status
+
+    result = status(cfg)
+    if args.json:
+        _print_json(result)
+    else:
+        print(_render_status(result))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.demo import render_rows, rows_json, run_demo
+    from guard.agent.service import make_backend
+
+    _need_root("demo")
+    with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
+        rows = run_demo(
+            Path(args.policy),
+            lambda: make_backend(args.backend, cfg, Path(cache), pin=False),
+            log=(lambda m: None) if args.json else (lambda m: print(m, flush=True)),
+        )
+    if args.json:
+        print(rows_json(rows))
+    else:
+        print()
+        print(render_rows(rows))
+    return 0 if all(r.ok for r in rows) else 1
 
 
 def _cmd_rules_import(args: argparse.Namespace, _cfg: GuardConfig) -> int:
@@ -462,6 +594,24 @@ def _cmd_bench_audit(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     return 0
 
 
+def _cmd_bench_agent(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.benchmark import render_agent_benchmark, run_agent_benchmark
+    from guard.agent.service import make_backend
+
+    _need_root("bench agent")
+    with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
+        result = run_agent_benchmark(
+            lambda: make_backend(args.backend, cfg, Path(cache), pin=False),
+            rate=args.rate,
+            seconds=args.seconds,
+        )
+    if args.json:
+        _print_json(result)
+    else:
+        print(render_agent_benchmark(result))
+    return 0
+
+
 def _cmd_bench_kernel(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     _need_root("bench kernel")
     with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
@@ -476,6 +626,10 @@ def _cmd_bench_kernel(args: argparse.Namespace, _cfg: GuardConfig) -> int:
 
 
 Handler = Callable[[argparse.Namespace, GuardConfig], int]
+
+_CONFIRM_EXAMPLE: Final = (
+    "  guardctl enforce --confirm-within 300   reverts in 5 min unless `guardctl confirm`\n"
+)
 
 
 def _no_handler(args: argparse.Namespace, _cfg: GuardConfig) -> int:  # pragma: no cover - subcommand required
@@ -652,6 +806,88 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", metavar="PATH", help="policy file or directory")
     q.add_argument("--backend", choices=["auto", "lsm", "compat", "fake"], default="auto")
     q.add_argument("--btf", default=DEFAULT_BTF_PATH, help="BTF file for the probe (default: %(default)s)")
+    q = leaf(
+        policy_sub, "test", _cmd_policy_test,
+        "run every rule's embedded test cases (exit 1 when any fails)",
+        "Run each rule's [[rule.tests]] cases through the engine: the events, and whether the rule\n"
+        "must match them. One line per case, then the totals.",
+        epilog="examples:\n  guardctl policy test policies/\n"
+        "  guardctl policy test policies/ --json | jq .failed",
+    )  # fmt: skip
+    q.add_argument("path", metavar="PATH", help="policy file or directory")
+
+    agent = add("agent", _no_handler, "the agent daemon")
+    agent_sub = agent.add_subparsers(dest="agent_command", metavar="SUBCOMMAND", required=True)
+    q = agent_sub.add_parser(
+        "run",
+        help="run the agent in the foreground (root)",
+        description="Load the policy, compile it to kernel verdicts, and enforce it on the scope until "
+        "SIGTERM/SIGINT. Decisions go to the audit trail, alerts to [agent] alerts_path.",
+        epilog="examples:\n"
+        "  guardctl agent run --policy policies/ --cgroup /sys/fs/cgroup/workloads.slice/app\n"
+        "  guardctl agent run --policy policies/ --pid 4242 --mode detect\n"
+        "  guardctl agent run --policy /etc/guard/policies --all   (as deploy/kestrel-guard.service does)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.set_defaults(handler=_cmd_agent_run)
+    q.add_argument("--policy", required=True, metavar="DIR", help="policy file or directory")
+    q.add_argument(
+        "--cgroup", action="append", metavar="PATH", help="a cgroup v2 directory to govern (repeatable)"
+    )
+    q.add_argument("--pid", action="append", type=int, metavar="N", help="a process to govern (repeatable)")
+    q.add_argument("--all", action="store_true", help="govern every task on the machine but the agent")
+    q.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default="enforce",
+        help="initial mode (default: %(default)s)",
+    )
+    q.add_argument("--backend", choices=["auto", "lsm", "compat", "fake"], help="default: [agent] backend")
+    q.add_argument("--alerts", metavar="PATH", help="alerts as ECS JSON lines (default: [agent] alerts_path)")
+
+    for mode, text in (
+        ("enforce", "deny what the rules block"),
+        ("detect", "decide but never deny: record would-block"),
+        ("off", "hooks return at once"),
+    ):
+        q = add(
+            mode, _cmd_mode,
+            f"switch to {mode}: {text} (every hook, or one --rule)",
+            "examples:\n"
+            f"  guardctl {mode}\n  guardctl {mode} --rule block_tmp_exec --reason 'ticket 42'\n"
+            + (_CONFIRM_EXAMPLE if mode == "enforce" else "")
+            + "\nA switch is one write to a kernel map: through the running agent, or (no agent)\n"
+            "to the maps it pinned. Needs root or the [agent] control_group; audited with your uid\n"
+            "and --reason.",
+        )  # fmt: skip
+        q.add_argument("--rule", metavar="ID", help="only this rule")
+        q.add_argument("--reason", metavar="TEXT", help="why (recorded in the audit trail)")
+        q.add_argument("--json", action="store_true", help="print JSON")
+        if mode == "enforce":
+            q.add_argument(
+                "--confirm-within", type=float, metavar="SECONDS", help="revert unless confirmed in time"
+            )
+        else:
+            q.set_defaults(confirm_within=None)
+    q = add("confirm", _cmd_confirm, "keep the modes a --confirm-within switch set")
+    q.add_argument("--reason", metavar="TEXT", help="recorded in the audit trail")
+    q = add(
+        "status", _cmd_status, "the running agent: mode, backend, rules by path, counters, recent denials"
+    )
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = add(
+        "demo", _cmd_demo,
+        "the agent enforcing policies/ against a scripted attack, in enforce, detect and off (root)",
+        "In a cgroup it creates, run each attack scenario (exec from /tmp and /dev/shm, reading an SSH\n"
+        "private key and /etc/shadow, a connect to a blocked network, ptrace of a protected process, and\n"
+        "the sequence download -> chmod +x -> exec) under each mode; print expected and actual outcomes.\n"
+        "Exit 1 when any row differs.",
+    )  # fmt: skip
+    q.add_argument(
+        "--json", action="store_true", help="rows as JSON objects: scenario, mode, expected, actual"
+    )
+    q.add_argument("--policy", default="policies", metavar="DIR", help="default: %(default)s")
+    q.add_argument("--backend", choices=["auto", "lsm", "compat"], default="auto")
 
     rules = add("rules", _no_handler, "rule management: import Elastic detection rules")
     rules_sub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
@@ -699,6 +935,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules", metavar="DIR", help="a policy dir or a dir of Elastic detection-rules TOML files"
     )
     q.add_argument("--events", type=int, default=200_000, help="events in the stream (default: %(default)s)")
+    q = leaf(
+        bench_sub, "agent", _cmd_bench_agent,
+        "arming latency: ring-buffer entry to armed verdict in the map, idle and at --rate events/s",
+        "Run the agent on the real plane with a sequence rule whose first step arms its last, and a\n"
+        "load process (in a cgroup this creates) opening files at --rate per second; report arming\n"
+        "latency p50/p99/max idle and loaded, the loaded/idle ratio and the events/s consumed.",
+    )  # fmt: skip
+    q.add_argument("--rate", type=float, default=10_000, help="events/s under load (default: %(default)s)")
+    q.add_argument("--seconds", type=float, default=5.0, help="per phase (default: %(default)s)")
+    q.add_argument("--backend", choices=["auto", "lsm", "compat"], default="auto")
     q = leaf(bench_sub, "audit", _cmd_bench_audit, "audit records/s vs plain JSON lines")
     q.add_argument("--records", type=int, default=20_000)
 

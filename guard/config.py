@@ -51,6 +51,14 @@ class AgentConfig:
     run_dir: str = "/run/guard"
     state_dir: str = "/var/lib/guard"
     control_group: str = ""
+    #: a block storm: more than storm_threshold denials by one rule within storm_window_s demote it to detect
+    storm_threshold: int = 50
+    storm_window_s: float = 10.0
+    alerts_path: str = "/var/log/guard/alerts.jsonl"
+
+    def __post_init__(self) -> None:
+        _positive("agent", "storm_threshold", self.storm_threshold)
+        _positive("agent", "storm_window_s", self.storm_window_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
