@@ -207,13 +207,13 @@ def render_agent_benchmark(result: dict[str, Any]) -> str:
         f"agent arming latency ({result['backend']}, kernel {result['kernel']}): "
         "ring-buffer entry -> armed verdict in the map",
         f"{'PHASE':<8} {'TARGET/s':>9} {'OFFERED/s':>10} {'CONSUMED/s':>11} {'ARMINGS':>8} "
-        f"{'P50 us':>8} {'P99 us':>8} {'MAX us':>8} {'DROPS':>6} {'SKIPPED':>7}",
+        f"{'P50 us':>10} {'P99 us':>10} {'MAX us':>10} {'DROPS':>6} {'SKIPPED':>7}",
     ]
     for name in ("idle", "loaded"):
         p = result[name]
         lines.append(
             f"{name:<8} {p['target_rate']:>9g} {p['offered_per_s']:>10g} {p['consumed_per_s']:>11g} "
-            f"{p['armings']:>8} {p['p50_us']:>8g} {p['p99_us']:>8g} {p['max_us']:>8g} "
+            f"{p['armings']:>8} {p['p50_us']:>10.1f} {p['p99_us']:>10.1f} {p['max_us']:>10.1f} "
             f"{p['ringbuf_drops']:>6} {p['arm_skipped']:>7}"
         )
     t = result["target"]
