@@ -459,7 +459,7 @@ def _cmd_agent_run(args: argparse.Namespace, cfg: GuardConfig) -> int:
             cfg,
             policy=Path(args.policy),
             backend=args.backend or cfg.agent.backend,
-            mode=Mode(args.mode),
+            mode=Mode(args.mode) if args.mode else None,
             cgroups=[Path(c) for c in args.cgroup or []],
             pids=list(args.pid or []),
             all_tasks=args.all,
@@ -839,8 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--mode",
         choices=[m.value for m in Mode],
-        default="enforce",
-        help="initial mode (default: %(default)s)",
+        help="initial mode (default: the modes the last agent left in the pinned maps, else enforce)",
     )
     q.add_argument("--backend", choices=["auto", "lsm", "compat", "fake"], help="default: [agent] backend")
     q.add_argument("--alerts", metavar="PATH", help="alerts as ECS JSON lines (default: [agent] alerts_path)")

@@ -25,6 +25,7 @@ step is about those, every call of the hook otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ __all__ = [
     "RulePlan",
     "TargetSelector",
     "compile_policy",
+    "rule_number",
 ]
 
 INLINE: Final = "kernel-inline"
@@ -648,12 +650,26 @@ def _plan_sequence(rule: Rule, number: int, build: _Build) -> RulePlan:
     return RulePlan(rule, number, ARMED, hook, "", arm=plan)
 
 
-def compile_policy(policy: Policy, *, first_number: int = 1) -> CompiledPolicy:
+def rule_number(rule_id: str, taken: set[int]) -> int:
+    """Return a rule's kernel number: stable across policy versions (from its id), unique in ``taken``.
+
+    Stable numbers keep a rule's mode override and its ring-buffer events meaning the same rule when
+    the policy around it changes (an agent restarted on a new policy adopts the pinned overrides).
+    """
+    number = int.from_bytes(hashlib.sha256(rule_id.encode()).digest()[:4], "big") & 0x7FFF_FFFF or 1
+    while number in taken:
+        number = number % 0x7FFF_FFFF + 1
+    taken.add(number)
+    return number
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
     """Plan every rule and build the kernel policy; raise PolicyCompileError naming the rule at fault."""
     build = _Build()
     plans: list[RulePlan] = []
-    for offset, rule in enumerate(policy.rules):
-        number = first_number + offset
+    taken: set[int] = set()
+    for rule in policy.rules:
+        number = rule_number(rule.id, taken)
         try:
             plan = (
                 _plan_sequence(rule, number, build)

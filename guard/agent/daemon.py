@@ -84,7 +84,8 @@ class MemoryAudit:
 class AgentSettings:
     """How the agent runs (the CLI fills it from config and flags)."""
 
-    mode: Mode = Mode.ENFORCE
+    #: the initial mode; None: the modes a previous agent left in the pinned maps (adopted), else enforce
+    mode: Mode | None = Mode.ENFORCE
     scope_cgroups: tuple[int, ...] = ()
     scope_pids: tuple[int, ...] = ()
     all_tasks: bool = False  # govern every task but the agent (the scope lists are then unused)
@@ -175,7 +176,7 @@ class Agent:
         self.engine = Engine(compiled.engine_rules, budgets=self.settings.budgets, armed=compiled.armed)
         self.rule_ids: dict[int, str] = {**compiled.rule_ids, SELF_RULE: SELF_RULE_ID}
         self.plans: dict[str, RulePlan] = {p.rule.id: p for p in compiled.plans}
-        self.mode = self.settings.mode
+        self.mode = self.settings.mode or Mode.ENFORCE
         self.rule_modes: dict[str, Mode] = {
             p.rule.id: Mode(p.rule.mode) for p in compiled.plans if p.rule.mode
         }
@@ -203,6 +204,9 @@ class Agent:
     def start(self) -> None:
         """Load the data plane, configure modes and scope, write the tables; audit the start."""
         self.backend.load()
+        adopted = ""
+        if self.settings.mode is None and getattr(self.backend, "adopted", False):
+            adopted = self._adopt_modes()
         try:
             self.backend.set_scope(
                 cgroups=self.settings.scope_cgroups,
@@ -218,7 +222,7 @@ class Agent:
         self._audit(
             Decision(
                 Kind.AGENT_START,
-                reason=f"agent started: backend {self.backend.name}, mode {self.mode}",
+                reason=f"agent started: backend {self.backend.name}, mode {self.mode}{adopted}",
                 detail={
                     "backend": str(self.backend.name),
                     "mode": str(self.mode),
@@ -244,6 +248,18 @@ class Agent:
         """Loop :meth:`step` until ``stop`` is set."""
         while not stop.is_set():
             self.step(timeout_ms=timeout_ms)
+
+    def _adopt_modes(self) -> str:
+        """Take the modes a previous agent (or ``guardctl`` without one) left in the pinned maps."""
+        modes = set(self.backend.modes().values())
+        by_id = {mid: mode for mode, mid in _MODE_IDS.items()}
+        if len(modes) == 1:
+            self.mode = by_id[modes.pop()]
+        numbers = {n: rule for rule, n in ((p.rule.id, p.number) for p in self.compiled.plans)}
+        for number, mid in self.backend.rule_modes().items():
+            if number in numbers:
+                self.rule_modes[numbers[number]] = by_id[mid]
+        return " (adopted from the pinned maps)"
 
     # ------------------------------------------------------------------ one turn
 

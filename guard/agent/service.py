@@ -125,7 +125,7 @@ def run_agent(
     *,
     policy: Path,
     backend: str,
-    mode: Mode,
+    mode: Mode | None,
     cgroups: list[Path],
     pids: list[int],
     cache_dir: Path,
@@ -166,7 +166,9 @@ def run_agent(
         agent.start()
         _write_state(cfg, agent, compiled, loaded.digest)
         server.start()
-        log.info("agent running", backend=str(agent.backend.name), mode=str(mode), rules=len(compiled.plans))
+        log.info(
+            "agent running", backend=str(agent.backend.name), mode=str(agent.mode), rules=len(compiled.plans)
+        )
         agent.run(stop)
     finally:
         server.stop()

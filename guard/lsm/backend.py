@@ -65,6 +65,9 @@ class KernelBackend(Protocol):
     def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
         """Remove an armed verdict (absent is fine)."""
 
+    def modes(self) -> dict[HookId, ModeId]:
+        """Return every hook's mode as last written (or adopted from pinned maps)."""
+
     def group_of(self, tgid: int) -> int | None:
         """Return the entity group a process is in (None: untracked)."""
 

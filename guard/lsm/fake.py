@@ -244,6 +244,10 @@ class FakeBackend:
 
     # ------------------------------------------------------------------ inspection
 
+    def modes(self) -> dict[HookId, ModeId]:
+        """Return every hook's mode (an unconfigured hook is off)."""
+        return {hook: self._modes.get(hook, ModeId.OFF) for hook in HookId}
+
     def group_of(self, tgid: int) -> int | None:
         """Return the entity group of a process, or None when it is not tracked."""
         self._require_loaded("guard_entities")

@@ -71,7 +71,7 @@ def kinds(audit: MemoryAudit, rule: str | None = None) -> list[Kind]:
 
 def test_start_writes_modes_scope_tables_and_audits(tmp_path: Path) -> None:
     agent, fake, audit, _ = make_agent(tmp_path)
-    assert fake._modes == dict.fromkeys(HookId, ModeId.ENFORCE)
+    assert fake.modes() == dict.fromkeys(HookId, ModeId.ENFORCE)
     assert kinds(audit) == [Kind.AGENT_START]
     assert audit.decisions[0].detail["rules"]["block_download_chmod_exec"] == "sequence-armed"
     # the agent protects itself: ptrace of its own tgid is denied (from a governed task)
@@ -153,7 +153,7 @@ def test_arming_a_gone_entity_is_audited_as_skipped(tmp_path: Path, work: Path) 
 def test_modes_global_and_per_rule_are_kernel_writes_and_audited(tmp_path: Path) -> None:
     agent, fake, audit, _ = make_agent(tmp_path)
     agent.set_mode(Mode.DETECT, uid=1234, reason="rollout")
-    assert fake._modes == dict.fromkeys(HookId, ModeId.DETECT)
+    assert fake.modes() == dict.fromkeys(HookId, ModeId.DETECT)
     assert fake.exec(300, path="/tmp/x", cgroup=CG) == 0
     agent.set_mode(Mode.ENFORCE, rule="block_tmp_exec", uid=0, reason="this one is safe")
     number = agent.compiled.number("block_tmp_exec")
@@ -177,14 +177,14 @@ def test_confirm_within_reverts_unless_confirmed(tmp_path: Path) -> None:
         tmp_path, settings=AgentSettings(mode=Mode.DETECT, scope_cgroups=(CG,))
     )
     agent.set_mode(Mode.ENFORCE, uid=0, reason="try", confirm_within=300)
-    assert fake._modes[HookId.EXEC] == ModeId.ENFORCE
+    assert fake.modes()[HookId.EXEC] == ModeId.ENFORCE
     clock.now += 299
     agent.step(timeout_ms=0)
     assert agent.mode is Mode.ENFORCE
     clock.now += 2
     agent.step(timeout_ms=0)
     assert agent.mode is Mode.DETECT
-    assert fake._modes[HookId.EXEC] == ModeId.DETECT
+    assert fake.modes()[HookId.EXEC] == ModeId.DETECT
     assert audit.decisions[-1].outcome == "reverted"
     # confirmed in time: kept
     agent.set_mode(Mode.ENFORCE, uid=0, confirm_within=10)
@@ -237,3 +237,30 @@ def test_stop_audits_and_releases(tmp_path: Path) -> None:
     agent.stop("test")
     assert kinds(audit)[-1] is Kind.AGENT_STOP
     assert not fake.loaded
+
+
+def test_a_restarted_agent_without_mode_adopts_the_pinned_modes(tmp_path: Path) -> None:
+    fake = FakeBackend()
+    fake.adopted = True  # type: ignore[attr-defined]  # as a bcc plane that found its maps pinned
+    policy = compile_policy(load_policy(POLICIES))
+    number = policy.number("block_shadow_read")
+    original_load = fake.load
+
+    def load() -> None:  # the pinned state the previous agent (or guardctl off) left
+        original_load()
+        fake.configure(dict.fromkeys(HookId, ModeId.DETECT), agent_tgid=1)
+        fake.set_rule_modes({number: ModeId.OFF, 12345: ModeId.ENFORCE})
+
+    fake.load = load  # type: ignore[method-assign]
+    agent = Agent(
+        policy,
+        fake,
+        MemoryAudit(),
+        AgentSettings(mode=None, scope_cgroups=(CG,)),
+        processes=ProcessCache(read_proc=False),
+        list_processes=list,
+    )
+    agent.start()
+    assert agent.mode is Mode.DETECT
+    assert agent.rule_modes == {"block_shadow_read": Mode.OFF}  # an unknown number is not adopted
+    assert fake.rule_modes() == {number: ModeId.OFF}
