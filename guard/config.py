@@ -55,10 +55,13 @@ class AgentConfig:
     storm_threshold: int = 50
     storm_window_s: float = 10.0
     alerts_path: str = "/var/log/guard/alerts.jsonl"
+    #: signed policy bundles kept in <state_dir>/bundles besides the active one (for rollback)
+    keep_bundles: int = 5
 
     def __post_init__(self) -> None:
         _positive("agent", "storm_threshold", self.storm_threshold)
         _positive("agent", "storm_window_s", self.storm_window_s)
+        _positive("agent", "keep_bundles", self.keep_bundles)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,7 @@ Our exception hierarchy::
     ├── ConfigError
     ├── PrivilegeError                  (a root-only command run without root)
     ├── SigningKeyError                 (a key file missing, unreadable or not Ed25519)
+    ├── BundleError(check)              (a policy bundle refused: the failed check names why)
     ├── PolicyError
     │   ├── PolicySyntaxError(path, line, column, source)
     │   ├── PolicySemanticError
@@ -42,6 +43,7 @@ __all__ = [
     "BpfLoadError",
     "BtfError",
     "BtfLookupError",
+    "BundleError",
     "ConfigError",
     "GuardError",
     "KernelError",
@@ -75,6 +77,21 @@ class PrivilegeError(GuardError):
 
 class SigningKeyError(GuardError):
     """A key file is missing, unreadable or not an Ed25519 key."""
+
+
+class BundleError(GuardError):
+    """A policy bundle was refused (or cannot be built, signed or kept).
+
+    ``check`` is a short stable name of the failed check (``hash``, ``untrusted_key``,
+    ``threshold``, ``expired``, ``downgrade``, ``archive``, ``entry``, ``size``, ...);
+    the message is one line naming the file, entry or field.
+    """
+
+    def __init__(self, check: str, message: str, *, path: str | None = None) -> None:
+        self.check = check
+        self.path = path
+        self.detail = message
+        super().__init__(f"{path}: {check}: {message}" if path else f"{check}: {message}")
 
 
 class PolicyError(GuardError):
