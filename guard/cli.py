@@ -11,12 +11,22 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import structlog
 
 from guard import __version__
+from guard.actions.bundles import (
+    DEFAULT_TRUST_DIR,
+    BundleStore,
+    build_bundle,
+    load_trust_store,
+    parse_expires,
+    sign_bundle,
+    verify_bundle,
+)
 from guard.actions.explain import explain_policy
 from guard.actions.policy_test import run_policy_tests
 from guard.actions.replay import replay, summarize
@@ -30,6 +40,7 @@ from guard.config import DEFAULT_CONFIG_PATH, GuardConfig, apply_env, apply_over
 from guard.errors import (
     EXIT_CODES,
     BtfLookupError,
+    BundleError,
     GuardError,
     PolicySyntaxError,
     PrivilegeError,
@@ -70,6 +81,8 @@ examples:
   guardctl eql check 'process where process.name : "sh"'     parse and check a rule's query
   guardctl eql conformance       Elastic's 264 EQL spec queries against our evaluator
   guardctl keygen -o /etc/guard --name audit                  an Ed25519 key pair (name.key, name.pub)
+  guardctl bundle build policies/ -o p.bundle --version 7 && guardctl bundle sign p.bundle --key a.key
+  guardctl bundle verify p.bundle --trust /etc/guard/trust    signatures, threshold, expiry, version, hashes
   guardctl audit verify /var/log/guard/audit.jsonl --key /etc/guard/audit.pub
   guardctl audit query --since 2h --kind deny --exe '/tmp/*'
   guardctl audit report --format html -o report.html
@@ -233,6 +246,105 @@ def _verifiers(args: argparse.Namespace, cfg: GuardConfig) -> dict[str, Verifier
 def _cmd_keygen(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     key, pub, key_id = generate_keypair(Path(args.output), args.name)
     print(f"key id {key_id}\nprivate key: {key} (mode 0600)\npublic key:  {pub}")
+    return 0
+
+
+def _bundle_store(cfg: GuardConfig) -> BundleStore:
+    return BundleStore(Path(cfg.agent.state_dir) / "bundles", keep=cfg.agent.keep_bundles)
+
+
+def _cmd_bundle_build(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    bundle = build_bundle(
+        Path(args.dir),
+        Path(args.output),
+        version=args.version,
+        now=datetime.now(UTC),
+        expires=parse_expires(args.expires) if args.expires else None,
+        min_agent_version=args.min_agent_version or __version__,
+    )
+    if args.json:
+        _print_json({"file": args.output, "sha256": bundle.digest, "manifest": bundle.manifest.to_json()})
+        return 0
+    print(
+        f"{args.output}: version {bundle.manifest.version}, {len(bundle.files)} policy file(s), "
+        f"sha256 {bundle.digest}; unsigned: sign it with guardctl bundle sign"
+    )
+    return 0
+
+
+def _cmd_bundle_sign(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    signers = [load_signer(Path(k)) for k in args.key]
+    bundle = sign_bundle(Path(args.file), signers)
+    ids = ", ".join(s.key_id for s in signers)
+    if args.json:
+        _print_json(
+            {
+                "file": args.file,
+                "signed_by": [s.key_id for s in signers],
+                "signatures": sorted(bundle.signatures),
+            }
+        )
+        return 0
+    print(f"{args.file}: signed by {ids}; signatures now: {', '.join(sorted(bundle.signatures))}")
+    return 0
+
+
+def _cmd_bundle_verify(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    try:
+        trust = load_trust_store(Path(args.trust))
+        active = args.active_version if args.active_version is not None else _bundle_store(cfg).active()
+        verified = verify_bundle(
+            Path(args.file),
+            trust,
+            active_version=active,
+            now=datetime.now(UTC),
+            agent_version=__version__,
+            allow_older=args.allow_older,
+        )
+        verified.compile()
+    except BundleError as exc:
+        if not args.json:
+            raise
+        _print_json(
+            {
+                "ok": False,
+                "check": exc.check,
+                "error": str(exc),
+                "file": args.file,
+                "version": None,
+                "signers": [],
+            }
+        )
+        return 1
+    if args.json:
+        _print_json({"ok": True, "check": None, "error": None, **verified.to_json()})
+        return 0
+    expires = verified.to_json()["expires"] or "never"
+    unknown = f"; untrusted signatures not counted: {', '.join(verified.unknown_signers)}"
+    print(
+        f"{args.file}: ok: version {verified.version}, signed by {', '.join(verified.signers)} "
+        f"(threshold {verified.threshold}), expires {expires}, {len(verified.files)} policy file(s)"
+        + (unknown if verified.unknown_signers else "")
+    )
+    return 0
+
+
+def _cmd_bundle_list(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    store = _bundle_store(cfg)
+    entries = store.list()
+    if args.json:
+        _print_json([e.to_json() for e in entries])
+        return 0
+    if not entries:
+        print(f"no bundles kept in {store.root}")
+        return 0
+    print(f"{'VERSION':>8}  {'ACTIVE':6}  {'CREATED':20}  {'EXPIRES':20}  SIGNERS  PATH")
+    for e in entries:
+        data = e.to_json()
+        print(
+            f"{e.version:>8}  {'*' if e.active else '':6}  {data['created']!s:20}  "
+            f"{data['expires'] or 'never'!s:20}  {','.join(e.signers) or '-'}  {e.path}"
+        )
     return 0
 
 
@@ -788,6 +900,54 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         p.add_argument("--json", action="store_true", help=json_help)
         return p
+
+    bundle = add("bundle", _no_handler, "signed policy bundles: build, sign, verify, list the kept ones")
+    bundle_sub = bundle.add_subparsers(dest="bundle_command", metavar="SUBCOMMAND", required=True)
+    q = leaf(
+        bundle_sub, "build", _cmd_bundle_build,
+        "compile a policy directory and write an unsigned bundle (manifest with every file's SHA-256)",
+        epilog="examples:\n"
+        "  guardctl bundle build policies/ -o policy-7.bundle --version 7 --expires 2026-12-31",
+    )  # fmt: skip
+    q.add_argument("dir", metavar="DIR", help="policy directory (*.guard, *.toml)")
+    q.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle to write")
+    q.add_argument(
+        "--version", required=True, type=int, metavar="N", help="bundle version (above the active one)"
+    )
+    q.add_argument("--expires", metavar="DATE", help="a UTC date (its midnight) or ISO-8601 time")
+    q.add_argument("--min-agent-version", metavar="V", help=f"default: this agent's ({__version__})")
+    q = leaf(
+        bundle_sub, "sign", _cmd_bundle_sign,
+        "sign a bundle's manifest (replaces an earlier signature by the same key)",
+        epilog="examples:\n  guardctl bundle sign policy-7.bundle --key alice.key --key bob.key",
+    )  # fmt: skip
+    q.add_argument("file", metavar="FILE", help="the bundle")
+    q.add_argument(
+        "--key", required=True, action="append", metavar="KEY", help="Ed25519 private key (repeatable)"
+    )
+    q = leaf(
+        bundle_sub, "verify", _cmd_bundle_verify,
+        "verify a bundle as the agent would (exit 1 naming the failed check)",
+        "Check the archive (limits, entries), the manifest, the trusted signatures against the\n"
+        "threshold, expiry, the version against the active one, the minimum agent version, every\n"
+        "file's SHA-256, and that the policy compiles.",
+        'print {"ok", "check", "error", "version", "signers", ...}',
+        epilog="examples:\n  guardctl bundle verify policy-7.bundle --trust /etc/guard/trust\n"
+        "  guardctl bundle verify policy-7.bundle --json | jq .check",
+    )  # fmt: skip
+    q.add_argument("file", metavar="FILE", help="the bundle")
+    q.add_argument(
+        "--trust",
+        default=DEFAULT_TRUST_DIR,
+        metavar="DIR",
+        help="*.pub keys and trust.toml (default: %(default)s)",
+    )
+    q.add_argument(
+        "--active-version", type=int, metavar="N",
+        help="refuse versions <= N (default: the active version in [agent] state_dir/bundles, if any)",
+    )  # fmt: skip
+    q.add_argument("--allow-older", action="store_true", help="skip the version check (a rollback)")
+    q = leaf(bundle_sub, "list", _cmd_bundle_list, "the bundles kept in [agent] state_dir/bundles")
 
     policy_cmd = add(
         "policy", _no_handler, "policy inspection: what each rule's enforcement can achieve here"
