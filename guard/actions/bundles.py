@@ -286,9 +286,11 @@ def _read_archive_bytes(path: Path, limits: Limits) -> bytes:
     except OSError as exc:
         raise BundleError("archive", f"cannot open: {exc.strerror}", path=str(path)) from exc
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise BundleError("archive", "not a regular file", path=str(path))
-        data = f.read(limits.archive_bytes + 1)
+        # read(n) allocates n bytes: ask for the file's size (plus one, to see it grow), never the limit
+        data = f.read(min(info.st_size, limits.archive_bytes) + 1)
     if len(data) > limits.archive_bytes:
         raise BundleError("size", f"archive larger than {limits.archive_bytes} bytes", path=str(path))
     return data

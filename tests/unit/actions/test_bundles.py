@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -456,8 +457,14 @@ def test_decompression_bomb(bundle: Path, trust: TrustStore) -> None:
     bomb = [*members(bundle), ("policy/exec/bomb.guard", b"\0" * (4 * 1024 * 1024))]
     pack(bundle, bomb)
     assert bundle.stat().st_size < 64 * 1024
-    message = refused(bundle, trust, "size", limits=Limits(total_bytes=256 * 1024))
+    tracemalloc.start()
+    try:
+        message = refused(bundle, trust, "size", limits=Limits(total_bytes=256 * 1024))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert "bomb" in message
+    assert peak < 2 * 1024 * 1024  # decompression stopped at the limit, not after 4 MiB
 
 
 def test_oversized_member(bundle: Path, trust: TrustStore) -> None:
