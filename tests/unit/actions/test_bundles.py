@@ -191,6 +191,12 @@ def test_write_policy_refuses_a_non_empty_directory(bundle: Path, trust: TrustSt
     assert info.value.check == "write"
 
 
+def test_docs_name_every_check() -> None:
+    doc = (REPO / "docs" / "bundles.md").read_text()
+    for check in CHECKS:
+        assert f"`{check}`" in doc, check
+
+
 def test_parse_expires_date_and_time() -> None:
     assert parse_expires("2026-01-31") == datetime(2026, 1, 31, tzinfo=UTC)
     assert parse_expires("2026-01-31T10:00:00") == datetime(2026, 1, 31, 10, tzinfo=UTC)
