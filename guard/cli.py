@@ -329,6 +329,34 @@ def _cmd_bundle_verify(args: argparse.Namespace, cfg: GuardConfig) -> int:
     return 0
 
 
+def _cmd_bundle_deploy(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.service import deploy_bundle
+
+    result = deploy_bundle(cfg, Path(args.file), reason=args.reason or "")
+    if args.json:
+        _print_json(result)
+    else:
+        where = (
+            "swapped in by the running agent" if result.get("agent") else "kept; the next agent start runs it"
+        )
+        print(f"{args.file}: version {result['version']} deployed (was {result['previous']}): {where}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace, cfg: GuardConfig) -> int:
+    from guard.agent.service import rollback_bundle
+
+    result = rollback_bundle(cfg, args.to, reason=args.reason or "")
+    if args.json:
+        _print_json(result)
+    else:
+        where = (
+            "swapped in by the running agent" if result.get("agent") else "active for the agent's next start"
+        )
+        print(f"rolled back to version {result['version']} (was {result['previous']}): {where}")
+    return 0
+
+
 def _cmd_bundle_list(args: argparse.Namespace, cfg: GuardConfig) -> int:
     store = _bundle_store(cfg)
     entries = store.list()
@@ -569,7 +597,8 @@ def _cmd_agent_run(args: argparse.Namespace, cfg: GuardConfig) -> int:
     with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:
         return run_agent(
             cfg,
-            policy=Path(args.policy),
+            policy=Path(args.policy) if args.policy else None,
+            bundle=Path(args.bundle) if args.bundle else None,
             backend=args.backend or cfg.agent.backend,
             mode=Mode(args.mode) if args.mode else None,
             cgroups=[Path(c) for c in args.cgroup or []],
@@ -948,6 +977,23 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     q.add_argument("--allow-older", action="store_true", help="skip the version check (a rollback)")
     q = leaf(bundle_sub, "list", _cmd_bundle_list, "the bundles kept in [agent] state_dir/bundles")
+    q = leaf(
+        bundle_sub, "deploy", _cmd_bundle_deploy,
+        "verify, compile and swap in a bundle atomically (through the agent; else kept for its next start)",
+        "Verify the bundle against [agent] trust_dir (signatures, threshold, expiry, a version above the\n"
+        "active one, hashes), compile it, and swap the kernel maps and the engine with no instant where\n"
+        "neither policy applies; keep it among the last [agent] keep_bundles. A rejected bundle changes\n"
+        "nothing and is audited as bundle_rejected with the failed check.",
+    )  # fmt: skip
+    q.add_argument("file", metavar="FILE", help="the bundle")
+    q.add_argument("--reason", metavar="TEXT", help="recorded in the audit trail")
+    q = add(
+        "rollback", _cmd_rollback,
+        "swap back to a kept bundle (re-verified; default: the newest one below the active version)",
+    )  # fmt: skip
+    q.add_argument("--to", type=int, metavar="VERSION", help="the kept version to return to")
+    q.add_argument("--reason", metavar="TEXT", help="recorded in the audit trail")
+    q.add_argument("--json", action="store_true", help="print JSON")
 
     policy_cmd = add(
         "policy", _no_handler, "policy inspection: what each rule's enforcement can achieve here"
@@ -990,7 +1036,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     q.set_defaults(handler=_cmd_agent_run)
-    q.add_argument("--policy", required=True, metavar="DIR", help="policy file or directory")
+    src = q.add_mutually_exclusive_group()
+    src.add_argument("--policy", metavar="DIR", help="policy file or directory")
+    src.add_argument(
+        "--bundle", metavar="FILE", help="a signed bundle (verified against [agent] trust_dir, then kept)"
+    )
     q.add_argument(
         "--cgroup", action="append", metavar="PATH", help="a cgroup v2 directory to govern (repeatable)"
     )

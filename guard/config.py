@@ -55,6 +55,8 @@ class AgentConfig:
     storm_threshold: int = 50
     storm_window_s: float = 10.0
     alerts_path: str = "/var/log/guard/alerts.jsonl"
+    #: public keys (*.pub) and trust.toml (threshold) that policy bundles must be signed by
+    trust_dir: str = "/etc/guard/trust"
     #: signed policy bundles kept in <state_dir>/bundles besides the active one (for rollback)
     keep_bundles: int = 5
 

@@ -180,6 +180,8 @@ class Agent:
         self.rule_modes: dict[str, Mode] = {
             p.rule.id: Mode(p.rule.mode) for p in compiled.plans if p.rule.mode
         }
+        #: rules whose override is the policy's own `mode` (an operator's or a storm's survives a swap)
+        self._declared = set(self.rule_modes)
         self.offset_ns = boot_offset_ns()
         self.tgid = os.getpid()
         self._lock = threading.RLock()
@@ -260,6 +262,47 @@ class Agent:
             if number in numbers:
                 self.rule_modes[numbers[number]] = by_id[mid]
         return " (adopted from the pinned maps)"
+
+    # ------------------------------------------------------------------ policy swap
+
+    def swap(self, compiled: CompiledPolicy) -> dict[str, JsonValue]:
+        """Replace the policy, with no instant where neither the old nor the new one applies.
+
+        Under the agent's lock (no event is processed half by each policy): the rule modes of both
+        policies are written first (the new one's win), then the kernel tables (every new entry and
+        the new DFA bank before the one config write that switches to them, stale entries after:
+        :meth:`~guard.lsm.bcc_backend._BccPlane.apply`), then the new rule modes alone; the engine
+        is replaced, verdicts armed by rules that are gone are disarmed. Kernel rule numbers are
+        stable (from the rule ids), so a rule kept across versions keeps its number and override.
+        """
+        with self._lock:
+            new_ids = {p.rule.id for p in compiled.plans}
+            declared = {p.rule.id: Mode(p.rule.mode) for p in compiled.plans if p.rule.mode}
+            kept = {r: m for r, m in self.rule_modes.items() if r in new_ids and r not in self._declared}
+            new_modes = {**declared, **kept}
+            old_numbers = {self.compiled.number(r): _MODE_IDS[m] for r, m in self.rule_modes.items()}
+            new_numbers = {compiled.number(r): _MODE_IDS[m] for r, m in new_modes.items()}
+            self.backend.set_rule_modes({**old_numbers, **new_numbers})
+            old = self.compiled
+            self.compiled = compiled
+            self._static = build_tables(compiled.kernel)
+            try:
+                self._refresh_targets(force=True)
+            except GuardError:
+                self.compiled, self._static = old, build_tables(old.kernel)
+                self.backend.set_rule_modes(old_numbers)
+                raise
+            self.rule_modes, self._declared = new_modes, set(declared)
+            self.backend.set_rule_modes(new_numbers)
+            self.plans = {p.rule.id: p for p in compiled.plans}
+            self.rule_ids.update(compiled.rule_ids)  # events of old rules still in flight keep their names
+            self.engine = Engine(compiled.engine_rules, budgets=self.settings.budgets, armed=compiled.armed)
+            for slot, held in list(self._armed.items()):
+                if held.rule not in compiled.armed:
+                    v = held.verdict
+                    self.backend.disarm(v.group, v.hook, dev=v.dev, ino=v.ino)
+                    del self._armed[slot]
+            return {"rules": len(compiled.plans), "ruleset": self.engine.ruleset_hash}
 
     # ------------------------------------------------------------------ one turn
 

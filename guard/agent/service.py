@@ -19,25 +19,37 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import structlog
 
+from guard import __version__
+from guard.actions.bundles import BundleStore, VerifiedBundle, load_trust_store, verify_bundle
 from guard.actions.compiler import CompiledPolicy, compile_policy
 from guard.agent.control import ControlServer, Peer, request
 from guard.agent.daemon import Agent, AgentSettings
 from guard.audit.chain import AuditWriter
 from guard.audit.record import Decision, JsonValue, Kind
 from guard.config import GuardConfig
-from guard.errors import ConfigError, GuardError, PrivilegeError
+from guard.errors import BundleError, ConfigError, GuardError, PrivilegeError
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
 from guard.policy.loader import load_policy
 from guard.signing import generate_keypair, load_signer
 
-__all__ = ["change_mode", "confirm", "make_backend", "run_agent", "socket_path", "status"]
+__all__ = [
+    "change_mode",
+    "confirm",
+    "deploy_bundle",
+    "make_backend",
+    "rollback_bundle",
+    "run_agent",
+    "socket_path",
+    "status",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +104,7 @@ def open_audit(cfg: GuardConfig) -> AuditWriter:
     return writer
 
 
-def _handler(agent: Agent) -> Any:
+def _handler(cfg: GuardConfig, agent: Agent) -> Any:
     def handle(req: Mapping[str, Any], peer: Peer) -> Mapping[str, Any]:
         op = req["op"]
         reason = str(req.get("reason") or "")
@@ -115,6 +127,13 @@ def _handler(agent: Agent) -> Any:
             )
         if op == "confirm":
             return agent.confirm(uid=peer.uid, reason=reason)
+        if op == "deploy":
+            return _deploy(cfg, agent, agent.audit, Path(str(req.get("path"))), uid=peer.uid, reason=reason)
+        if op == "rollback":
+            to = req.get("to")
+            return _rollback(
+                cfg, agent, agent.audit, int(to) if to is not None else None, uid=peer.uid, reason=reason
+            )
         raise ConfigError(f"unknown operation {op!r}")
 
     return handle
@@ -123,7 +142,8 @@ def _handler(agent: Agent) -> Any:
 def run_agent(
     cfg: GuardConfig,
     *,
-    policy: Path,
+    policy: Path | None,
+    bundle: Path | None = None,
     backend: str,
     mode: Mode | None,
     cgroups: list[Path],
@@ -140,8 +160,12 @@ def run_agent(
         raise ConfigError(
             "agent run: give the scope to govern: --all, or --cgroup PATH / --pid N (repeatable)"
         )
-    loaded = load_policy(policy)
-    compiled = compile_policy(loaded)
+    audit = open_audit(cfg)
+    try:
+        compiled, digest = _initial_policy(cfg, audit, policy, bundle)
+    except BaseException:
+        audit.close()
+        raise
     scope = []
     for cg in cgroups:
         try:
@@ -156,15 +180,14 @@ def run_agent(
         storm_threshold=cfg.agent.storm_threshold,
         storm_window_s=cfg.agent.storm_window_s,
     )
-    audit = open_audit(cfg)
     alerts_file = open(alerts, "a", encoding="utf-8") if alerts else None  # noqa: SIM115 - closed below
     agent = Agent(compiled, make_backend(backend, cfg, cache_dir), audit, settings, alerts=alerts_file)
     stop = stop or threading.Event()
-    server = ControlServer(socket_path(cfg), _handler(agent), control_group=cfg.agent.control_group)
+    server = ControlServer(socket_path(cfg), _handler(cfg, agent), control_group=cfg.agent.control_group)
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         agent.start()
-        _write_state(cfg, agent, compiled, loaded.digest)
+        _write_state(cfg, agent, compiled, digest)
         server.start()
         log.info(
             "agent running", backend=str(agent.backend.name), mode=str(agent.mode), rules=len(compiled.plans)
@@ -292,3 +315,190 @@ def status(cfg: GuardConfig) -> dict[str, Any]:
     if response is None:
         raise ConfigError(f"{socket_path(cfg)}: no agent is running")
     return response
+
+
+# --------------------------------------------------------------------------- bundles
+
+
+def bundle_store(cfg: GuardConfig) -> BundleStore:
+    """Return the store of kept bundles (``<[agent] state_dir>/bundles``)."""
+    return BundleStore(Path(cfg.agent.state_dir) / "bundles", keep=cfg.agent.keep_bundles)
+
+
+def _verify(cfg: GuardConfig, path: Path, *, active: int | None, allow_older: bool = False) -> VerifiedBundle:
+    return verify_bundle(
+        path,
+        load_trust_store(Path(cfg.agent.trust_dir)),
+        active_version=active,
+        now=datetime.now(UTC),
+        agent_version=__version__,
+        allow_older=allow_older,
+    )
+
+
+def _rejected(audit: Any, exc: GuardError, path: Path, uid: int | None, reason: str) -> None:
+    audit.append(
+        Decision(
+            Kind.BUNDLE_REJECTED,
+            verdict="reject",
+            outcome="rejected",
+            reason=str(exc),
+            detail={
+                "check": getattr(exc, "check", "apply"),
+                "file": str(path),
+                "uid": uid,
+                "why": reason,
+            },
+        )
+    )
+
+
+def _deployed(
+    audit: Any,
+    verified: VerifiedBundle,
+    previous: int | None,
+    uid: int | None,
+    reason: str,
+    *,
+    rollback: bool,
+) -> dict[str, Any]:
+    detail: dict[str, JsonValue] = {
+        "version": verified.version,
+        "previous": previous,
+        "sha256": verified.digest,
+        "signers": list(verified.signers),
+        "rollback": rollback,
+        "uid": uid,
+    }
+    what = "rolled back to" if rollback else "deployed"
+    audit.append(
+        Decision(
+            Kind.BUNDLE_DEPLOYED,
+            verdict="deploy",
+            outcome="rolled_back" if rollback else "deployed",
+            reason=reason or f"bundle version {verified.version} {what} (was {previous})",
+            detail=detail,
+        )
+    )
+    return {
+        "version": verified.version,
+        "previous": previous,
+        "sha256": verified.digest,
+        "rollback": rollback,
+    }
+
+
+def _deploy(
+    cfg: GuardConfig, agent: Agent | None, audit: Any, path: Path, *, uid: int | None, reason: str
+) -> dict[str, Any]:
+    """Verify and compile, swap the agent's policy (when it runs), keep the bundle, make it active."""
+    store = bundle_store(cfg)
+    previous = store.active()
+    try:
+        verified = _verify(cfg, path, active=previous)
+        compiled = verified.compile()
+        store.add(verified)
+        if agent is not None:
+            agent.swap(compiled)
+        store.activate(verified.version)
+    except GuardError as exc:
+        _rejected(audit, exc, path, uid, reason)
+        raise
+    return {**_deployed(audit, verified, previous, uid, reason, rollback=False), "agent": agent is not None}
+
+
+def _rollback(
+    cfg: GuardConfig, agent: Agent | None, audit: Any, to: int | None, *, uid: int | None, reason: str
+) -> dict[str, Any]:
+    """Re-verify a kept bundle (older versions allowed), swap it in and make it active."""
+    store = bundle_store(cfg)
+    previous = store.active()
+    kept = store.versions()
+    if to is None:
+        older = [v for v in kept if previous is not None and v < previous]
+        if not older:
+            raise BundleError(
+                "store", f"{store.root}: no kept bundle older than the active version {previous}"
+            )
+        to = older[-1]
+    path = store.get(to)
+    try:
+        verified = _verify(cfg, path, active=previous, allow_older=True)
+        compiled = verified.compile()
+        if agent is not None:
+            agent.swap(compiled)
+        store.activate(verified.version)
+    except GuardError as exc:
+        _rejected(audit, exc, path, uid, reason)
+        raise
+    return {**_deployed(audit, verified, previous, uid, reason, rollback=True), "agent": agent is not None}
+
+
+def _initial_policy(
+    cfg: GuardConfig, audit: Any, policy: Path | None, bundle: Path | None
+) -> tuple[CompiledPolicy, str]:
+    """Return the starting policy: a directory, a bundle (verified, then kept), or the active kept bundle."""
+    if policy is not None and bundle is not None:
+        raise ConfigError("agent run: --policy and --bundle exclude each other")
+    if policy is not None:
+        loaded = load_policy(policy)
+        return compile_policy(loaded), loaded.digest
+    store = bundle_store(cfg)
+    active = store.active()
+    if bundle is None:
+        if active is None:
+            raise ConfigError(
+                "agent run: no policy: give --policy DIR or --bundle FILE, or deploy a bundle "
+                f"({store.root} holds none)"
+            )
+        verified = _verify(cfg, store.get(active), active=active, allow_older=True)
+        return verified.compile(), verified.digest
+    try:
+        verified = _verify(cfg, bundle, active=active)
+    except BundleError as exc:
+        if exc.check != "downgrade" or active is None:
+            _rejected(audit, exc, bundle, os.getuid(), "agent run --bundle")
+            raise
+        # restarting on the active bundle itself is no replay
+        verified = _verify(cfg, bundle, active=active, allow_older=True)
+        if verified.version != active or verified.archive != store.get(active).read_bytes():
+            _rejected(audit, exc, bundle, os.getuid(), "agent run --bundle")
+            raise
+    compiled = verified.compile()
+    if active != verified.version:
+        store.add(verified)
+        store.activate(verified.version)
+        _deployed(audit, verified, active, os.getuid(), "agent run --bundle", rollback=False)
+    return compiled, verified.digest
+
+
+def deploy_bundle(cfg: GuardConfig, path: Path, *, reason: str) -> dict[str, Any]:
+    """``guardctl bundle deploy``: through the running agent, or (none) into the store for its next start."""
+    response = _ask(cfg, {"op": "deploy", "path": str(path.resolve()), "reason": reason})
+    if response is not None:
+        return response
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            "bundle deploy without a running agent writes the store and the audit trail: needs root"
+        )
+    audit = open_audit(cfg)
+    try:
+        return _deploy(cfg, None, audit, path, uid=os.getuid(), reason=reason)
+    finally:
+        audit.close()
+
+
+def rollback_bundle(cfg: GuardConfig, to: int | None, *, reason: str) -> dict[str, Any]:
+    """``guardctl rollback``: through the running agent, or (none) in the store for its next start."""
+    response = _ask(cfg, {"op": "rollback", "to": to, "reason": reason})
+    if response is not None:
+        return response
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            "rollback without a running agent writes the store and the audit trail: needs root"
+        )
+    audit = open_audit(cfg)
+    try:
+        return _rollback(cfg, None, audit, to, uid=os.getuid(), reason=reason)
+    finally:
+        audit.close()

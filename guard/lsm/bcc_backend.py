@@ -487,25 +487,31 @@ class _BccPlane:
             raise MapError(f"DFA: {rules} rules, over the {self.limits['dfa_rules'] // 2} one bank holds")
 
     def apply(self, tables: VerdictTables) -> None:
-        """Replace every static verdict table and the interest flags.
+        """Replace every static verdict table and the interest flags, with no instant where neither applies.
 
         Capacity and kernel support are checked before anything is written, so a refused policy
-        leaves the active one untouched. Each map gets its new entries first (an entry present in
-        both is overwritten in place) and loses its stale ones after; the DFA is written into the
-        bank the hooks are not reading, and the config write that ends this switches them to it.
+        leaves the active one untouched. Then, in three phases: every map gets the new policy's
+        entries (an entry present in both is overwritten in place: one atomic update) and the DFAs
+        go into the bank the hooks are not reading; one config write switches the hooks to the new
+        DFAs and flags; only then are the old policy's stale entries removed. So at every instant
+        the old policy, the new one, or both apply (a bundle deploy's atomic swap).
         """
         self._check_capacity(tables)
         old = self._read_tables() if self._stale_tables else self._tables
-        self._sync_map("guard_inodes", old.inodes, tables.inodes, self._inode_key)
-        self._sync_map("guard_paths", old.paths, tables.paths, self._path_key)
-        self._sync_map("guard_prefixes", old.prefixes, tables.prefixes, self._lpm_key)
-        self._sync_map("guard_suffixes", old.suffixes, tables.suffixes, self._lpm_key)
-        self._sync_map("guard_nets", old.nets, tables.nets, self._net_key)
-        self._sync_map("guard_ptrace_targets", old.ptrace, tables.ptrace, self._u32_key)
-        self._sync_exemptions(old.exemptions, tables.exemptions)
+        maps = (
+            ("guard_inodes", old.inodes, tables.inodes, self._inode_key),
+            ("guard_paths", old.paths, tables.paths, self._path_key),
+            ("guard_prefixes", old.prefixes, tables.prefixes, self._lpm_key),
+            ("guard_suffixes", old.suffixes, tables.suffixes, self._lpm_key),
+            ("guard_nets", old.nets, tables.nets, self._net_key),
+            ("guard_ptrace_targets", old.ptrace, tables.ptrace, self._u32_key),
+        )
+        for name, before, after, key_of in maps:
+            self._sync_map(name, before, after, key_of, remove=False)
+        self._sync_exemptions(old.exemptions, tables.exemptions, remove=False)
         self._write_dfas(tables.dfas)
         self._hook_flags = {hook: int(tables.hook_flags.get(hook, 0)) for hook in HookId}
-        for value in tables.suffixes.values():
+        for value in {**old.suffixes, **tables.suffixes}.values():  # old suffixes stay until removed
             for hook in HookId:
                 if value.deny[hook] or value.notify[hook]:
                     self._hook_flags[hook] |= abi.HF_HAS_SUFFIXES
@@ -513,6 +519,15 @@ class _BccPlane:
             for hook in HookId:
                 self._hook_flags[hook] |= abi.HF_HAS_EXEMPTIONS
         self._write_config()
+        for name, before, after, key_of in maps:
+            self._sync_map(name, before, after, key_of, add=False)
+        self._sync_exemptions(old.exemptions, tables.exemptions, add=False)
+        if old.suffixes.keys() - tables.suffixes.keys():
+            self._hook_flags = {
+                hook: flags & ~abi.HF_HAS_SUFFIXES if not _has_suffixes(tables, hook) else flags
+                for hook, flags in self._hook_flags.items()
+            }
+            self._write_config()
         self._tables = tables
         self._stale_tables = False
 
@@ -539,7 +554,14 @@ class _BccPlane:
             exemptions={(int(k.rule_id), int(k.dev), int(k.ino)) for k in self._table("guard_exempt")},
         )
 
-    def _sync_exemptions(self, old: set[tuple[int, int, int]], new: set[tuple[int, int, int]]) -> None:
+    def _sync_exemptions(
+        self,
+        old: set[tuple[int, int, int]],
+        new: set[tuple[int, int, int]],
+        *,
+        add: bool = True,
+        remove: bool = True,
+    ) -> None:
         table = self._table("guard_exempt")
 
         def key(entry: tuple[int, int, int]) -> Any:
@@ -547,22 +569,31 @@ class _BccPlane:
             k.rule_id, k.dev, k.ino = entry
             return k
 
-        for entry in new - old:
+        for entry in new - old if add else ():
             table[key(entry)] = table.Leaf(1)
-        for entry in old - new:
+        for entry in old - new if remove else ():
             with contextlib.suppress(KeyError):
                 del table[key(entry)]
 
     def _sync_map(
-        self, name: str, old: Mapping[Any, VerdictValue], new: Mapping[Any, VerdictValue], key_of: Any
+        self,
+        name: str,
+        old: Mapping[Any, VerdictValue],
+        new: Mapping[Any, VerdictValue],
+        key_of: Any,
+        *,
+        add: bool = True,
+        remove: bool = True,
     ) -> None:
         table = self._table(name)
-        for key, value in new.items():
-            if old.get(key) != value:
-                table[key_of(table, key)] = table.Leaf.from_buffer_copy(value.to_abi())
-        for key in old.keys() - new.keys():
-            with contextlib.suppress(KeyError):
-                del table[key_of(table, key)]
+        if add:
+            for key, value in new.items():
+                if old.get(key) != value:
+                    table[key_of(table, key)] = table.Leaf.from_buffer_copy(value.to_abi())
+        if remove:
+            for key in old.keys() - new.keys():
+                with contextlib.suppress(KeyError):
+                    del table[key_of(table, key)]
 
     @staticmethod
     def _path_key(table: Any, path: bytes) -> Any:
@@ -931,6 +962,10 @@ def _sock_addr_reads_task() -> bool:
         return False
     bpfsys.close_fd(fd)
     return True
+
+
+def _has_suffixes(tables: VerdictTables, hook: HookId) -> bool:
+    return any(v.deny[hook] or v.notify[hook] for v in tables.suffixes.values())
 
 
 def cgroup2_root() -> Path:
