@@ -152,7 +152,7 @@ class ControlServer:
                 try:
                     response = {"ok": True, **self.handler(req, peer)}
                 except GuardError as exc:
-                    response = {"ok": False, "error": str(exc)}
+                    response = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
         conn.sendall(json.dumps(response).encode() + b"\n")
 
 

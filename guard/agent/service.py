@@ -236,7 +236,9 @@ def _ask(cfg: GuardConfig, req: dict[str, Any]) -> dict[str, Any] | None:
         error = str(response.get("error", "refused"))
         if response.get("refused"):
             raise PrivilegeError(error)
-        raise ConfigError(error)
+        if response.get("kind") == "ConfigError":
+            raise ConfigError(error)
+        raise GuardError(error)  # the agent's one-line reason (a rejected bundle: exit 1)
     return response
 
 

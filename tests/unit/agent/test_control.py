@@ -59,7 +59,7 @@ def test_requests_carry_the_kernel_peer_credentials(server: tuple[Path, list[Any
     assert seen[-1][1].pid == os.getpid()
     assert seen[-1][1].uid == os.getuid()
     bad = request(path, {"op": "boom"})
-    assert bad == {"ok": False, "error": "boom: refused by the handler"}
+    assert bad == {"ok": False, "error": "boom: refused by the handler", "kind": "ConfigError"}
 
 
 def test_bad_requests_get_a_clear_error(server: tuple[Path, list[Any]]) -> None:
