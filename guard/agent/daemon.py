@@ -48,7 +48,7 @@ from guard.lsm.identity import file_identity
 from guard.lsm.verdicts import Action, DynamicVerdict, VerdictTables, VerdictValue, build_tables
 from guard.model import HOOKS, Mode
 from guard.policy.engine import ArmSignal, Budgets, Engine
-from guard.policy.evaluator import Event
+from guard.policy.evaluator import Event, timestamp_ms
 
 __all__ = ["SELF_RULE", "SELF_RULE_ID", "Agent", "AgentSettings", "AuditSink"]
 
@@ -458,6 +458,13 @@ class Agent:
             return (value, str(value)) if self._alive(value, None) else None
         return None
 
+    def _arm_skipped(self, sig: ArmSignal, hook: str, reason: str) -> None:
+        self._audit(
+            Decision(
+                Kind.ARM, rule_id=sig.rule.id, hook=hook, verdict="arm", outcome="skipped", reason=reason
+            )
+        )
+
     def _on_arm_signal(self, sig: ArmSignal) -> None:
         plan = self.plans[sig.rule.id]
         arm = plan.arm
@@ -484,17 +491,8 @@ class Agent:
         entity = self._entity(sig.join_keys[arm.entity_key])
         hook_name = HOOKS[arm.hook].value
         if entity is None:
-            self._audit(
-                Decision(
-                    Kind.ARM,
-                    rule_id=sig.rule.id,
-                    hook=hook_name,
-                    verdict="arm",
-                    outcome="skipped",
-                    reason=f"the entity {sig.join_keys[arm.entity_key]!r} is no longer running: "
-                    "nothing to arm",
-                )
-            )
+            value = sig.join_keys[arm.entity_key]
+            self._arm_skipped(sig, hook_name, f"the entity {value!r} is no longer running: nothing to arm")
             return
         tgid, key = entity
         dev = ino = 0
@@ -503,15 +501,8 @@ class Agent:
             target = str(sig.join_keys[arm.target_key])
             identity = _identity_seen(sig.events, target) or self._exe_identity(target)
             if identity is None:
-                self._audit(
-                    Decision(
-                        Kind.ARM,
-                        rule_id=sig.rule.id,
-                        hook=hook_name,
-                        verdict="arm",
-                        outcome="skipped",
-                        reason=f"the target {target!r} cannot be resolved (it no longer exists)",
-                    )
+                self._arm_skipped(
+                    sig, hook_name, f"the target {target!r} cannot be resolved (it no longer exists)"
                 )
                 return
             dev, ino = identity
@@ -762,8 +753,6 @@ class Agent:
 
 def _event_ns(doc: Mapping[str, Any]) -> int:
     """Return an ECS document's @timestamp as epoch nanoseconds (0 when absent)."""
-    from guard.policy.evaluator import timestamp_ms
-
     ts = doc.get("@timestamp")
     if ts is None:
         return 0

@@ -474,33 +474,37 @@ def _initial_policy(
     return compiled, verified.digest
 
 
-def deploy_bundle(cfg: GuardConfig, path: Path, *, reason: str) -> dict[str, Any]:
-    """``guardctl bundle deploy``: through the running agent, or (none) into the store for its next start."""
-    response = _ask(cfg, {"op": "deploy", "path": str(path.resolve()), "reason": reason})
+def _through_agent_or_store(cfg: GuardConfig, req: dict[str, Any], what: str, local: Any) -> dict[str, Any]:
+    """Ask the running agent; with none, run ``local(audit)`` on the store (root: it writes the audit)."""
+    response = _ask(cfg, req)
     if response is not None:
         return response
     if os.geteuid() != 0:
         raise PrivilegeError(
-            "bundle deploy without a running agent writes the store and the audit trail: needs root"
+            f"{what} without a running agent writes the store and the audit trail: needs root"
         )
     audit = open_audit(cfg)
     try:
-        return _deploy(cfg, None, audit, path, uid=os.getuid(), reason=reason)
+        result: dict[str, Any] = local(audit)
+        return result
     finally:
         audit.close()
+
+
+def deploy_bundle(cfg: GuardConfig, path: Path, *, reason: str) -> dict[str, Any]:
+    """``guardctl bundle deploy``: through the running agent, or (none) into the store for its next start."""
+    req = {"op": "deploy", "path": str(path.resolve()), "reason": reason}
+    return _through_agent_or_store(
+        cfg,
+        req,
+        "bundle deploy",
+        lambda audit: _deploy(cfg, None, audit, path, uid=os.getuid(), reason=reason),
+    )
 
 
 def rollback_bundle(cfg: GuardConfig, to: int | None, *, reason: str) -> dict[str, Any]:
     """``guardctl rollback``: through the running agent, or (none) in the store for its next start."""
-    response = _ask(cfg, {"op": "rollback", "to": to, "reason": reason})
-    if response is not None:
-        return response
-    if os.geteuid() != 0:
-        raise PrivilegeError(
-            "rollback without a running agent writes the store and the audit trail: needs root"
-        )
-    audit = open_audit(cfg)
-    try:
-        return _rollback(cfg, None, audit, to, uid=os.getuid(), reason=reason)
-    finally:
-        audit.close()
+    req = {"op": "rollback", "to": to, "reason": reason}
+    return _through_agent_or_store(
+        cfg, req, "rollback", lambda audit: _rollback(cfg, None, audit, to, uid=os.getuid(), reason=reason)
+    )
