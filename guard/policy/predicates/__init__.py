@@ -1,0 +1,1 @@
+"""Predicate runtimes behind one batch ABI: Python codegen, Wasm (wasmtime), Lua (LuaJIT via lupa)."""
