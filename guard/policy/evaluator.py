@@ -160,6 +160,8 @@ def _eq1(a: Value, b: Value, ci: bool) -> bool:
         return a.casefold() == b.casefold() if ci else a == b
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
+    if type(a) is int and type(b) is int:
+        return a == b  # longs compare exactly, also beyond a double's 2**53
     na, nb = _num(a), _num(b)
     if na is not None and nb is not None:
         return na == nb
@@ -187,6 +189,8 @@ def values_equal(a: Value, b: Value, ci: bool = False) -> bool:
 
 
 def _order1(a: Value, b: Value) -> int | None:
+    if type(a) is int and type(b) is int:
+        return (a > b) - (a < b)
     na, nb = _num(a), _num(b)
     if na is not None and nb is not None:
         return (na > nb) - (na < nb)
