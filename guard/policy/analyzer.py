@@ -93,6 +93,10 @@ class _Checker:
         return Kind.ANY if e.optional else kind
 
     def _infer_call(self, e: Call) -> Kind:
+        if ":" in e.name:  # lua:name / wasm:name: a user function; its module is resolved when compiled
+            for arg in e.args:
+                self.infer(arg)
+            return Kind.ANY
         spec = functions.lookup(e.name)
         if spec is None:
             raise self.fail(f"unknown function '{e.name}'")
