@@ -1,0 +1,276 @@
+"""The host side of the ABI: pack a batch of events into columns, run a runtime once, apply fail modes.
+
+:class:`BatchPredicate` is what the engine holds for a rule on the ``wasm`` or ``lua`` runtime:
+
+1. **Columns**: each field the native leaves read is fetched for every event of the batch; a value
+   the column cannot carry natively (a list, an object, a type its leaves do not test, an int wider
+   than the runtime's, a non-ASCII string under ASCII folding) makes that event *escape*.
+2. **Host leaves**: their evaluator closures give a tri-state column.
+3. **One call** decides every event that did not escape: the runtime returns a bitmask.
+4. **Escaped events** are decided on the host by the same lowered tree, each native leaf through its
+   evaluator closure (so an escape never changes a result, only its cost); a user call there runs
+   in the runtime on that one event (a multi-valued argument makes it null).
+5. **Traps**: when user code exceeds the budget or fails, the batch is bisected to find the events
+   that trap, at most :data:`MAX_ISOLATION_CALLS` extra calls per batch; a trapping event, and
+   every undecided event once that allowance is spent, gets the rule's fail mode (``open``: no
+   match, ``closed``: match). Each is counted by trap kind in :class:`PredicateStats`, which the
+   engine turns into audit-able budget events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Final
+
+from guard.policy.ast import Expr
+from guard.policy.evaluator import Event
+from guard.policy.predicates.abi import (
+    Backend,
+    Budget,
+    CompiledBatch,
+    HostColumn,
+    NativeValue,
+    PAffix,
+    PAnd,
+    PCompare,
+    PConst,
+    PExpr,
+    PHost,
+    PIn,
+    PNot,
+    POr,
+    PredicateTrap,
+    PUser,
+    PWildcard,
+    UserModule,
+)
+from guard.policy.predicates.lowering import Lowered, fits, lower
+from guard.policy.predicates.reference import evaluate as reference_evaluate
+from guard.policy.schema import ECS, Schema
+
+__all__ = ["FAIL_MODES", "MAX_ISOLATION_CALLS", "TRAP_KINDS", "BatchPredicate", "PredicateStats"]
+
+FAIL_MODES: Final = ("open", "closed")
+TRAP_KINDS: Final = ("fuel", "memory", "stack", "error")
+#: extra runtime calls one batch may spend isolating trapping events before the rest fail
+MAX_ISOLATION_CALLS: Final = 32
+
+Truth = bool | None
+_NATIVE_TYPES: Final = {str: "str", int: "int", float: "float", bool: "bool"}
+
+
+@dataclass(slots=True)
+class PredicateStats:
+    """Per-predicate counters (cumulative)."""
+
+    batches: int = 0
+    events: int = 0
+    escaped: int = 0  # events decided on the host (a value the columns cannot carry)
+    fuel: int = 0  # events given the fail mode, by trap kind
+    memory: int = 0
+    stack: int = 0
+    error: int = 0
+    calls: int = 0  # runtime calls, isolation included
+
+    def to_json(self) -> dict[str, int]:
+        """Return the counters as a dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class _Run:
+    """One batch's trap bookkeeping."""
+
+    allowance: int = MAX_ISOLATION_CALLS
+    failed: dict[int, str] = field(default_factory=dict)  # event position -> trap kind
+    last: PredicateTrap | None = None
+
+
+class BatchPredicate:
+    """A condition compiled for a runtime; :meth:`decide` answers a batch of events."""
+
+    def __init__(
+        self,
+        condition: Expr,
+        backend: Backend,
+        *,
+        schema: Schema = ECS,
+        budget: Budget | None = None,
+        modules: Sequence[UserModule] = (),
+        fail_mode: str = "open",
+        name: str = "pred",
+    ) -> None:
+        if fail_mode not in FAIL_MODES:
+            raise ValueError(f"fail mode: expected open or closed, got {fail_mode!r}")
+        self.backend = backend
+        self.budget = budget or Budget()
+        self.modules = tuple(modules)
+        self.fail_closed = fail_mode == "closed"
+        self.name = name
+        self.lowered: Lowered = lower(condition, schema, int_bits=backend.int_bits)
+        lw = self.lowered
+        self.compiled: CompiledBatch = backend.compile(
+            lw.expr, lw.columns, len(lw.host), budget=self.budget, modules=self.modules, name=name
+        )
+        self.stats = PredicateStats()
+        self._checks = [self._checker(i) for i in range(len(lw.columns))]
+        self._single: dict[PExpr, CompiledBatch] = {}
+
+    @property
+    def source(self) -> str:
+        """The generated WAT or Lua."""
+        return self.compiled.source
+
+    def _checker(self, index: int) -> Callable[[object], bool]:
+        """Return the test of whether a column value travels natively."""
+        spec = self.lowered.columns[index]
+        kinds = spec.kinds
+        bits = self.backend.int_bits
+        ascii_only = spec.ascii_only
+
+        def native(v: object) -> bool:
+            if v is None:
+                return True
+            kind = _NATIVE_TYPES.get(type(v))
+            if kind is None or kind not in kinds:
+                return False
+            if kind == "int":
+                return fits(v, bits)  # type: ignore[arg-type]
+            if kind == "str" and ascii_only:
+                return bool(v.isascii())  # type: ignore[attr-defined]
+            return True
+
+        return native
+
+    # ---- the batch
+    def decide(self, events: Sequence[Event]) -> list[bool]:
+        """Return, per event, whether the condition is True (the fail mode where user code trapped)."""
+        n = len(events)
+        stats = self.stats
+        stats.batches += 1
+        stats.events += n
+        if n == 0:
+            return []
+        lw = self.lowered
+        columns: list[list[NativeValue]] = []
+        escaped: set[int] = set()
+        for getter, native in zip(lw.getters, self._checks, strict=True):
+            col = [getter(ev) for ev in events]
+            bad = [i for i, v in enumerate(col) if not native(v)]
+            if bad:
+                escaped.update(bad)
+            columns.append(col)  # type: ignore[arg-type]
+        host: list[list[Truth]] = [[h(ev) for ev in events] for h in lw.host]
+        results = [False] * n
+        live = [i for i in range(n) if i not in escaped] if escaped else list(range(n))
+        run = _Run()
+        if live:
+            if escaped:
+                cols = [[c[i] for i in live] for c in columns]
+                hs = [[h[i] for i in live] for h in host]
+            else:
+                cols, hs = columns, host
+            self._run(cols, hs, live, results, run)
+        for pos, kind in run.failed.items():
+            setattr(stats, kind, getattr(stats, kind) + 1)
+            results[pos] = self.fail_closed
+        if escaped:
+            stats.escaped += len(escaped)
+            for i in sorted(escaped):
+                try:
+                    truth = self._host_decide(events[i], [c[i] for c in columns], [h[i] for h in host])
+                except PredicateTrap as trap:
+                    kind = trap.kind if trap.kind in TRAP_KINDS else "error"
+                    setattr(stats, kind, getattr(stats, kind) + 1)
+                    results[i] = self.fail_closed
+                    continue
+                results[i] = truth is True
+        return results
+
+    def _run(
+        self,
+        columns: Sequence[Sequence[NativeValue]],
+        host: Sequence[HostColumn],
+        positions: list[int],
+        results: list[bool],
+        run: _Run,
+    ) -> None:
+        """Decide ``positions`` in one call; bisect on a trap while the allowance lasts."""
+        self.stats.calls += 1
+        try:
+            mask = self.compiled.run(columns, host, len(positions))
+        except PredicateTrap as trap:
+            kind = trap.kind if trap.kind in TRAP_KINDS else "error"
+            run.last = trap
+            if len(positions) == 1 or run.allowance < 2:
+                for pos in positions:
+                    run.failed[pos] = kind
+                return
+            run.allowance -= 2
+            half = len(positions) // 2
+            for lo, hi in ((0, half), (half, len(positions))):
+                self._run(
+                    [c[lo:hi] for c in columns], [h[lo:hi] for h in host], positions[lo:hi], results, run
+                )
+            return
+        for k, pos in enumerate(positions):
+            if (mask >> k) & 1:
+                results[pos] = True
+
+    # ---- escaped events: the lowered tree with evaluator leaves
+    def _host_decide(self, ev: Event, row: list[NativeValue], host: list[Truth]) -> Truth:
+        lw = self.lowered
+        checks = self._checks
+
+        def leaf(e: PExpr) -> Truth:
+            if isinstance(e, PCompare | PIn | PWildcard | PAffix):
+                if checks[e.col](row[e.col]):
+                    return reference_evaluate(e, row, host)
+                return lw.fallback[e](ev)
+            if isinstance(e, PUser):
+                return self._user_one(e, row)
+            return walk(e)
+
+        def walk(e: PExpr) -> Truth:
+            if isinstance(e, PConst):
+                return e.value
+            if isinstance(e, PHost):
+                return host[e.index]
+            if isinstance(e, PNot):
+                v = walk(e.expr)
+                return None if v is None else not v
+            if isinstance(e, PAnd | POr):
+                decisive = isinstance(e, POr)
+                seen_null = False
+                for t in e.terms:
+                    v = walk(t)
+                    if v is decisive:
+                        return decisive
+                    seen_null = seen_null or v is None
+                return None if seen_null else not decisive
+            return leaf(e)
+
+        return walk(lw.expr)
+
+    def _user_one(self, e: PUser, row: list[NativeValue]) -> Truth:
+        """Run one user call on one event in the runtime (its truth: the call, then its negation).
+
+        A non-native argument makes the call null; a trap propagates (the event gets the fail mode).
+        """
+        for tag, arg in e.args:
+            if tag == "col" and not self._checks[arg](row[arg]):  # type: ignore[index]
+                return None
+        single = [[v] for v in row]
+        if self._one(e).run(single, [], 1) & 1:
+            return True
+        return False if self._one(PNot(e)).run(single, [], 1) & 1 else None
+
+    def _one(self, e: PExpr) -> CompiledBatch:
+        compiled = self._single.get(e)
+        if compiled is None:
+            lw = self.lowered
+            compiled = self._single[e] = self.backend.compile(
+                e, lw.columns, 0, budget=self.budget, modules=self.modules, name=f"{self.name}_one"
+            )
+        return compiled
