@@ -53,10 +53,11 @@ from guard.lsm.probe import FEATURES, Feature, ProbeReport, hook_enforcement, pr
 from guard.model import HOOKS, BackendName, Hook, Mode
 from guard.policy.analyzer import compile_query
 from guard.policy.benchmark import render_engine_benchmark, run_engine_benchmark
-from guard.policy.conformance import default_corpus, eql_evaluator, run_corpus
+from guard.policy.conformance import default_corpus, engine_evaluator, eql_evaluator, run_corpus
 from guard.policy.elastic import import_elastic, write_policy
 from guard.policy.engine import Engine
 from guard.policy.loader import Rule, load_policy
+from guard.policy.predicates.abi import RUNTIMES
 from guard.policy.query import run_query
 from guard.policy.recording import RecordingHeader, load_recording, read_recording
 from guard.policy.schema import ECS
@@ -221,7 +222,8 @@ def _cmd_eql_check(args: argparse.Namespace, _cfg: GuardConfig) -> int:
 
 def _cmd_eql_conformance(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     corpus = Path(args.corpus) if args.corpus else default_corpus()
-    report = run_corpus(corpus, eql_evaluator())
+    evaluator = engine_evaluator(runtime=args.runtime) if args.runtime else eql_evaluator()
+    report = run_corpus(corpus, evaluator)
     if args.json:
         _print_json(report.to_json())
     else:
@@ -434,7 +436,10 @@ def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
     policy = load_policy(Path(args.policy))
     recording = load_recording(Path(args.log))
     events = recording.events
-    engine = Engine(policy.rules)  # rules whose mode is off are not loaded
+    from guard.agent.service import runtime_budget
+
+    # rules whose mode is off are not loaded
+    engine = Engine(policy.rules, runtime_budget=runtime_budget(cfg), modules=policy.modules)
     decisions = replay(policy, events, engine=engine)
     written = 0
     if args.audit:
@@ -1171,12 +1176,17 @@ def build_parser() -> argparse.ArgumentParser:
         eql_sub, "conformance", _cmd_eql_conformance,
         "run Elastic's EQL spec queries (exit 1 when any fails)",
         "Run Elastic's EQL spec corpus (264 queries) through the parser, analyzer and "
-        "evaluator; one line per file, every failure, and the total.",
+        "offline evaluator, or with --runtime through the streaming engine with every predicate "
+        "on that runtime; one line per file, every failure, and the total.",
         'print {"passed", "failed", "total", "failures"}',
     )  # fmt: skip
     q.add_argument(
         "--corpus", metavar="DIR", help="corpus directory (default: ../shared/conformance/elastic-eql)"
     )
+    q.add_argument(
+        "--runtime", choices=RUNTIMES,
+        help="run the streaming engine with every predicate on this runtime (python: codegen)",
+    )  # fmt: skip
 
     cfg = add("config", _no_handler, "show the effective configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)

@@ -93,6 +93,10 @@ class LimitsConfig:
     max_pending_per_rule: int = 10000
     max_pending_per_entity: int = 64
     batch_size: int = 512
+    #: Wasm fuel / Lua VM instructions a user-code predicate may spend per event of a batch
+    predicate_fuel_per_event: int = 200_000
+    #: memory cap of one Wasm or Lua predicate runtime, MiB
+    predicate_memory_mb: int = 32
 
     def __post_init__(self) -> None:
         for name in (
@@ -101,6 +105,8 @@ class LimitsConfig:
             "max_pending_per_rule",
             "max_pending_per_entity",
             "batch_size",
+            "predicate_fuel_per_event",
+            "predicate_memory_mb",
         ):
             _positive("limits", name, getattr(self, name))
         pages = self.ring_buffer_pages

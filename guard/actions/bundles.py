@@ -3,7 +3,8 @@
 A bundle is a gzip-compressed tar holding exactly::
 
     manifest.json                  canonical JSON (sorted keys, no spaces, UTF-8)
-    policy/<relative path>         every policy file (*.guard, *.toml) the manifest lists
+    policy/<relative path>         every policy file (*.guard, *.toml) and user-function module
+                                   (*.lua, *.wat, *.wasm) the manifest lists
     signatures/<key id>.sig        {"key_id": ..., "sig": <hex Ed25519 over manifest.json's bytes>}
 
 The manifest carries ``format`` (1), ``version`` (a monotonic integer), ``created``, ``expires``
@@ -39,7 +40,8 @@ from typing import Final
 from guard.actions.compiler import CompiledPolicy, compile_policy
 from guard.audit.record import canonical_json
 from guard.errors import BundleError, PolicyError, SigningKeyError
-from guard.policy.loader import load_policy
+from guard.policy.loader import MODULE_SUFFIXES, load_policy
+from guard.policy.loader import POLICY_SUFFIXES as RULE_SUFFIXES
 from guard.signing import Signer, Verifier, load_verifier
 
 __all__ = [
@@ -67,7 +69,8 @@ DEFAULT_TRUST_DIR: Final = "/etc/guard/trust"
 MANIFEST_NAME: Final = "manifest.json"
 POLICY_DIR: Final = "policy/"
 SIGNATURE_DIR: Final = "signatures/"
-POLICY_SUFFIXES: Final = (".guard", ".toml")  # what guard.policy.loader reads
+#: what guard.policy.loader reads: rules and the user-function modules beside them
+POLICY_SUFFIXES: Final = (*RULE_SUFFIXES, *MODULE_SUFFIXES)
 
 #: every check a BundleError can name, and what it means
 CHECKS: Final[Mapping[str, str]] = {
@@ -248,7 +251,9 @@ def _parse_files(files: object) -> dict[str, FileEntry]:
     for path, entry in files.items():
         _check_name(path, "files: path", "manifest")
         if not path.endswith(POLICY_SUFFIXES):
-            raise BundleError("manifest", f"files: {_q(path)}: not a policy file (*.guard, *.toml)")
+            raise BundleError(
+                "manifest", f"files: {_q(path)}: not a policy file or module ({', '.join(POLICY_SUFFIXES)})"
+            )
         if not isinstance(entry, dict) or set(entry) != {"sha256", "size"}:
             raise BundleError("manifest", f"files: {_q(path)}: expected exactly sha256 and size")
         digest, size = entry["sha256"], entry["size"]
@@ -479,7 +484,7 @@ def _collect(policy_dir: Path, limits: Limits) -> dict[str, bytes]:
     if not policy_dir.is_dir():
         raise BundleError("compile", f"{policy_dir}: not a policy directory")
     paths = sorted(p for p in policy_dir.rglob("*") if p.suffix in POLICY_SUFFIXES and p.is_file())
-    if not paths:
+    if not any(p.suffix in RULE_SUFFIXES for p in paths):
         raise BundleError("compile", f"{policy_dir}: no *.guard or *.toml policy files")
     if len(paths) + 1 > limits.members:
         raise BundleError("size", f"{policy_dir}: more than {limits.members - 1} policy files")

@@ -31,14 +31,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from guard.errors import PolicyCompileError
+from guard.errors import PolicyCompileError, PolicyError
 from guard.lsm import abi
 from guard.lsm.abi import HookId
 from guard.lsm.verdicts import Action, KernelPolicy, NetRule, PathKind, PathRule, PtraceRule
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
+from guard.policy.engine import Engine
 from guard.policy.evaluator import compile_expr
 from guard.policy.ir import StepIR
 from guard.policy.loader import Policy, Rule
+from guard.policy.predicates.abi import UserModule
 from guard.policy.wildcard import is_literal
 
 __all__ = [
@@ -167,6 +169,8 @@ class CompiledPolicy:
     engine_rules: tuple[Rule, ...] = ()
     armed: frozenset[str] = frozenset()
     rule_ids: Mapping[int, str] = field(default_factory=dict)
+    #: the user-function modules beside the policy (for rules on the wasm / lua runtimes)
+    modules: tuple[UserModule, ...] = ()
 
     def plan(self, rule_id: str) -> RulePlan:
         """Return a rule's plan by its id (KeyError when absent)."""
@@ -685,12 +689,19 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         ptrace=tuple(build.ptrace),
         hook_flags=dict(build.flags),
     )
+    engine_rules = tuple(p.rule for p in plans if p.path != INLINE)
+    if any(r.runtime != "python" for r in engine_rules):
+        try:  # compile the wasm / lua predicates and their modules now: a bad module fails the policy
+            Engine(engine_rules, modules=policy.modules)
+        except PolicyError as exc:
+            raise PolicyCompileError(str(exc)) from None
     return CompiledPolicy(
         plans=tuple(plans),
         kernel=kernel,
         targets=tuple(build.targets),
         exemptions=tuple(build.exemptions),
-        engine_rules=tuple(p.rule for p in plans if p.path != INLINE),
+        engine_rules=engine_rules,
         armed=frozenset(p.rule.id for p in plans if p.path == ARMED),
         rule_ids={p.number: p.rule.id for p in plans},
+        modules=policy.modules,
     )

@@ -53,8 +53,7 @@ def run_policy_tests(policy: Policy) -> list[CaseResult]:
                 doc = dict(ev)
                 doc.setdefault("@timestamp", (i + 1) * 1000)
                 events.append(doc)
-            alerts = Engine([dataclasses.replace(rule, mode=None)]).run(
-                events
-            )  # a rule's logic, whatever its mode
+            # a rule's logic, whatever its mode
+            alerts = Engine([dataclasses.replace(rule, mode=None)], modules=policy.modules).run(events)
             out.append(CaseResult(rule.id, rule.path, n, case.expect, bool(alerts)))
     return out

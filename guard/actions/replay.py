@@ -127,7 +127,7 @@ def replay(
     """Return every decision the policy would have made on the events, in a stable order."""
     if engine is None:
         live = [r for r in policy.rules if (r.mode or default_mode) != "off"]
-        engine = Engine(live, budgets=budgets)
+        engine = Engine(live, budgets=budgets, modules=policy.modules)
     decisions = []
     for alert in engine.run(events, batch=REPLAY_BATCH):
         rule = alert.rule

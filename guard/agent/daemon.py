@@ -49,6 +49,7 @@ from guard.lsm.verdicts import Action, DynamicVerdict, VerdictTables, VerdictVal
 from guard.model import HOOKS, Mode
 from guard.policy.engine import ArmSignal, Budgets, Engine
 from guard.policy.evaluator import Event, timestamp_ms
+from guard.policy.predicates.abi import Budget
 
 __all__ = ["SELF_RULE", "SELF_RULE_ID", "Agent", "AgentSettings", "AuditSink"]
 
@@ -94,6 +95,8 @@ class AgentSettings:
     target_refresh_s: float = 1.0
     batch: int = 512
     budgets: Budgets = dataclasses.field(default_factory=Budgets)
+    #: what a wasm / lua predicate may spend per batch
+    runtime_budget: Budget = dataclasses.field(default_factory=Budget)
     self_protect: bool = True
 
     def __post_init__(self) -> None:
@@ -173,7 +176,7 @@ class Agent:
         self._exe_identity = exe_identity
         self._exempt: set[tuple[int, int, int]] = set()
         self._list_processes = list_processes
-        self.engine = Engine(compiled.engine_rules, budgets=self.settings.budgets, armed=compiled.armed)
+        self.engine = self._engine(compiled)
         self.rule_ids: dict[int, str] = {**compiled.rule_ids, SELF_RULE: SELF_RULE_ID}
         self.plans: dict[str, RulePlan] = {p.rule.id: p for p in compiled.plans}
         self.mode = self.settings.mode or Mode.ENFORCE
@@ -265,6 +268,12 @@ class Agent:
 
     # ------------------------------------------------------------------ policy swap
 
+    def _engine(self, compiled: CompiledPolicy) -> Engine:
+        return Engine(
+            compiled.engine_rules, budgets=self.settings.budgets, armed=compiled.armed,
+            runtime_budget=self.settings.runtime_budget, modules=compiled.modules,
+        )  # fmt: skip
+
     def swap(self, compiled: CompiledPolicy) -> dict[str, JsonValue]:
         """Replace the policy, with no instant where neither the old nor the new one applies.
 
@@ -276,6 +285,7 @@ class Agent:
         stable (from the rule ids), so a rule kept across versions keeps its number and override.
         """
         with self._lock:
+            engine = self._engine(compiled)  # first: a policy the engine refuses changes nothing
             new_ids = {p.rule.id for p in compiled.plans}
             declared = {p.rule.id: Mode(p.rule.mode) for p in compiled.plans if p.rule.mode}
             kept = {r: m for r, m in self.rule_modes.items() if r in new_ids and r not in self._declared}
@@ -296,7 +306,7 @@ class Agent:
             self.backend.set_rule_modes(new_numbers)
             self.plans = {p.rule.id: p for p in compiled.plans}
             self.rule_ids.update(compiled.rule_ids)  # events of old rules still in flight keep their names
-            self.engine = Engine(compiled.engine_rules, budgets=self.settings.budgets, armed=compiled.armed)
+            self.engine = engine
             for slot, held in list(self._armed.items()):
                 if held.rule not in compiled.armed:
                     v = held.verdict

@@ -37,7 +37,9 @@ from guard.errors import BundleError, ConfigError, GuardError, PrivilegeError
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
+from guard.policy.engine import Budgets
 from guard.policy.loader import load_policy
+from guard.policy.predicates.abi import Budget
 from guard.signing import generate_keypair, load_signer
 
 __all__ = [
@@ -139,6 +141,14 @@ def _handler(cfg: GuardConfig, agent: Agent) -> Any:
     return handle
 
 
+def runtime_budget(cfg: GuardConfig) -> Budget:
+    """Return the wasm / lua predicate budget the configuration sets (``[limits] predicate_*``)."""
+    return Budget(
+        per_event=cfg.limits.predicate_fuel_per_event,
+        memory_bytes=cfg.limits.predicate_memory_mb * 1024 * 1024,
+    )
+
+
 def run_agent(
     cfg: GuardConfig,
     *,
@@ -179,6 +189,12 @@ def run_agent(
         all_tasks=all_tasks,
         storm_threshold=cfg.agent.storm_threshold,
         storm_window_s=cfg.agent.storm_window_s,
+        batch=cfg.limits.batch_size,
+        budgets=Budgets(
+            max_pending_per_rule=cfg.limits.max_pending_per_rule,
+            max_pending_per_entity=cfg.limits.max_pending_per_entity,
+        ),
+        runtime_budget=runtime_budget(cfg),
     )
     alerts_file = open(alerts, "a", encoding="utf-8") if alerts else None  # noqa: SIM115 - closed below
     agent = Agent(compiled, make_backend(backend, cfg, cache_dir), audit, settings, alerts=alerts_file)

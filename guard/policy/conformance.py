@@ -1028,19 +1028,20 @@ def eql_evaluator() -> Evaluator:
     return run
 
 
-def engine_evaluator(*, batch: int = 7) -> Evaluator:
+def engine_evaluator(*, batch: int = 7, runtime: str = "python") -> Evaluator:
     """Return the streaming engine as a conformance :class:`Evaluator` (the query as a one-rule policy).
 
     The dataset is put in the evaluator's order and streamed in batches of ``batch`` events (so
     sequence state crosses batches); alerts are ordered by completion, and the head/tail pipes and
-    the default size are applied to them afterwards, as a search would.
+    the default size are applied to them afterwards, as a search would. ``runtime`` is the rule's
+    predicate runtime (``python``, ``wasm`` or ``lua``).
     """
     schemas: dict[int, Schema] = {}
 
     def run(query: str, dataset: Dataset, /) -> list[Match]:
         schema = schemas.setdefault(id(dataset), schema_for(dataset))
         ir = compile_query(query, schema)
-        rule = Rule("q", "q", "low", "alert", None, query, ir, "<query>")
+        rule = Rule("q", "q", "low", "alert", None, query, ir, "<query>", runtime=runtime)
         engine = Engine([rule], schema=schema, timestamp_field=dataset.timestamp_field,
                         tiebreaker_field=dataset.tiebreaker)  # fmt: skip
         events = list(dataset.ordered())  # a stream arrives in time order; batches cross sequence state

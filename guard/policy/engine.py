@@ -44,6 +44,9 @@ from guard.policy.ast import Field as FieldNode
 from guard.policy.codegen import compile_predicate, fast_getter
 from guard.policy.evaluator import Event, Getter, Value, _compile_step, _key_tuples, _num, _Step, timestamp_ms
 from guard.policy.loader import Rule
+from guard.policy.predicates import backend
+from guard.policy.predicates.abi import Budget, UserModule
+from guard.policy.predicates.batch import TRAP_KINDS, BatchPredicate
 from guard.policy.prefilter import DEFAULT_MEMO_CAP, CategoryIndex, build_indexes
 from guard.policy.schema import ECS, Schema
 
@@ -116,6 +119,11 @@ class RuleStats:
     held_released: int = 0  # held matches released early by the held cap
     keys_evicted: int = 0  # leading-missing keys forgotten by the key cap
     rejected: int = 0  # completed matches a missing step rejected
+    escaped: int = 0  # events a wasm/lua predicate left to the host (values its columns cannot carry)
+    trap_fuel: int = 0  # events given the rule's fail mode: user code out of fuel / instructions,
+    trap_memory: int = 0  # out of memory,
+    trap_stack: int = 0  # too deep,
+    trap_error: int = 0  # or failing
 
     def to_json(self) -> dict[str, int]:
         """Return the counters as a dict."""
@@ -123,7 +131,10 @@ class RuleStats:
 
 
 #: the RuleStats counters that are budget overflows (audited)
-OVERFLOW_COUNTERS: Final = ("evicted_lru", "evicted_entity", "refused", "held_released", "keys_evicted")
+OVERFLOW_COUNTERS: Final = (
+    "evicted_lru", "evicted_entity", "refused", "held_released", "keys_evicted",
+    "trap_fuel", "trap_memory", "trap_stack", "trap_error",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +479,11 @@ class _Clock:
         return n if n is not None else float(arrival)
 
 
+def _decided_in_batch(ev: Event) -> bool:
+    """Stands in the per-event predicate list for a wasm/lua predicate (decided per batch)."""
+    raise AssertionError("a batch predicate is decided in _process_batched")
+
+
 class Engine:
     """Evaluate many rules over a stream; see the module docstring for the semantics."""
 
@@ -480,8 +496,15 @@ class Engine:
         timestamp_field: str = "@timestamp",
         tiebreaker_field: str | None = "event.sequence",
         armed: frozenset[str] = frozenset(),
+        runtime_budget: Budget | None = None,
+        modules: Sequence[UserModule] = (),
     ) -> None:
         self.rules = tuple(r for r in rules if r.mode != "off")
+        self.runtime_budget = runtime_budget or Budget()
+        self.modules = tuple(modules)
+        #: wasm / lua predicates by predicate id, decided a batch at a time
+        self._batch: dict[int, BatchPredicate] = {}
+        self._batch_rules: dict[int, list[str]] = {}
         #: sequence rules whose last-stage progress is reported as ArmSignals
         self.armed = armed
         self._arm_signals: list[ArmSignal] = []
@@ -500,7 +523,7 @@ class Engine:
         self._handlers: list[_Handler] = []  # per unit: what its match does
         self._preds: list[Callable[[Event], bool]] = []  # one per distinct (category, condition)
         self._pred_units: list[list[int]] = []  # the units each predicate decides
-        self._pred_ids: dict[tuple[str | None, str], int] = {}
+        self._pred_ids: dict[tuple[str | None, str, str, str], int] = {}
         self._sequences: dict[int, _Sequence] = {}
         self._entities: dict[Value, dict[tuple[int, int, tuple[Value, ...]], _Sequence]] = {}
         self._timers: list[tuple[float, int, _Held, _Sequence]] = []
@@ -510,18 +533,20 @@ class Engine:
             ir = rule.ir
             if not ir.is_sequence:
                 step = ir.steps[0]
-                self._add_unit(step.category, step.condition, conditions, self._single_handler(rule))
+                self._add_unit(step.category, step.condition, conditions, self._single_handler(rule), rule)
                 continue
             seq = self._sequences[ri] = _Sequence(self, ri, rule, schema)
             # unit order is processing order within an event: positive steps last to first, until, missing
             for k in range(seq.n - 1, -1, -1):
                 step = ir.steps[seq.positive[k]]
-                self._add_unit(step.category, step.condition, conditions, partial(seq.on_step, k))
+                self._add_unit(step.category, step.condition, conditions, partial(seq.on_step, k), rule)
             if ir.until is not None:
-                self._add_unit(ir.until.category, ir.until.condition, conditions, seq.on_until)
+                self._add_unit(ir.until.category, ir.until.condition, conditions, seq.on_until, rule)
             for s, step in enumerate(ir.steps):
                 if step.missing:
-                    self._add_unit(step.category, step.condition, conditions, partial(seq.on_missing, s))
+                    self._add_unit(
+                        step.category, step.condition, conditions, partial(seq.on_missing, s), rule
+                    )
         by_cat, other, guards = build_indexes(conditions, schema, memo_cap=self.budgets.memo_per_field)
         self.guards = {u: guards[pid] for pid, us in enumerate(self._pred_units) for u in us}
         self._by_category: dict[str, CategoryIndex] = by_cat
@@ -542,15 +567,32 @@ class Engine:
         condition: Expr,
         conditions: list[tuple[str | None, Expr]],
         handler: _Handler,
+        rule: Rule,
     ) -> None:
-        """Add a unit; units with the same category and condition share one predicate."""
-        key = (category, condition.render())  # not the nodes: 2 == 2.0 and 1 == True as values
+        """Add a unit; units with the same category, condition, runtime and fail mode share one predicate."""
+        # not the nodes: 2 == 2.0 and 1 == True as values
+        key = (category, condition.render(), rule.runtime, rule.fail_mode)
         pid = self._pred_ids.get(key)
         if pid is None:
             pid = self._pred_ids[key] = len(self._preds)
-            self._preds.append(compile_predicate(condition, self.schema, name=f"pred_{pid}").fn)
+            name = f"pred_{pid}"
+            if rule.runtime == "python":
+                self._preds.append(compile_predicate(condition, self.schema, name=name).fn)
+            else:
+                try:
+                    self._batch[pid] = BatchPredicate(
+                        condition, backend(rule.runtime), schema=self.schema, budget=self.runtime_budget,
+                        modules=self.modules, fail_mode=rule.fail_mode, name=name,
+                    )  # fmt: skip
+                except PolicyError as exc:
+                    raise PolicyError(f"{rule.path}: rule '{rule.id}': {exc}") from None
+                self._preds.append(_decided_in_batch)
             self._pred_units.append([])
             conditions.append((category, condition))
+        if pid in self._batch:
+            rules = self._batch_rules.setdefault(pid, [])
+            if rule.id not in rules:
+                rules.append(rule.id)
         self._pred_units[pid].append(len(self._handlers))  # a unit is its handler's index
         self._handlers.append(handler)
 
@@ -603,7 +645,11 @@ class Engine:
         category = self._category
         timers = self._timers
         index = self._index
-        for t, ev in self._clock.order(events):
+        pairs = self._clock.order(events)
+        if self._batch:
+            self._process_batched(pairs, out)
+            return out
+        for t, ev in pairs:
             if timers and timers[0][0] < t:
                 self._fire(t, out)
             c = category(ev)
@@ -624,6 +670,74 @@ class Engine:
             for seq in self._sequences.values():
                 seq.expire(self._clock.watermark)
         return out
+
+    def _process_batched(self, pairs: list[tuple[float, Event]], out: list[Alert]) -> None:
+        """Process an ordered batch when some predicates run in wasm or lua: those first, one call each.
+
+        Predicates are pure functions of the event, so deciding every wasm/lua candidate of the
+        batch before dispatching in order gives the same alerts as deciding each in turn.
+        """
+        by_cat = self._by_category
+        other = self._other
+        preds = self._preds
+        pred_units = self._pred_units
+        category = self._category
+        timers = self._timers
+        batch = self._batch
+        cand_lists: list[tuple[int, ...]] = []
+        wanted: dict[int, list[int]] = {}
+        for pos, (_t, ev) in enumerate(pairs):
+            c = category(ev)
+            index_c = by_cat.get(c, other) if type(c) is str else None
+            cands = tuple(index_c.candidates(ev) if index_c is not None else self._multi_category(c, ev))
+            cand_lists.append(cands)
+            for p in cands:
+                if p in batch:
+                    wanted.setdefault(p, []).append(pos)
+        true_at: dict[int, set[int]] = {}
+        for p, positions in wanted.items():
+            bp = batch[p]
+            before = bp.stats.to_json()
+            results = bp.decide([pairs[i][1] for i in positions])
+            true_at[p] = {pos for pos, yes in zip(positions, results, strict=True) if yes}
+            self._count_runtime(p, before, bp.stats.to_json())
+        index = self._index
+        for pos, (t, ev) in enumerate(pairs):
+            if timers and timers[0][0] < t:
+                self._fire(t, out)
+            cands = cand_lists[pos]
+            index += 1
+            if not cands:
+                continue
+            hits = [p for p in cands if (pos in true_at[p] if p in batch else preds[p](ev))]
+            if not hits:
+                continue
+            if len(hits) == 1:
+                self._dispatch(index - 1, ev, t, pred_units[hits[0]], out)
+            else:
+                self._dispatch(index - 1, ev, t, sorted([u for p in hits for u in pred_units[p]]), out)
+        self._index = index
+        if pairs:
+            for seq in self._sequences.values():
+                seq.expire(self._clock.watermark)
+
+    def _count_runtime(self, pid: int, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        """Add a wasm/lua predicate's escapes and traps of one batch to its rules' counters."""
+        for rule_id in self._batch_rules.get(pid, ()):
+            st = self.stats[rule_id]
+            st.escaped += after["escaped"] - before["escaped"]
+            for kind in TRAP_KINDS:
+                delta = after[kind] - before[kind]
+                if delta:
+                    setattr(st, f"trap_{kind}", getattr(st, f"trap_{kind}") + delta)
+
+    def predicate_stats(self) -> dict[str, dict[str, object]]:
+        """Per wasm/lua predicate: its rules, runtime and counters (for status and benchmarks)."""
+        return {
+            f"pred_{pid}": {"runtime": bp.backend.name, "rules": list(self._batch_rules.get(pid, [])),
+                            **bp.stats.to_json()}
+            for pid, bp in self._batch.items()
+        }  # fmt: skip
 
     def _multi_category(self, c: Value, ev: Event) -> tuple[int, ...]:
         names = {x for x in (c if isinstance(c, list) else [c]) if isinstance(x, str)}

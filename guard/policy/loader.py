@@ -9,10 +9,18 @@ A policy is a file or a directory of ``*.guard`` / ``*.toml`` files. Each rule::
     action = "block"                # block | alert | kill
     mode = "detect"                 # optional per-rule override: off | detect | enforce
     overflow = "evict_oldest"       # optional, sequences: evict_oldest | drop_new (budget full)
+    runtime = "lua"                 # optional: python (default) | wasm | lua; a file-level
+                                    # ``runtime = "..."`` sets it for every rule of the file
+    fail_mode = "closed"            # optional: open (default) | closed: the answer for an event
+                                    # whose wasm/lua predicate exceeded its budget or failed
     query = '''process where ...'''
     [[rule.tests]]                  # optional: events and whether the rule must match them
     events = [{ "event.category" = "process", "process.executable" = "/tmp/x" }]
     expect = "match"                # match | no_match
+
+User functions (``lua:entropy(process.command_line) > 4.5``) come from the ``*.lua``, ``*.wat`` and
+``*.wasm`` modules beside the policy (under a policy directory, or beside a policy file); a rule
+that calls one runs on that module's runtime.
 
 Every error names the file, the rule and the field, on one line.
 """
@@ -30,21 +38,37 @@ from guard.errors import PolicyError, PolicySemanticError, PolicySyntaxError
 from guard.policy.analyzer import analyze
 from guard.policy.ir import QueryIR
 from guard.policy.parser import parse_query
+from guard.policy.predicates.abi import RUNTIMES, UserModule
+from guard.policy.predicates.batch import FAIL_MODES
+from guard.policy.predicates.lowering import user_calls
 from guard.policy.schema import ECS, Schema
 
-__all__ = ["ACTIONS", "MODES", "OVERFLOW_POLICIES", "SEVERITIES", "Policy", "Rule", "RuleTest", "load_policy"]
+__all__ = [
+    "ACTIONS",
+    "MODES",
+    "MODULE_SUFFIXES",
+    "OVERFLOW_POLICIES",
+    "POLICY_SUFFIXES",
+    "SEVERITIES",
+    "Policy",
+    "Rule",
+    "RuleTest",
+    "load_policy",
+]
 
 ACTIONS: Final = ("block", "alert", "kill")
 MODES: Final = ("off", "detect", "enforce")
 SEVERITIES: Final = ("low", "medium", "high", "critical")
-RUNTIMES: Final = ("python", "wasm", "lua")
 #: what a sequence rule does when its pending-match budget is full: evict its least recently used
 #: partial match, or refuse the new one
 OVERFLOW_POLICIES: Final = ("evict_oldest", "drop_new")
 _RULE_KEYS: Final = frozenset(
-    {"id", "name", "severity", "action", "mode", "query", "tests", "runtime", "description", "overflow"}
-)
-_SUFFIXES: Final = (".guard", ".toml")
+    {"id", "name", "severity", "action", "mode", "query", "tests", "runtime", "description", "overflow",
+     "fail_mode"}
+)  # fmt: skip
+POLICY_SUFFIXES: Final = (".guard", ".toml")
+#: user-function modules read beside the policy
+MODULE_SUFFIXES: Final = {".lua": "lua", ".wat": "wasm", ".wasm": "wasm"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +95,7 @@ class Rule:
     runtime: str = "python"
     description: str = ""
     overflow: str = "evict_oldest"
+    fail_mode: str = "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +105,7 @@ class Policy:
     rules: tuple[Rule, ...]
     source: str
     digest: str
+    modules: tuple[UserModule, ...] = ()
 
     def rule(self, rule_id: str) -> Rule:
         """Return a rule by id (KeyError when absent)."""
@@ -91,7 +117,7 @@ class Policy:
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+        return sorted(p for p in path.rglob("*") if p.suffix in POLICY_SUFFIXES and p.is_file())
     if path.is_file():
         return [path]
     raise PolicyError(f"{path}: no such policy file or directory")
@@ -141,6 +167,29 @@ def _compile(where: str, query: str, schema: Schema) -> QueryIR:
         raise PolicySemanticError(f"{where}: query: {exc}") from None
 
 
+def _modules(path: Path) -> list[Path]:
+    base = path if path.is_dir() else path.parent
+    found = base.rglob("*") if path.is_dir() else base.glob("*")
+    return sorted(p for p in found if p.suffix in MODULE_SUFFIXES and p.is_file())
+
+
+def _runtime(where: str, declared: str, inherited: str, ir: QueryIR) -> str:
+    """Return a rule's runtime: what it declares, else its user calls' language, else the file's."""
+    langs = {
+        call.name.partition(":")[0].lower()
+        for step in [*ir.steps, *([ir.until] if ir.until else [])]
+        for call in user_calls(step.condition)
+    }
+    if len(langs) > 1:
+        raise PolicyError(f"{where}: query: calls both lua: and wasm: functions; a rule runs on one runtime")
+    if langs:
+        (lang,) = langs
+        if declared and declared != lang:
+            raise PolicyError(f"{where}: runtime: '{declared}', but the query calls {lang}: functions")
+        return lang
+    return declared or inherited
+
+
 def load_policy(path: Path, schema: Schema = ECS) -> Policy:
     """Load and compile every rule under ``path``; ids must be unique."""
     files = _files(path)
@@ -160,9 +209,10 @@ def load_policy(path: Path, schema: Schema = ECS) -> Policy:
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"{f}: invalid TOML: {exc}") from exc
         digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode() + b"\0" + raw + b"\0")
-        unknown = set(data) - {"rule"}
+        unknown = set(data) - {"rule", "runtime"}
         if unknown:
             raise PolicyError(f"{f}: unknown top-level key(s) {sorted(unknown)}: rules go in [[rule]] tables")
+        file_runtime = _text(str(f), data, "runtime", required=False, choices=RUNTIMES) or "python"
         tables = data.get("rule", [])
         if not isinstance(tables, list) or not tables:
             raise PolicyError(f"{f}: no [[rule]] tables")
@@ -182,6 +232,7 @@ def load_policy(path: Path, schema: Schema = ECS) -> Policy:
                 raise PolicyError(
                     f"{where}: query: '| head' / '| tail' select search results; a rule alerts on every match"
                 )
+            declared = _text(where, table, "runtime", required=False, choices=RUNTIMES)
             rules.append(
                 Rule(
                     id=rule_id,
@@ -193,10 +244,23 @@ def load_policy(path: Path, schema: Schema = ECS) -> Policy:
                     ir=ir,
                     path=str(f),
                     tests=_tests(where, table.get("tests")),
-                    runtime=_text(where, table, "runtime", required=False, choices=RUNTIMES) or "python",
+                    runtime=_runtime(where, declared, file_runtime, ir),
                     description=_text(where, table, "description", required=False),
                     overflow=_text(where, table, "overflow", required=False, choices=OVERFLOW_POLICIES)
                     or "evict_oldest",
+                    fail_mode=_text(where, table, "fail_mode", required=False, choices=FAIL_MODES) or "open",
                 )
             )
-    return Policy(tuple(rules), str(path), digest.hexdigest())
+    modules: list[UserModule] = []
+    for m in _modules(path):
+        try:
+            source = m.read_bytes()
+        except OSError as exc:
+            raise PolicyError(f"{m}: cannot read: {exc.strerror}") from exc
+        if path.is_dir():
+            digest.update(str(m.relative_to(path)).encode() + b"\0" + source + b"\0")
+        modules.append(UserModule(MODULE_SUFFIXES[m.suffix], m, source))
+    if not path.is_dir() and any(r.runtime != "python" for r in rules):
+        for um in modules:
+            digest.update(um.path.name.encode() + b"\0" + um.source + b"\0")
+    return Policy(tuple(rules), str(path), digest.hexdigest(), tuple(modules))
