@@ -92,3 +92,55 @@ def test_missing_and_empty(tmp_path: Path) -> None:
         load_policy(tmp_path / "absent")
     with pytest.raises(PolicyError, match=r"no \*.guard or \*.toml policy files"):
         load_policy(tmp_path)
+
+
+# ---- predicate runtimes: runtime, fail_mode, user modules
+
+
+def _rule(rule_id: str, query: str, extra: str = "") -> str:
+    return (
+        f'[[rule]]\nid = "{rule_id}"\nname = "n"\nseverity = "low"\naction = "alert"\n{extra}'
+        f"query = '{query}'\n"
+    )
+
+
+def test_runtime_per_rule_per_file_and_from_user_calls(tmp_path: Path) -> None:
+    text = 'runtime = "wasm"\n' + _rule("a", 'process where process.name == "x"')
+    text += _rule("b", 'process where process.name == "x"', 'runtime = "python"\nfail_mode = "closed"\n')
+    text += _rule("c", "process where lua:entropy(process.command_line) > 4.5")
+    (tmp_path / "p.guard").write_text(text)
+    (tmp_path / "entropy.lua").write_text("function entropy(s) return 0 end\n")
+    policy = load_policy(tmp_path)
+    assert [(r.id, r.runtime, r.fail_mode) for r in policy.rules] == [
+        ("a", "wasm", "open"), ("b", "python", "closed"), ("c", "lua", "open"),
+    ]  # fmt: skip
+    assert [(m.lang, m.path.name) for m in policy.modules] == [("lua", "entropy.lua")]
+
+
+def test_modules_are_part_of_the_policy_digest(tmp_path: Path) -> None:
+    (tmp_path / "p.guard").write_text(_rule("c", "process where lua:entropy(process.command_line) > 4.5"))
+    (tmp_path / "entropy.lua").write_text("function entropy(s) return 0 end\n")
+    before = load_policy(tmp_path).digest
+    (tmp_path / "entropy.lua").write_text("function entropy(s) return 1 end\n")
+    assert load_policy(tmp_path).digest != before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_rule("a", "process where lua:f(process.name)", 'runtime = "wasm"\n'),
+         "rule 'a': runtime: 'wasm', but the query calls lua: functions"),
+        (_rule("a", "process where lua:f(process.name) and wasm:g(process.name)"),
+         "rule 'a': query: calls both lua: and wasm: functions"),
+        (_rule("a", 'process where process.name == "x"', 'fail_mode = "sometimes"\n'),
+         "rule 'a': fail_mode: expected one of open, closed"),
+        (_rule("a", 'process where process.name == "x"', 'runtime = "js"\n'),
+         "rule 'a': runtime: expected one of python, wasm, lua"),
+        ('runtime = "js"\n' + _rule("a", 'process where process.name == "x"'),
+         "p.guard: runtime: expected one of python, wasm, lua"),
+    ],
+)  # fmt: skip
+def test_runtime_mistakes_name_the_rule_and_field(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "p.guard").write_text(text)
+    with pytest.raises(PolicyError, match=message):
+        load_policy(tmp_path)
