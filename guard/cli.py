@@ -27,7 +27,7 @@ from guard.actions.bundles import (
     sign_bundle,
     verify_bundle,
 )
-from guard.actions.explain import explain_policy
+from guard.actions.explain import RuleExplanation, explain_policy
 from guard.actions.policy_test import run_policy_tests
 from guard.actions.replay import replay, summarize
 from guard.audit import query as audit_query
@@ -91,6 +91,7 @@ examples:
   guardctl query 'sequence by process.entity_id [process where true] [network where true]' events.jsonl
   guardctl rules import-elastic detection-rules/rules/linux -o policies/elastic
   guardctl bench engine          events/s with every rule loaded, against the eql library
+  guardctl bench runtimes        per-event cost of the python, wasm and lua predicate runtimes
   guardctl bench kernel --json   hook run time off / bare scope / 1,000 rules, on the agent's plane
 
 {_EXIT_HELP}
@@ -565,9 +566,16 @@ def _cmd_policy_explain(args: argparse.Namespace, _cfg: GuardConfig) -> int:
             print(
                 f"{row.rule.id if first else '':<28} {row.rule.action if first else '':<7} "
                 f"{row.path if first else '':<15} {hook.value if hook else '-':<21} {level:<14} "
-                f"{row.note if first else ''}".rstrip()
+                f"{_runtime_note(row) + row.note if first else ''}".rstrip()
             )
     return 0
+
+
+def _runtime_note(row: RuleExplanation) -> str:
+    """Say which runtime decides a rule's predicates in the engine when it is not the default."""
+    if row.runtime in ("kernel", "python"):
+        return ""
+    return f"[{row.runtime} predicates, fail {row.rule.fail_mode}] "
 
 
 def _cmd_policy_test(args: argparse.Namespace, _cfg: GuardConfig) -> int:
@@ -721,6 +729,17 @@ def _cmd_bench_engine(args: argparse.Namespace, _cfg: GuardConfig) -> int:
         _print_json(result)
     else:
         print(render_engine_benchmark(result))
+    return 0
+
+
+def _cmd_bench_runtimes(args: argparse.Namespace, _cfg: GuardConfig) -> int:
+    from guard.policy.predicates.benchmark import render_runtime_benchmark, run_runtime_benchmark
+
+    rows = run_runtime_benchmark(args.batch, args.repeats)
+    if args.json:
+        _print_json({"batch": args.batch, "rows": [r.to_json() for r in rows]})
+    else:
+        print(render_runtime_benchmark(rows, args.batch))
     return 0
 
 
@@ -1159,6 +1178,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rate", type=float, default=10_000, help="events/s under load (default: %(default)s)")
     q.add_argument("--seconds", type=float, default=5.0, help="per phase (default: %(default)s)")
     q.add_argument("--backend", choices=["auto", "lsm", "compat"], default="auto")
+    q = leaf(
+        bench_sub, "runtimes", _cmd_bench_runtimes,
+        "per-event cost of the python, wasm and lua predicate runtimes on the same batch",
+        "Decide the same batch of process events with each predicate runtime: the codegen predicate\n"
+        "per event (the baseline), and wasm and lua a batch per call (end to end, and the runtime\n"
+        "call alone); print microseconds per event and the ratio to python. Fails if any runtime's\n"
+        "answers differ.",
+    )  # fmt: skip
+    q.add_argument("--batch", type=int, default=4096, help="events per batch (default: %(default)s)")
+    q.add_argument("--repeats", type=int, default=7, help="timed runs, best kept (default: %(default)s)")
     q = leaf(bench_sub, "audit", _cmd_bench_audit, "audit records/s vs plain JSON lines")
     q.add_argument("--records", type=int, default=20_000)
 

@@ -63,7 +63,14 @@ class RuleExplanation:
             "backend": self.backend.value,
             "hooks": {hook.value: level for hook, level in self.hooks.items()},
             "note": self.note,
+            "runtime": self.runtime,
+            "fail_mode": self.rule.fail_mode,
         }
+
+    @property
+    def runtime(self) -> str:
+        """Where the rule's predicates run: ``kernel`` for inline rules, else the engine's runtime."""
+        return "kernel" if self.plan.path == INLINE else self.rule.runtime
 
 
 def _deciding_hooks(rule: Rule, plan: RulePlan) -> tuple[Hook, ...]:
