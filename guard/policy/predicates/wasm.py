@@ -201,6 +201,7 @@ _HELPERS: Final = """
               (then
                 (local.set $star (local.get $pi))
                 (local.set $pi (i32.add (local.get $pi) (i32.const 1)))
+                (if (i32.eq (local.get $pi) (local.get $pl)) (then (return (i32.const 1))))
                 (local.set $mark (local.get $vi))
                 (br $l)))
             (br_if $mismatch (i32.ge_u (local.get $vi) (local.get $vl)))
@@ -334,7 +335,7 @@ class _Gen:
         if isinstance(e, PWildcard):
             pats = [_fold_ascii(p) if e.case_insensitive else p for p in e.patterns]
             ci = int(e.case_insensitive)
-            calls = [self.str_call("glob", e.col, p, ci) for p in pats]
+            calls = [self.glob(e.col, p, ci) for p in pats]
             return self.str_leaf(e.col, self.any_of(calls), NULL, NULL)
         if isinstance(e, PAffix):
             fn = {"startswith": "starts", "endswith": "ends", "contains": "contains"}[e.kind]
@@ -369,6 +370,36 @@ class _Gen:
         out = calls[-1]
         for call in reversed(calls[:-1]):
             out = _if(call, TRUE, out)
+        return out
+
+    def glob(self, col: int, pattern: str, ci: int) -> str:
+        """0/1: the value matches the pattern; literal head and tail are checked first, in O(1)."""
+        if "*" not in pattern and "?" not in pattern:
+            return self.str_call("eq", col, pattern, ci)
+        if "*" not in pattern:
+            return self.str_call("glob", col, pattern, ci)
+        head, tail = pattern[: pattern.index("*")], pattern[pattern.rindex("*") + 1 :]
+        if "?" in head or "?" in tail:
+            return self.str_call("glob", col, pattern, ci)
+        mid = pattern[len(head) : len(pattern) - len(tail)]  # starts and ends with '*'
+        hb, tb = len(head.encode("utf-8", "surrogatepass")), len(tail.encode("utf-8", "surrogatepass"))
+        conds = [f"(i32.ge_u (local.get $l{col}) (i32.const {hb + tb}))"]
+        conds += [self.str_call("starts", col, head, ci)] if head else []
+        conds += [self.str_call("ends", col, tail, ci)] if tail else []
+        inner = mid.strip("*")
+        if inner:
+            plain = "*" not in inner and "?" not in inner  # '*lit*': a substring
+            fn, literal = ("contains", inner) if plain else ("glob", mid)
+            addr, size = self.lit(literal)
+            rest = (
+                f"(call ${fn} (i32.add (local.get $p{col}) (i32.const {hb})) "
+                f"(i32.sub (local.get $l{col}) (i32.const {hb + tb})) "
+                f"(i32.const {addr}) (i32.const {size}) (i32.const {ci}))"
+            )
+            conds.append(rest)
+        out = conds[-1]
+        for cond in reversed(conds[:-1]):
+            out = _if(cond, out, FALSE)
         return out
 
     def str_call(self, fn: str, col: int, literal: str, ci: int) -> str:
@@ -618,6 +649,30 @@ def _user_calls(e: PExpr) -> list[PUser]:
     return []
 
 
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    """Return an unsigned LEB128 number at ``pos`` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _defines_memory(binary: bytes) -> bool:
+    """Whether a (valid) Wasm binary has a memory section with a memory in it."""
+    pos = 8  # magic and version
+    while pos < len(binary):
+        section = binary[pos]
+        size, pos = _leb128(binary, pos + 1)
+        if section == 5:
+            return _leb128(binary, pos)[0] > 0
+        pos += size
+    return False
+
+
 def _align8(x: int) -> int:
     return (x + 7) & ~7
 
@@ -680,7 +735,7 @@ class WasmPredicate:
     def _instantiate(self) -> None:
         """Create the store, the memory and the instances (user modules first)."""
         store = wasmtime.Store(self._engine)
-        store.set_limits(memory_size=self._budget.memory_bytes, memories=1)
+        store.set_limits(memory_size=self._budget.memory_bytes)
         store.set_fuel(self._budget.base)  # start functions of user modules
         pages = max(2, -(-(self._header + self._header_size) // PAGE))
         memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
@@ -690,8 +745,7 @@ class WasmPredicate:
             try:
                 instance = linker.instantiate(store, module)
             except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-                hint = " (import env.memory instead of defining a memory)" if "memor" in str(exc) else ""
-                raise PolicyError(f"{user.path}: cannot instantiate: {_first_line(exc)}{hint}") from exc
+                raise PolicyError(f"{user.path}: cannot instantiate: {_first_line(exc)}") from exc
             linker.define_instance(store, f"u{slot}", instance)
         instance = linker.instantiate(store, self._module)
         run = instance.exports(store)["run"]
@@ -835,14 +889,19 @@ class WasmBackend:
         if module is not None:
             return module
         try:
-            if user.path.suffix == ".wat" or not user.source.startswith(b"\0asm"):
-                module = wasmtime.Module(engine, user.source.decode("utf-8"))
+            if user.source.startswith(b"\0asm"):
+                binary = user.source
             else:
-                module = wasmtime.Module(engine, user.source)
+                binary = bytes(wasmtime.wat2wasm(user.source.decode("utf-8")))
+            module = wasmtime.Module(engine, binary)
         except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
             raise PolicyError(
                 f"{user.path}: does not compile (needed for wasm:{function}): {_first_line(exc)}"
             ) from exc
+        if _defines_memory(binary):
+            raise PolicyError(
+                f"{user.path}: defines its own memory (needed for wasm:{function}); import env.memory instead"
+            )
         for imp in module.imports:
             if (imp.module, imp.name) != ("env", "memory") or not isinstance(imp.type, wasmtime.MemoryType):
                 raise PolicyError(
