@@ -1,0 +1,4 @@
+;; Not a module: an unclosed function.
+(module
+  (func (export "oops") (result i32)
+    (i32.const 1)
