@@ -754,7 +754,9 @@ class WasmPredicate:
         self._store, self._memory, self._run = store, memory, run
         self._broken = False
 
-    def _pack(self, columns: Sequence[Sequence[NativeValue]], host: Sequence[HostColumn], n: int) -> bytes:
+    def _pack(
+        self, columns: Sequence[Sequence[NativeValue]], host: Sequence[HostColumn], n: int
+    ) -> bytearray:
         """Return the header and the batch buffers, laid out from the header address."""
         header = [0] * (1 + 4 * self._ncols + self._host_count)
         parts: list[bytes] = [b""]
@@ -788,7 +790,10 @@ class WasmPredicate:
             slot = 1 + 4 * col.index
             add(slot, tags)
             if col.has_num:
-                if not col.has_float:
+                if not col.has_float and not col.has_str:  # int, bool or None: None is 0
+                    nums = array("q", cast("list[int]", [v or 0 for v in values]))
+                    add(slot + 1, nums.tobytes())
+                elif not col.has_float:
                     nums = array("q", [v if type(v) is int or type(v) is bool else 0 for v in values])
                     add(slot + 1, nums.tobytes())
                 else:
@@ -801,12 +806,17 @@ class WasmPredicate:
                 else:
                     strs = [v if type(v) is str else "" for v in values]
                 text = "".join(strs)
-                data = text.encode("utf-8", "surrogatepass")
                 lengths: Iterable[int]
-                if len(data) == len(text):  # all ASCII: a byte per character
+                if text.isascii():  # a byte per character
+                    data = text.encode("ascii")
                     lengths = map(len, strs)
                 else:
-                    lengths = map(len, [s.encode("utf-8", "surrogatepass") for s in strs])
+                    try:
+                        encoded = list(map(str.encode, strs))
+                    except UnicodeEncodeError:  # a lone surrogate: one code point, three bytes
+                        encoded = [s.encode("utf-8", "surrogatepass") for s in strs]
+                    data = b"".join(encoded)
+                    lengths = map(len, encoded)
                 add(slot + 2, array("I", accumulate(lengths, initial=0)).tobytes())
                 add(slot + 3, data)
         for h in range(self._host_count):
@@ -815,7 +825,7 @@ class WasmPredicate:
                 states = states[:n]
             add(1 + 4 * self._ncols + h, bytes(map(_HOST.__getitem__, states)))
         parts[0] = struct.pack(f"<{len(header)}I", *header).ljust(self._header_size, b"\0")
-        return b"".join(parts)
+        return bytearray().join(parts)
 
     def run(self, columns: Sequence[Sequence[NativeValue]], host: Sequence[HostColumn], n: int) -> int:
         """Decide ``n`` events in one call; return the bitmask of the True ones."""
@@ -826,7 +836,7 @@ class WasmPredicate:
                 self._instantiate()
             except PolicyError as exc:
                 raise PredicateTrap("error", str(exc)) from exc
-        data = bytearray(self._pack(columns, host, n))
+        data = self._pack(columns, host, n)
         store, memory = self._store, self._memory
         end = self._header + len(data)
         have = memory.data_len(store)
