@@ -46,9 +46,16 @@ User modules (``wasm:fn(...)`` in a rule; ``.wat`` text or ``.wasm`` binary besi
   with null is null (the function is still called).
 - Calls run inside the batch call: the same fuel, stack and memory budget.
 
-Budgets and traps: fuel is set to :meth:`Budget.for_batch` before each call (the generated code
-burns fuel too); the native stack is ``budget.max_stack``; the memory is capped at
-``budget.memory_bytes`` (``memory.grow`` past it returns -1). A trap is raised as
+Wildcards: a pattern without wildcards is an equality; otherwise its literal head (before the
+first ``*``) and tail (after the last) are checked as prefix and suffix first, ``*lit*`` between
+them is a substring search, and what remains goes to a two-pointer glob whose only backtrack point
+is the last ``*`` (O(len(value) * len(pattern)), never exponential).
+
+Budgets and traps: fuel is set to :meth:`Budget.for_batch` before each call; the generated code
+burns fuel too (about 20 to 70 units per byte a substring search or glob scans, so the default
+200 000 per event leaves room for values of several KiB); the native stack is
+``budget.max_stack``; the memory is capped at ``budget.memory_bytes`` (``memory.grow`` past it
+returns -1). A trap is raised as
 :class:`PredicateTrap` with kind ``fuel`` (fuel exhausted), ``stack`` (stack overflow),
 ``memory`` (an access out of bounds, an allocation too large, a batch that does not fit the cap)
 or ``error`` (anything else); the predicate is re-instantiated before its next batch.
@@ -166,14 +173,20 @@ _HELPERS: Final = """
       (else (call $memeq (i32.sub (i32.add (local.get $v) (local.get $vl)) (local.get $sl))
                          (local.get $s) (local.get $sl) (local.get $ci)))))
   (func $contains (param $v i32) (param $vl i32) (param $s i32) (param $sl i32) (param $ci i32) (result i32)
-    (local $j i32) (local $last i32)
+    (local $j i32) (local $last i32) (local $first i32) (local $x i32)
     (if (i32.or (i32.eqz (local.get $sl)) (i32.gt_u (local.get $sl) (local.get $vl)))
       (then (return (i32.const 0))))
     (local.set $last (i32.sub (local.get $vl) (local.get $sl)))
+    (local.set $first (i32.load8_u (local.get $s)))
     (block $done (loop $l
       (br_if $done (i32.gt_u (local.get $j) (local.get $last)))
-      (if (call $memeq (i32.add (local.get $v) (local.get $j)) (local.get $s) (local.get $sl) (local.get $ci))
-        (then (return (i32.const 1))))
+      ;; the first byte inline, the rest only where it matches
+      (local.set $x (i32.load8_u (i32.add (local.get $v) (local.get $j))))
+      (if (local.get $ci) (then (local.set $x (call $fold (local.get $x)))))
+      (if (i32.eq (local.get $x) (local.get $first))
+        (then (if (call $memeq (i32.add (local.get $v) (local.get $j))
+                               (local.get $s) (local.get $sl) (local.get $ci))
+          (then (return (i32.const 1))))))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $l)))
     (i32.const 0))
