@@ -129,6 +129,13 @@ def _children(e: Expr) -> Iterable[Expr]:
     return ()
 
 
+def _calls_user(e: Expr) -> bool:
+    """Whether an expression calls a user function (``lua:name(...)``, ``wasm:name(...)``)."""
+    if isinstance(e, Call) and ":" in e.name:
+        return True
+    return any(_calls_user(child) for child in _children(e))
+
+
 def _folded(text: str) -> str | None:
     """Lower-case ASCII text; None outside ASCII (where case folding is not trusted)."""
     return text.lower() if text.isascii() else None
@@ -145,6 +152,8 @@ class _Extractor:
         return None
 
     def single_field(self, e: Expr) -> Guard | None:
+        if _calls_user(e):
+            return None  # user code runs only in its runtime, under its budget
         read = _fields(e)
         if len(read) != 1:
             return None
