@@ -115,6 +115,7 @@ class BatchPredicate:
         )
         self.stats = PredicateStats()
         self._checks = [self._checker(i) for i in range(len(lw.columns))]
+        self._finders = [self._finder(i) for i in range(len(lw.columns))]
         self._single: dict[PExpr, CompiledBatch] = {}
 
     @property
@@ -143,6 +144,34 @@ class BatchPredicate:
 
         return native
 
+    def _finder(self, index: int) -> Callable[[Sequence[object]], list[int]]:
+        """Return a function listing the positions of a column's values that must escape.
+
+        Generated per column so the common case (every value native) is one comprehension with
+        inline type tests, no call per value.
+        """
+        spec = self.lowered.columns[index]
+        lo, hi = (-(1 << 63), (1 << 63) - 1) if self.backend.int_bits >= 64 else (-(1 << 53), 1 << 53)
+        tests = []
+        if "str" in spec.kinds:
+            tests.append("(t is str and v.isascii())" if spec.ascii_only else "t is str")
+        if "int" in spec.kinds:
+            tests.append(f"(t is int and {lo} <= v <= {hi})")
+        if "float" in spec.kinds:
+            tests.append("t is float")
+        if "bool" in spec.kinds:
+            tests.append("t is bool")
+        ok = " or ".join(tests) or "False"
+        source = (
+            "def escapes(col):\n"
+            f"    return [i for i, v in enumerate(col)\n"
+            f"            if v is not None and not ((t := type(v)) and ({ok}))]\n"
+        )
+        namespace: dict[str, object] = {}
+        exec(compile(source, f"<escapes {spec.field}>", "exec"), namespace)  # noqa: S102 - our own generated source
+        finder: Callable[[Sequence[object]], list[int]] = namespace["escapes"]  # type: ignore[assignment]
+        return finder
+
     # ---- the batch
     def decide(self, events: Sequence[Event]) -> list[bool]:
         """Return, per event, whether the condition is True (the fail mode where user code trapped)."""
@@ -155,9 +184,9 @@ class BatchPredicate:
         lw = self.lowered
         columns: list[list[NativeValue]] = []
         escaped: set[int] = set()
-        for getter, native in zip(lw.getters, self._checks, strict=True):
+        for getter, finder in zip(lw.getters, self._finders, strict=True):
             col = [getter(ev) for ev in events]
-            bad = [i for i, v in enumerate(col) if not native(v)]
+            bad = finder(col)
             if bad:
                 escaped.update(bad)
             columns.append(col)  # type: ignore[arg-type]
@@ -214,9 +243,12 @@ class BatchPredicate:
                     [c[lo:hi] for c in columns], [h[lo:hi] for h in host], positions[lo:hi], results, run
                 )
             return
-        for k, pos in enumerate(positions):
-            if (mask >> k) & 1:
-                results[pos] = True
+        if mask:
+            bits = bin(mask)[:1:-1]  # bit k is character k
+            k = bits.find("1")
+            while k != -1:
+                results[positions[k]] = True
+                k = bits.find("1", k + 1)
 
     # ---- escaped events: the lowered tree with evaluator leaves
     def _host_decide(self, ev: Event, row: list[NativeValue], host: list[Truth]) -> Truth:
