@@ -66,13 +66,15 @@ int literal, and a user ``f64`` result with an int value, as f64 (inexact past 2
 
 from __future__ import annotations
 
+import atexit
 import re
 import struct
+import weakref
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import wasmtime
 
@@ -98,6 +100,24 @@ from guard.policy.predicates.abi import (
 )
 
 __all__ = ["WasmBackend", "WasmPredicate"]
+
+_Owned = TypeVar("_Owned", wasmtime.Store, wasmtime.Linker, wasmtime.Module, wasmtime.Engine)
+#: every wasmtime object this module created and that is still alive, closed at exit (stores and
+#: linkers first) while wasmtime's FFI still exists: its finalizers cannot run after that
+_LIVE: Final[weakref.WeakValueDictionary[int, Any]] = weakref.WeakValueDictionary()
+_ORDER: Final = {wasmtime.Store: 0, wasmtime.Linker: 1, wasmtime.Module: 2, wasmtime.Engine: 3}
+
+
+def _track(obj: _Owned) -> _Owned:
+    _LIVE[id(obj)] = obj
+    return obj
+
+
+@atexit.register
+def _close_all() -> None:
+    for obj in sorted(list(_LIVE.values()), key=lambda o: _ORDER.get(type(o), 9)):
+        obj.close()
+
 
 PAGE: Final = 65536
 USER_AREA: Final = 65536  # [0, USER_AREA) belongs to user modules
@@ -747,12 +767,12 @@ class WasmPredicate:
 
     def _instantiate(self) -> None:
         """Create the store, the memory and the instances (user modules first)."""
-        store = wasmtime.Store(self._engine)
+        store = _track(wasmtime.Store(self._engine))
         store.set_limits(memory_size=self._budget.memory_bytes)
         store.set_fuel(self._budget.base)  # start functions of user modules
         pages = max(2, -(-(self._header + self._header_size) // PAGE))
         memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(pages, None)))
-        linker = wasmtime.Linker(self._engine)
+        linker = _track(wasmtime.Linker(self._engine))
         linker.define(store, "env", "memory", memory)
         for slot, (user, module) in enumerate(self._users):
             try:
@@ -903,7 +923,7 @@ class WasmBackend:
             config.consume_fuel = True
             config.max_wasm_stack = budget.max_stack
             config.cranelift_opt_level = "speed"
-            engine = self._engines[budget.max_stack] = wasmtime.Engine(config)
+            engine = self._engines[budget.max_stack] = _track(wasmtime.Engine(config))
         return engine
 
     def _load(self, engine: wasmtime.Engine, user: UserModule, function: str) -> wasmtime.Module:
@@ -916,7 +936,7 @@ class WasmBackend:
                 binary = user.source
             else:
                 binary = bytes(wasmtime.wat2wasm(user.source.decode("utf-8")))
-            module = wasmtime.Module(engine, binary)
+            module = _track(wasmtime.Module(engine, binary))
         except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
             raise PolicyError(
                 f"{user.path}: does not compile (needed for wasm:{function}): {_first_line(exc)}"
@@ -989,7 +1009,7 @@ class WasmBackend:
         gen = _Gen(columns, host_count, funcs)
         source, header = gen.module(expr, name)
         try:
-            module = wasmtime.Module(engine, source)
+            module = _track(wasmtime.Module(engine, source))
         except wasmtime.WasmtimeError as exc:  # a bug here, not in the rule
             raise PolicyError(f"{name}: the generated module does not compile: {_first_line(exc)}") from exc
         return WasmPredicate(
