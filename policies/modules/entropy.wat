@@ -1,4 +1,4 @@
-;; Shannon entropy, in bits per byte, of a string's UTF-8 bytes: wasm:entropy(field) > 3.5
+;; Shannon entropy, in bits per byte, of a string's UTF-8 bytes: wasm:entropy(process.command_line) > 4.5
 ;; Its histogram (256 i32 counters) lives at [0, 1024) of the shared memory, the user area.
 (module
   (import "env" "memory" (memory 1))

@@ -15,7 +15,9 @@ from guard.errors import PolicyError
 from guard.policy.analyzer import compile_query
 from guard.policy.codegen import compile_predicate
 from guard.policy.conformance import default_corpus, load_corpus, schema_for
+from guard.policy.predicates import backend
 from guard.policy.predicates.abi import (
+    Backend,
     Budget,
     ColumnSpec,
     HostColumn,
@@ -85,14 +87,16 @@ def _conditions() -> list[tuple[str, object, object]]:
     return out
 
 
-@pytest.mark.parametrize("int_bits", [64, 53])
-def test_every_corpus_condition_agrees_with_codegen_on_every_dataset_event(int_bits: int) -> None:
+@pytest.mark.parametrize("runtime", ["reference-64", "reference-53", "wasm", "lua"])
+def test_every_corpus_condition_agrees_with_codegen_on_every_dataset_event(runtime: str) -> None:
+    """Per event, not only per query result: every condition of the corpus on every dataset event."""
+    rt: Backend = backend(runtime) if runtime in ("wasm", "lua") else RefBackend(int(runtime[-2:]))
     checked = escaped = 0
     for case_id, condition, dataset in _conditions():
         schema = schema_for(dataset)  # type: ignore[arg-type]
         pred = compile_predicate(condition, schema).fn  # type: ignore[arg-type]
         events = list(dataset.events)  # type: ignore[attr-defined]
-        bp = BatchPredicate(condition, RefBackend(int_bits), schema=schema)  # type: ignore[arg-type]
+        bp = BatchPredicate(condition, rt, schema=schema)  # type: ignore[arg-type]
         got = bp.decide(events)
         want = [pred(ev) for ev in events]
         assert got == want, f"{case_id}: {condition.render()}"  # type: ignore[attr-defined]

@@ -35,11 +35,13 @@ from guard.policy.predicates.wasm import WasmBackend
 from tests.unit.policy.predicates.differential import CASES, SI, N, S, check_parity
 
 DATA = Path(__file__).parent / "data"
+#: the example modules shipped with the bundled policies
+EXAMPLES = Path(__file__).resolve().parents[4] / "policies" / "modules"
 BACKEND = WasmBackend()
 
 
 def module(name: str) -> UserModule:
-    path = DATA / name
+    path = DATA / name if (DATA / name).exists() else EXAMPLES / name
     return UserModule("wasm", path, path.read_bytes())
 
 
