@@ -152,9 +152,13 @@ def test_build_sign_verify_with_threshold_two(bundle: Path, trust: TrustStore, t
     assert verified.version == 3
     assert set(verified.signers) == set(trust.verifiers)
     assert verified.unknown_signers == ()
+    # the rules and the user-function modules beside them travel together
     assert sorted(verified.files) == sorted(
-        p.relative_to(REPO / "policies").as_posix() for p in (REPO / "policies").rglob("*.guard")
+        p.relative_to(REPO / "policies").as_posix()
+        for p in (REPO / "policies").rglob("*")
+        if p.suffix in (".guard", ".lua", ".wat")
     )
+    assert "modules/entropy.lua" in verified.files
     names = [n for n, _ in members(bundle)]
     assert names[0] == "manifest.json"
     assert all(n.startswith(("policy/", "signatures/")) for n in names[1:])
