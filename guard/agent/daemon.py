@@ -333,11 +333,18 @@ class Agent:
             for sig in self.engine.take_arm_signals():
                 self._on_arm_signal(sig)
             for budget in self.engine.budget_events():
+                if budget.kind.startswith("trap_"):
+                    reason = (
+                        f"user code of the rule's predicate stopped ({budget.kind.removeprefix('trap_')}): "
+                        f"{budget.count} event(s) given the rule's fail mode"
+                    )
+                else:
+                    reason = f"engine budget {budget.kind} exceeded {budget.count} time(s)"
                 self._audit(
                     Decision(
                         Kind.BUDGET_EXCEEDED,
                         rule_id=budget.rule_id,
-                        reason=f"engine budget {budget.kind} exceeded {budget.count} time(s)",
+                        reason=reason,
                         detail={"kind": budget.kind, "count": budget.count},
                     )
                 )
