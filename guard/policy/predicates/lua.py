@@ -719,6 +719,10 @@ class LuaBatch:
             return PredicateTrap("stack", detail)
         return PredicateTrap("error", detail)
 
+    def memory_in_use(self) -> int:
+        """Return the bytes the runtime holds now (beyond the bare LuaJIT state)."""
+        return int(self._rt.get_memory_used() or 0)
+
     def run(self, columns: Sequence[Sequence[NativeValue]], host: Sequence[HostColumn], n: int) -> int:
         """Decide ``n`` events in one Lua call; return the bitmask of the events that are True."""
         if n <= 0:

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import math
 import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import cast
 
 import pytest
 
+from guard.errors import PolicyCompileError, PolicyError
 from guard.policy.predicates.abi import (
     Budget,
     ColumnSpec,
+    CompiledBatch,
     PAffix,
     PAnd,
     PCompare,
+    PConst,
     PExpr,
     PIn,
     PNot,
     POr,
+    PredicateTrap,
+    PUser,
     PWildcard,
+    UserModule,
 )
-from guard.policy.predicates.lua import LuaBackend
+from guard.policy.predicates.lua import LuaBackend, LuaBatch
 from guard.policy.predicates.reference import run_batch
 from tests.unit.policy.predicates.differential import CASES, SI, N, S, batch, check_parity
 
@@ -169,3 +180,269 @@ def test_large_random_batch() -> None:
     columns, host = batch(specs, host_count, 4096, seed=11, int_bits=53)
     compiled = BACKEND.compile(expr, specs, host_count, budget=Budget())
     assert compiled.run(columns, host, 4096) == run_batch(expr, columns, host, 4096)
+
+
+# ---- user modules
+
+DATA = Path(__file__).parent / "data"
+CMD = ColumnSpec("process.command_line", frozenset({"str"}))
+
+
+def module(name: str) -> UserModule:
+    path = DATA / name
+    return UserModule("lua", path, path.read_bytes())
+
+
+def user(
+    function: str, *args: tuple[str, object], op: str | None = None, value: float | None = None
+) -> PUser:
+    return PUser("lua", function, tuple(args), op, value)  # type: ignore[arg-type]
+
+
+def shannon(s: str) -> float:
+    data = s.encode()
+    return -sum(c / len(data) * math.log2(c / len(data)) for c in Counter(data).values()) if data else 0.0
+
+
+def test_entropy_compared_with_a_literal() -> None:
+    values: list[str | None] = [
+        "aaaaaaaa",
+        "powershell -enc " + "".join(chr(33 + (i * 37) % 90) for i in range(200)),
+        None,
+        "abc",
+        "",
+    ]
+    expr = user("entropy", ("col", 0), op=">", value=4.5)
+    compiled = BACKEND.compile(expr, (CMD,), 0, budget=Budget(), modules=[module("entropy.lua")])
+    want = sum(1 << i for i, v in enumerate(values) if v is not None and shannon(v) > 4.5)
+    assert want == 0b10  # the one high-entropy command line
+    assert compiled.run([values], [], len(values)) == want
+    # null in, 0 out: "entropy(null) <= 1" is True for the null event
+    low = BACKEND.compile(
+        user("entropy", ("col", 0), op="<=", value=1),
+        (CMD,),
+        0,
+        budget=Budget(),
+        modules=[module("entropy.lua")],
+    )
+    assert low.run([values], [], len(values)) == 0b10101
+
+
+def test_boolean_results_returned_table_and_globals() -> None:
+    paths = ["/tmp/x", "/usr/bin/x", None, "/tmp/"]
+    mods = [module("shapes.lua"), module("entropy.lua")]
+    has_tmp = BACKEND.compile(user("has_tmp", ("col", 0)), (CMD,), 0, budget=Budget(), modules=mods)
+    assert has_tmp.run([paths], [], 4) == 0b1001
+    # the null event gives false (has_tmp returns false for nil), so "not" of it is true
+    not_tmp = BACKEND.compile(PNot(user("has_tmp", ("col", 0))), (CMD,), 0, budget=Budget(), modules=mods)
+    assert not_tmp.run([paths], [], 4) == 0b0110
+    is_null = BACKEND.compile(user("is_null", ("col", 0)), (CMD,), 0, budget=Budget(), modules=mods)
+    assert is_null.run([paths], [], 4) == 0b0100
+    glob = BACKEND.compile(user("helper_global", ("lit", "yes")), (), 0, budget=Budget(), modules=mods)
+    assert glob.run([], [], 3) == 0b111
+
+
+def test_literal_arguments_and_number_results() -> None:
+    mods = [module("shapes.lua")]
+    expr = user("len", ("col", 0), ("lit", 10), op="==", value=13)
+    compiled = BACKEND.compile(expr, (CMD,), 0, budget=Budget(), modules=mods)
+    assert compiled.run([["abc", "abcd", "xyz"]], [], 3) == 0b101
+
+
+def test_result_of_another_type_is_null() -> None:
+    mods = [module("shapes.lua")]
+    as_number = user("describe", ("col", 0), op=">", value=0)
+    as_bool = user("describe", ("col", 0))
+    number_as_bool = user("len", ("col", 0), ("lit", 0))
+    bool_as_number = user("has_tmp", ("col", 0), op="==", value=1)
+    for e in (as_number, as_bool, number_as_bool, bool_as_number):
+        for shown in (e, PNot(e)):  # null: neither the condition nor its negation is True
+            compiled = BACKEND.compile(shown, (CMD,), 0, budget=Budget(), modules=mods)
+            assert compiled.run([["/tmp/a", "b"]], [], 2) == 0, shown
+        null_or = BACKEND.compile(POr((e, PConst(True))), (CMD,), 0, budget=Budget(), modules=mods)
+        assert null_or.run([["/tmp/a", "b"]], [], 2) == 0b11
+
+
+def test_user_calls_mix_with_native_leaves() -> None:
+    mods = [module("entropy.lua")]
+    expr = PAnd((PWildcard(0, ("*.exe",), False), user("entropy", ("col", 0), op="<", value=3)))
+    compiled = BACKEND.compile(expr, (CMD,), 0, budget=Budget(), modules=mods)
+    assert compiled.run([["a.exe", "a.bin", None, "qwertyuiopasdfgh.exe"]], [], 4) == 0b0001
+
+
+# ---- the sandbox, probed from inside a module
+
+FORBIDDEN = [
+    "io", "os", "require", "load", "loadstring", "loadfile", "dofile", "debug", "jit", "ffi",
+    "package", "module", "collectgarbage", "gcinfo", "getfenv", "setfenv", "newproxy", "print",
+    "coroutine", "python",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FORBIDDEN)
+def test_forbidden_global_is_nil(name: str) -> None:
+    absent = BACKEND.compile(
+        user("absent", ("lit", name)), (), 0, budget=Budget(), modules=[module("probes.lua")]
+    )
+    assert absent.run([], [], 1) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["pairs", "string", "math", "table", "bit", "pcall", "setmetatable", "rawget"]
+)
+def test_allowed_global_is_there(name: str) -> None:
+    # the probe itself can fail: it answers False for a global the sandbox does provide
+    absent = BACKEND.compile(
+        user("absent", ("lit", name)), (), 0, budget=Budget(), modules=[module("probes.lua")]
+    )
+    assert absent.run([], [], 1) == 0
+
+
+def test_string_dump_is_gone_from_the_module_string_table() -> None:
+    mods = [module("probes.lua")]
+    has = BACKEND.compile(user("string_has", ("lit", "dump")), (), 0, budget=Budget(), modules=mods)
+    assert has.run([], [], 1) == 0
+    has_rep = BACKEND.compile(user("string_has", ("lit", "rep")), (), 0, budget=Budget(), modules=mods)
+    assert has_rep.run([], [], 1) == 1
+
+
+def test_string_metatable_is_closed() -> None:
+    mods = [module("probes.lua")]
+    locked = BACKEND.compile(user("string_meta_locked"), (), 0, budget=Budget(), modules=mods)
+    assert locked.run([], [], 1) == 1
+    # methods on strings still work (they use the real string table, which nobody can reach)
+    method = BACKEND.compile(user("method_lower", ("col", 0)), (CMD,), 0, budget=Budget(), modules=mods)
+    assert method.run([["ABC", "abd"]], [], 2) == 0b01
+
+
+def test_tampering_with_string_functions_leaves_the_predicate_alone() -> None:
+    # probes.lua overwrites string.lower/upper/sub/find/byte in its environment while loading
+    mods = [module("probes.lua")]
+    leaves = PAnd(
+        (
+            PAffix(0, "startswith", "cmd", case_insensitive=True),
+            PAffix(0, "endswith", ".exe"),
+            PAffix(0, "contains", "d.", case_insensitive=True),
+            PWildcard(0, ("c?d*",), True),
+            user("string_meta_locked"),
+        )
+    )
+    compiled = BACKEND.compile(leaves, (SI,), 0, budget=Budget(), modules=mods)
+    assert "probes.lua" not in compiled.source
+    values = ["CMD.exe", "cmd.EXE", "xcmd.exe", "cmd.exe"]
+    assert compiled.run([values], [], 4) == 0b1001
+
+
+def test_python_is_unreachable() -> None:
+    reach = BACKEND.compile(user("python_reachable"), (), 0, budget=Budget(), modules=[module("probes.lua")])
+    assert reach.run([], [], 1) == 0
+
+
+# ---- budgets
+
+SMALL = Budget(per_event=20_000, base=20_000, memory_bytes=4 * 1024 * 1024)
+
+
+def trap_of(compiled: CompiledBatch, values: list[str | None]) -> PredicateTrap:
+    with pytest.raises(PredicateTrap) as info:
+        compiled.run([values], [], len(values))
+    return info.value
+
+
+def assert_still_works(mod: str, budget: Budget) -> None:
+    fine = BACKEND.compile(user("ok", ("col", 0)), (CMD,), 0, budget=budget, modules=[module(mod)])
+    assert fine.run([["fine", "no"]], [], 2) == 0b01
+
+
+@pytest.mark.parametrize("function", ["spin", "swallow"])
+def test_infinite_loop_traps_fuel_and_the_next_batch_works(function: str) -> None:
+    expr = POr((PCompare(0, "==", "fine"), user(function, ("col", 0))))
+    compiled = BACKEND.compile(expr, (CMD,), 0, budget=SMALL, modules=[module("loop.lua")])
+    start = time.perf_counter()
+    trap = trap_of(compiled, ["x", "y"])
+    assert time.perf_counter() - start < 2
+    assert trap.kind == "fuel"
+    # same compiled predicate: events that never reach the user call are decided again
+    assert compiled.run([["fine"] * 3], [], 3) == 0b111
+    assert trap_of(compiled, ["fine", "z"]).kind == "fuel"
+    assert compiled.run([["fine"]], [], 1) == 1
+
+
+def test_fuel_scales_with_the_batch() -> None:
+    # 20k instructions per event: a loop of ~5k iterations per event fits, 200 events or 1
+    expr = user("ok", ("col", 0))
+    compiled = BACKEND.compile(expr, (CMD,), 0, budget=SMALL, modules=[module("loop.lua")])
+    assert compiled.run([["fine"] * 200], [], 200) == (1 << 200) - 1
+
+
+def test_deep_recursion_traps_stack() -> None:
+    expr = user("deep", ("lit", 0), op=">", value=0)
+    compiled = BACKEND.compile(expr, (), 0, budget=Budget(), modules=[module("recurse.lua")])
+    assert trap_of_empty(compiled).kind == "stack"
+    assert trap_of_empty(compiled).kind == "stack"
+    assert_still_works("recurse.lua", Budget())
+
+
+def trap_of_empty(compiled: CompiledBatch) -> PredicateTrap:
+    with pytest.raises(PredicateTrap) as info:
+        compiled.run([], [], 1)
+    return info.value
+
+
+@pytest.mark.parametrize("function", ["grow", "double", "rep"])
+def test_memory_bomb_traps_memory_and_the_runtime_recovers(function: str) -> None:
+    budget = Budget(per_event=10**9, base=0, memory_bytes=4 * 1024 * 1024)
+    expr = POr((PCompare(0, "==", "fine"), user(function, ("col", 0), op=">", value=0)))
+    compiled = BACKEND.compile(expr, (CMD,), 0, budget=budget, modules=[module("membomb.lua")])
+    batch_ = cast(LuaBatch, compiled)
+    for _ in range(3):
+        assert trap_of(compiled, ["a"]).kind == "memory"
+        assert compiled.run([["fine", "fine"]], [], 2) == 0b11
+        # the bomb's garbage is collected (LuaJIT keeps half its concat buffer for one more cycle)
+        assert batch_.memory_in_use() < budget.memory_bytes // 2
+
+
+# ---- bad modules
+
+
+@pytest.mark.parametrize(
+    ("mod", "needle"),
+    [
+        ("bad_syntax.lua", "bad_syntax.lua:3:"),
+        ("load_error.lua", "load_error.lua:3: no config"),
+        ("load_loop.lua", "(fuel)"),
+        ("load_memory.lua", "(memory)"),
+    ],
+)
+def test_bad_module_is_a_policy_error_naming_the_file(mod: str, needle: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        BACKEND.compile(
+            user("entropy", ("col", 0), op=">", value=1), (CMD,), 0, budget=SMALL, modules=[module(mod)]
+        )
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(DATA / mod) in message
+    assert needle in message
+
+
+def test_missing_function_names_the_modules_and_the_function() -> None:
+    mods = [module("nothing.lua"), module("entropy.lua")]
+    with pytest.raises(PolicyError, match=r"nothing\.lua, .*entropy\.lua: no lua function 'nope'"):
+        BACKEND.compile(user("nope", ("col", 0)), (CMD,), 0, budget=Budget(), modules=mods)
+    with pytest.raises(PolicyError, match=r"no \.lua module beside the policy: no lua function 'entropy'"):
+        BACKEND.compile(user("entropy", ("col", 0)), (CMD,), 0, budget=Budget())
+
+
+def test_a_function_defined_twice_is_refused() -> None:
+    mods = [module("entropy.lua"), module("entropy_again.lua")]
+    with pytest.raises(
+        PolicyError, match=r"entropy_again\.lua: lua function 'entropy' is also defined by .*entropy\.lua"
+    ):
+        BACKEND.compile(
+            user("entropy", ("col", 0), op=">", value=1), (CMD,), 0, budget=Budget(), modules=mods
+        )
+
+
+def test_wasm_call_is_refused() -> None:
+    with pytest.raises(PolicyCompileError, match="cannot call wasm:entropy"):
+        BACKEND.compile(PUser("wasm", "entropy", (("col", 0),), ">", 1), (CMD,), 0, budget=Budget())

@@ -1,0 +1,3 @@
+function broken(s)
+  return s ==
+end

@@ -1,0 +1,3 @@
+-- fails while loading
+local x = 1
+error("no config")
