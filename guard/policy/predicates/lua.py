@@ -22,6 +22,7 @@ JIT switched off for itself and every function it defines (``jit.off(chunk, true
 once, under the budget. Callable afterwards: every function the chunk returns in a table, and
 every function it defines as a global of its environment (the returned table wins on a name
 clash; the sandbox's own builtins are not exported). A name defined by two modules is an error.
+The modules are loaded only into the runtime of a predicate that calls ``lua:`` functions.
 Arguments are column values (strings as Lua strings, null as ``nil``, numbers, booleans) or
 literals; a number result is compared with ``op value``, a boolean result is the truth when
 ``op`` is None, any other result is null.
@@ -37,7 +38,8 @@ out; no table reachable from a module is protected by a metatable. ``coroutine``
 a function-resuming way to catch errors that the budget would then have to chase.
 
 **Budgets.** Instructions: a count hook (``debug.sethook``, captured by the kernel) is armed per
-batch with ``budget.for_batch(n)`` instructions when the predicate calls user code; when they run
+batch with ``budget.for_batch(n)`` instructions when the predicate calls user code (counted down in
+periods of at most :data:`HOOK_CHUNK`, since the hook count is a C int); when they run
 out the hook raises, keeps raising every 1000 instructions, and the sandbox's ``pcall``/``xpcall``
 re-raise, so user code cannot swallow it. Count hooks do not fire in JIT-compiled code, which is
 why user functions run with the JIT off; interpreted trusted code in the same batch counts too.
@@ -46,6 +48,14 @@ memory in use plus ``budget.memory_bytes`` for the call (the same cap applies wh
 loads). A runaway recursion ends in LuaJIT's own ``stack overflow``. Traps: instructions →
 ``fuel``, memory → ``memory``, stack overflow → ``stack``, any other Lua error → ``error``; after
 one the hook is cleared and the garbage collected, and the next batch runs normally.
+
+Limits: instructions are counted between calls into C, not inside one: a single library call on
+a large string (a backtracking Lua pattern in ``string.find``/``match``/``gsub``, ``string.rep``
+under the memory cap) runs to its end before the hook can fire. The ``stack`` kind is read from
+the error message, so a module that raises ``"stack overflow"`` itself is reported as ``stack``
+(``fuel`` and ``memory`` are not spoofable: a flag set by the hook, lupa's memory-error type).
+Outside the ABI (a leaf seeing a value of a kind its column does not declare): unequal to every
+literal, not in any set, not ordered (false), and null for the string functions.
 """
 
 from __future__ import annotations
@@ -84,6 +94,8 @@ __all__ = ["LuaBackend", "LuaBatch"]
 #: named locals for columns, host columns and constants in ``run``; the rest are read from a table
 #: (LuaJIT allows 200 locals and 60 upvalues per function)
 _MAX_NAMED: Final = 100
+#: the most instructions one count-hook period covers (``debug.sethook`` takes a C int)
+HOOK_CHUNK: Final = 1_000_000_000
 _LUA_OPS: Final = {"==": "==", "!=": "~=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ASCII_FOLD: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -102,14 +114,14 @@ package.loaded.python = nil
 getmetatable("").__metatable = "locked"
 
 -- the instruction budget: the hook fires every `step` instructions until `remaining` is spent
-local CHUNK = 1000000000
-local remaining, step, exhausted = 0, 0, false
+-- (a count hook takes a C int, so a larger allowance is counted down in chunks)
+local remaining, step, chunk, exhausted = 0, 0, 1, false
 local hook
 hook = function()
   if exhausted then error("instruction budget exhausted", 0) end
   remaining = remaining - step
   if remaining > 0 then
-    step = remaining < CHUNK and remaining or CHUNK
+    step = remaining < chunk and remaining or chunk
     sethook(hook, "", step)
     return
   end
@@ -117,10 +129,10 @@ hook = function()
   sethook(hook, "", 1000)
   error("instruction budget exhausted", 0)
 end
-local function arm(total)
+local function arm(total, size)
   exhausted = false
-  remaining = total
-  step = total < CHUNK and total or CHUNK
+  remaining, chunk = total, size
+  step = total < chunk and total or chunk
   sethook(hook, "", step)
 end
 local function spent()
@@ -640,6 +652,7 @@ class LuaBatch:
     ) -> None:
         self.source, called = generate(expr, columns, host_count, name)
         self.budget = budget
+        self.hook_chunk = HOOK_CHUNK
         self._ncols = len(columns)
         self._nhost = host_count
         self._armed = _has_user(expr)
@@ -651,7 +664,7 @@ class LuaBatch:
             unpack_returned_tuples=True,
         )
         kernel = self._rt.execute(_KERNEL, name="=kernel")
-        self._arm: Callable[[int], None] = kernel["arm"]
+        self._arm_hook: Callable[[int, int], None] = kernel["arm"]
         self._spent: Callable[[], bool] = kernel["spent"]
         self._sethook: Callable[[], None] = kernel["sethook"]
         users = self._load_modules(kernel["load_module"], modules, called) if self._armed else {}
@@ -691,6 +704,9 @@ class LuaBatch:
                 where = ", ".join(str(m.path) for m in lua_modules) or "no .lua module beside the policy"
                 raise PolicyError(f"{where}: no lua function {fname!r} is defined (called as lua:{fname})")
         return {fname: found[fname] for fname in called}
+
+    def _arm(self, instructions: int) -> None:
+        self._arm_hook(max(1, instructions), max(1, min(self.hook_chunk, 2**31 - 1)))
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call Lua under the instruction and memory budget; map a failure to a PredicateTrap."""

@@ -446,3 +446,41 @@ def test_a_function_defined_twice_is_refused() -> None:
 def test_wasm_call_is_refused() -> None:
     with pytest.raises(PolicyCompileError, match="cannot call wasm:entropy"):
         BACKEND.compile(PUser("wasm", "entropy", (("col", 0),), ">", 1), (CMD,), 0, budget=Budget())
+
+
+@pytest.mark.parametrize("chunk", [1_000_000_000, 1000, 7])
+def test_instruction_budget_is_the_batch_allowance(chunk: int) -> None:
+    # 20k instructions for a batch of one event; the hook period does not change the total
+    budget = Budget(per_event=15_000, base=5_000)
+    mods = [module("loop.lua")]
+    under = cast(LuaBatch, BACKEND.compile(user("burn", ("lit", 5_000)), (), 0, budget=budget, modules=mods))
+    over = cast(LuaBatch, BACKEND.compile(user("burn", ("lit", 40_000)), (), 0, budget=budget, modules=mods))
+    under.hook_chunk = over.hook_chunk = chunk
+    assert under.run([], [], 1) == 1
+    assert trap_of_empty(over).kind == "fuel"
+    # two events: 35k instructions, so 2 x 15k fits and 2 x 40k does not
+    assert under.run([], [], 2) == 0b11
+    assert trap_of_empty(over).kind == "fuel"
+
+
+def test_allowance_beyond_a_c_int_is_counted_in_chunks() -> None:
+    budget = Budget(per_event=100_000, base=0)  # 3e9 instructions for 30k events: over 2**31
+    compiled = BACKEND.compile(user("ok", ("col", 0)), (CMD,), 0, budget=budget, modules=[module("loop.lua")])
+    assert budget.for_batch(30_000) > 2**31
+    assert compiled.run([["fine"] * 30_000], [], 30_000) == (1 << 30_000) - 1
+
+
+def test_error_in_user_code_traps_error_naming_the_module() -> None:
+    # len(s, extra) does #s: a null argument is an error in the module
+    compiled = BACKEND.compile(
+        user("len", ("col", 0), ("lit", 1), op=">", value=0),
+        (CMD,),
+        0,
+        budget=Budget(),
+        modules=[module("shapes.lua")],
+    )
+    trap = trap_of(compiled, ["ab", None])
+    assert trap.kind == "error"
+    assert "shapes.lua:17:" in trap.detail
+    assert "\n" not in trap.detail
+    assert compiled.run([["ab", "c"]], [], 2) == 0b11

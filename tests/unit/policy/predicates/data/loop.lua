@@ -14,3 +14,9 @@ end
 function ok(s)
   return s == "fine"
 end
+
+-- about k instructions (one FORL per iteration), then true
+function burn(k)
+  for i = 1, k do end
+  return true
+end
