@@ -16,6 +16,7 @@ from guard.policy.predicates.abi import (
     Budget,
     ColumnSpec,
     CompiledBatch,
+    NativeValue,
     PAffix,
     PAnd,
     PCompare,
@@ -484,3 +485,47 @@ def test_error_in_user_code_traps_error_naming_the_module() -> None:
     assert "shapes.lua:17:" in trap.detail
     assert "\n" not in trap.detail
     assert compiled.run([["ab", "c"]], [], 2) == 0b11
+
+
+MIXED = ColumnSpec("x", frozenset({"str", "int", "float", "bool"}))
+NUMERIC = ColumnSpec("x", frozenset({"int", "float", "bool"}))
+MIXED_VALUES: list[NativeValue] = ["a", "443", 443, 443.0, 1, True, False, 0, None, "", 2.5, float("nan")]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        PCompare(0, "==", "a"),
+        PCompare(0, "!=", "a"),
+        PCompare(0, "==", 443),
+        PCompare(0, "!=", 1),
+        PCompare(0, "==", 0),
+        PIn(0, ("a", "443")),
+        PIn(0, (443, 1), negated=True),
+        PIn(0, (0,)),
+    ],
+    ids=repr,
+)
+def test_columns_of_several_kinds_compare_like_python(expr: PExpr) -> None:
+    n = len(MIXED_VALUES)
+    for e in (expr, PNot(expr)):
+        compiled = BACKEND.compile(e, (MIXED,), 0, budget=Budget())
+        assert compiled.run([MIXED_VALUES], [], n) == run_batch(e, [MIXED_VALUES], [], n)
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+def test_numeric_column_orders_bools_as_ints(op: str) -> None:
+    values = [v for v in MIXED_VALUES if not isinstance(v, str)]
+    for e in (PCompare(0, op, 1), PNot(PCompare(0, op, 1))):
+        compiled = BACKEND.compile(e, (NUMERIC,), 0, budget=Budget())
+        assert compiled.run([values], [], len(values)) == run_batch(e, [values], [], len(values))
+
+
+def test_values_outside_the_column_kinds_are_unordered_and_null_for_string_tests() -> None:
+    values: list[NativeValue] = [5, "b", None]
+    lt = BACKEND.compile(PCompare(0, "<", "c"), (MIXED,), 0, budget=Budget())
+    not_lt = BACKEND.compile(PNot(PCompare(0, "<", "c")), (MIXED,), 0, budget=Budget())
+    assert lt.run([values], [], 3) == 0b010
+    assert not_lt.run([values], [], 3) == 0b001  # 5 < "c" is false, null stays null
+    like = BACKEND.compile(PNot(PWildcard(0, ("*",), False)), (MIXED,), 0, budget=Budget())
+    assert like.run([values], [], 3) == 0  # a number is null for a string test, like null
