@@ -192,15 +192,13 @@ class BatchPredicate:
             columns.append(col)  # type: ignore[arg-type]
         host: list[list[Truth]] = [[h(ev) for ev in events] for h in lw.host]
         results = [False] * n
-        live = [i for i in range(n) if i not in escaped] if escaped else list(range(n))
         run = _Run()
-        if live:
-            if escaped:
-                cols = [[c[i] for i in live] for c in columns]
-                hs = [[h[i] for i in live] for h in host]
-            else:
-                cols, hs = columns, host
-            self._run(cols, hs, live, results, run)
+        try:
+            self._run_live(columns, host, escaped, results, run)
+        except UnicodeEncodeError:  # a lone surrogate a runtime cannot encode: those events escape
+            escaped.update(_unencodable(columns))
+            results, run = [False] * n, _Run()
+            self._run_live(columns, host, escaped, results, run)
         for pos, kind in run.failed.items():
             setattr(stats, kind, getattr(stats, kind) + 1)
             results[pos] = self.fail_closed
@@ -216,6 +214,30 @@ class BatchPredicate:
                     continue
                 results[i] = truth is True
         return results
+
+    def _run_live(
+        self,
+        columns: list[list[NativeValue]],
+        host: list[list[Truth]],
+        escaped: set[int],
+        results: list[bool],
+        run: _Run,
+    ) -> None:
+        """Decide every event that did not escape, in one call (bisected on traps)."""
+        n = len(results)
+        live = [i for i in range(n) if i not in escaped] if escaped else list(range(n))
+        if not live:
+            return
+        if escaped:
+            self._run(
+                [[c[i] for i in live] for c in columns],
+                [[h[i] for i in live] for h in host],
+                live,
+                results,
+                run,
+            )
+        else:
+            self._run(columns, host, live, results, run)
 
     def _run(
         self,
@@ -306,3 +328,16 @@ class BatchPredicate:
                 e, lw.columns, 0, budget=self.budget, modules=self.modules, name=f"{self.name}_one"
             )
         return compiled
+
+
+def _unencodable(columns: Sequence[Sequence[NativeValue]]) -> set[int]:
+    """Positions whose strings UTF-8 cannot encode (lone surrogates)."""
+    bad: set[int] = set()
+    for col in columns:
+        for i, v in enumerate(col):
+            if type(v) is str:
+                try:
+                    v.encode()
+                except UnicodeEncodeError:
+                    bad.add(i)
+    return bad

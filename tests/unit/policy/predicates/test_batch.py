@@ -189,3 +189,12 @@ def test_a_bad_fail_mode_is_refused() -> None:
     cond = compile_query("process where true", ECS).steps[0].condition
     with pytest.raises(ValueError, match="fail mode"):
         BatchPredicate(cond, RefBackend(), fail_mode="maybe")
+
+
+@pytest.mark.parametrize("runtime", ["wasm", "lua"])
+def test_a_lone_surrogate_is_decided_like_codegen(runtime: str) -> None:
+    cond = compile_query('process where process.name like "a*"', ECS).steps[0].condition
+    bp = BatchPredicate(cond, backend(runtime))
+    events = [{"process": {"name": "a\ud800"}}, {"process": {"name": "ab"}}, {"process": {"name": "b"}}]
+    assert bp.decide(events) == [True, True, False]
+    assert bp.stats.escaped <= 1  # Lua strings are UTF-8: that event is decided on the host
