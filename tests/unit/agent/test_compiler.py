@@ -34,9 +34,14 @@ def test_bundled_policies_take_the_documented_paths() -> None:
         "block_c2_connect": ("kernel-inline", "connect"),
         "block_ptrace_protected": ("kernel-inline", "ptrace"),
         "block_download_chmod_exec": ("sequence-armed", "exec"),
+        "alert_high_entropy_cmdline": ("detect-only", "exec"),
     }
     assert c.armed == frozenset({"block_download_chmod_exec"})
-    assert [r.id for r in c.engine_rules] == ["block_download_chmod_exec"]
+    assert [r.id for r in c.engine_rules] == ["alert_high_entropy_cmdline", "block_download_chmod_exec"]
+    assert [(r.id, r.runtime) for r in c.engine_rules if r.runtime != "python"] == [
+        ("alert_high_entropy_cmdline", "lua")
+    ]
+    assert [m.path.name for m in c.modules] == ["entropy.lua", "entropy.wat"]
     seq = c.plan("block_download_chmod_exec").arm
     assert seq is not None
     assert (seq.entity_of, seq.entity_key, seq.target_key) == ("parent", 0, 1)
