@@ -17,13 +17,19 @@ __all__ = ["backend"]
 @cache
 def backend(name: str) -> Backend:
     """Return the ``wasm`` or ``lua`` runtime (``python`` is the engine's own codegen path)."""
-    if name == "wasm":
-        from guard.policy.predicates.wasm import WasmBackend  # wasmtime only on demand
+    try:
+        if name == "wasm":
+            from guard.policy.predicates.wasm import WasmBackend  # wasmtime only on demand
 
-        return WasmBackend()
-    if name == "lua":
-        from guard.policy.predicates.lua import LuaBackend  # lupa only on demand
+            return WasmBackend()
+        if name == "lua":
+            from guard.policy.predicates.lua import LuaBackend  # lupa only on demand
 
-        return LuaBackend()
+            return LuaBackend()
+    except ImportError as exc:
+        raise PolicyError(
+            f"runtime {name}: {exc.name} is not installed (scripts/setup installs it; "
+            f"or pip install 'kestrel-guard[{name}]')"
+        ) from exc
     batch_runtimes = ", ".join(r for r in RUNTIMES if r != "python")
     raise PolicyError(f"runtime: expected one of {batch_runtimes}, got {name!r}")
