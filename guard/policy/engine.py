@@ -647,8 +647,7 @@ class Engine:
         index = self._index
         pairs = self._clock.order(events)
         if self._batch:
-            self._process_batched(pairs, out)
-            return out
+            preds = self._decide_batches(pairs)
         for t, ev in pairs:
             if timers and timers[0][0] < t:
                 self._fire(t, out)
@@ -671,55 +670,29 @@ class Engine:
                 seq.expire(self._clock.watermark)
         return out
 
-    def _process_batched(self, pairs: list[tuple[float, Event]], out: list[Alert]) -> None:
-        """Process an ordered batch when some predicates run in wasm or lua: those first, one call each.
+    def _decide_batches(self, pairs: list[tuple[float, Event]]) -> list[Callable[[Event], bool]]:
+        """Decide every wasm/lua candidate of the batch, one call per predicate; return the predicates.
 
-        Predicates are pure functions of the event, so deciding every wasm/lua candidate of the
-        batch before dispatching in order gives the same alerts as deciding each in turn.
+        Predicates are pure functions of the event, so deciding them for the whole batch before
+        dispatching in order gives the same alerts as deciding each in turn. In the list returned,
+        a wasm/lua predicate answers from those results (by event identity: the batch holds them).
         """
-        by_cat = self._by_category
-        other = self._other
-        preds = self._preds
-        pred_units = self._pred_units
-        category = self._category
-        timers = self._timers
-        batch = self._batch
-        cand_lists: list[tuple[int, ...]] = []
-        wanted: dict[int, list[int]] = {}
-        for pos, (_t, ev) in enumerate(pairs):
+        by_cat, other, category, batch = self._by_category, self._other, self._category, self._batch
+        wanted: dict[int, list[Event]] = {}
+        for _t, ev in pairs:
             c = category(ev)
             index_c = by_cat.get(c, other) if type(c) is str else None
-            cands = tuple(index_c.candidates(ev) if index_c is not None else self._multi_category(c, ev))
-            cand_lists.append(cands)
-            for p in cands:
+            for p in index_c.candidates(ev) if index_c is not None else self._multi_category(c, ev):
                 if p in batch:
-                    wanted.setdefault(p, []).append(pos)
-        true_at: dict[int, set[int]] = {}
-        for p, positions in wanted.items():
+                    wanted.setdefault(p, []).append(ev)
+        preds = list(self._preds)
+        for p, evs in wanted.items():  # the others are no event's candidate in this batch
             bp = batch[p]
             before = bp.stats.to_json()
-            results = bp.decide([pairs[i][1] for i in positions])
-            true_at[p] = {pos for pos, yes in zip(positions, results, strict=True) if yes}
+            true_ids = {id(ev) for ev, yes in zip(evs, bp.decide(evs), strict=True) if yes}
             self._count_runtime(p, before, bp.stats.to_json())
-        index = self._index
-        for pos, (t, ev) in enumerate(pairs):
-            if timers and timers[0][0] < t:
-                self._fire(t, out)
-            cands = cand_lists[pos]
-            index += 1
-            if not cands:
-                continue
-            hits = [p for p in cands if (pos in true_at[p] if p in batch else preds[p](ev))]
-            if not hits:
-                continue
-            if len(hits) == 1:
-                self._dispatch(index - 1, ev, t, pred_units[hits[0]], out)
-            else:
-                self._dispatch(index - 1, ev, t, sorted([u for p in hits for u in pred_units[p]]), out)
-        self._index = index
-        if pairs:
-            for seq in self._sequences.values():
-                seq.expire(self._clock.watermark)
+            preds[p] = lambda ev, ids=true_ids: id(ev) in ids  # type: ignore[misc]
+        return preds
 
     def _count_runtime(self, pid: int, before: Mapping[str, int], after: Mapping[str, int]) -> None:
         """Add a wasm/lua predicate's escapes and traps of one batch to its rules' counters."""
