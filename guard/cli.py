@@ -644,6 +644,17 @@ def _render_status(data: dict[str, object]) -> str:
                     f"{hook:<21} {c.get('calls', 0):>10} {c.get('denies', 0):>8} "
                     f"{c.get('would_block', 0):>8} {c.get('ringbuf_drops', 0):>6}"
                 )
+    predicates = data.get("predicates") or {}
+    if isinstance(predicates, dict) and predicates:
+        lines.append(f"{'PREDICATE':<10} {'RUNTIME':<8} {'EVENTS':>8} {'ESCAPED':>8} {'TRAPPED':>8}  RULES")
+        for name, p in predicates.items():
+            if isinstance(p, dict):
+                trapped = sum(int(p.get(k, 0)) for k in ("fuel", "memory", "stack", "error"))
+                rules = ", ".join(p.get("rules") or [])
+                lines.append(
+                    f"{name:<10} {p.get('runtime')!s:<8} {p.get('events', 0):>8} {p.get('escaped', 0):>8} "
+                    f"{trapped:>8}  {rules}"
+                )
     recent = data.get("recent") or []
     if isinstance(recent, list) and recent:
         lines.append("recent decisions:")

@@ -762,6 +762,8 @@ class Agent:
                 "protected_pids": {str(k): v for k, v in self.protected_pids().items()},
                 "confirm_pending_s": round(pending.deadline - self._monotonic(), 3) if pending else None,
                 "recent": list(self.recent),
+                #: wasm / lua predicates: runtime, rules, batches, events, escapes, traps by kind
+                "predicates": self.engine.predicate_stats(),  # type: ignore[dict-item]
             }
 
     def _audit(self, decision: Decision) -> None:
