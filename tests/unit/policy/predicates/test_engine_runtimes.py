@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections import Counter
@@ -164,3 +165,15 @@ def test_a_runaway_user_function_is_stopped_and_reported(tmp_path: Path, lang: s
         ("risky_closed", "zsh"),
     }
     assert engine.budget_events() == []
+
+
+def test_bench_runtimes_measures_every_runtime_on_the_same_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "runtimes", "--batch", "256", "--repeats", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {(r["condition"], r["runtime"]) for r in rows} >= {
+        ("typical rule", "python"), ("typical rule", "wasm"), ("typical rule", "lua"),
+        ("user function", "wasm"), ("user function", "lua"),
+    }  # fmt: skip
+    assert all(r["agree"] and r["us_per_event"] > 0 for r in rows)
+    by = {(r["condition"], r["runtime"]): r["matched"] for r in rows}
+    assert by[("user function", "wasm")] == by[("user function", "lua")]  # one entropy, two languages
