@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Final
 
 from guard.policy.ast import Expr
@@ -45,7 +46,7 @@ from guard.policy.predicates.abi import (
     PWildcard,
     UserModule,
 )
-from guard.policy.predicates.lowering import Lowered, fits, lower
+from guard.policy.predicates.lowering import Lowered, int_range, lower
 from guard.policy.predicates.reference import evaluate as reference_evaluate
 from guard.policy.schema import ECS, Schema
 
@@ -57,7 +58,6 @@ TRAP_KINDS: Final = ("fuel", "memory", "stack", "error")
 MAX_ISOLATION_CALLS: Final = 32
 
 Truth = bool | None
-_NATIVE_TYPES: Final = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
 @dataclass(slots=True)
@@ -114,35 +114,15 @@ class BatchPredicate:
             lw.expr, lw.columns, len(lw.host), budget=self.budget, modules=self.modules, name=name
         )
         self.stats = PredicateStats()
-        self._checks = [self._checker(i) for i in range(len(lw.columns))]
         self._finders = [self._finder(i) for i in range(len(lw.columns))]
+        #: per column, whether one value travels natively (the finder on a one-value column)
+        self._checks = [partial(_native, find) for find in self._finders]
         self._single: dict[PExpr, CompiledBatch] = {}
 
     @property
     def source(self) -> str:
         """The generated WAT or Lua."""
         return self.compiled.source
-
-    def _checker(self, index: int) -> Callable[[object], bool]:
-        """Return the test of whether a column value travels natively."""
-        spec = self.lowered.columns[index]
-        kinds = spec.kinds
-        bits = self.backend.int_bits
-        ascii_only = spec.ascii_only
-
-        def native(v: object) -> bool:
-            if v is None:
-                return True
-            kind = _NATIVE_TYPES.get(type(v))
-            if kind is None or kind not in kinds:
-                return False
-            if kind == "int":
-                return fits(v, bits)  # type: ignore[arg-type]
-            if kind == "str" and ascii_only:
-                return bool(v.isascii())  # type: ignore[attr-defined]
-            return True
-
-        return native
 
     def _finder(self, index: int) -> Callable[[Sequence[object]], list[int]]:
         """Return a function listing the positions of a column's values that must escape.
@@ -151,7 +131,7 @@ class BatchPredicate:
         inline type tests, no call per value.
         """
         spec = self.lowered.columns[index]
-        lo, hi = (-(1 << 63), (1 << 63) - 1) if self.backend.int_bits >= 64 else (-(1 << 53), 1 << 53)
+        lo, hi = int_range(self.backend.int_bits)
         tests = []
         if "str" in spec.kinds:
             tests.append("(t is str and v.isascii())" if spec.ascii_only else "t is str")
@@ -328,6 +308,11 @@ class BatchPredicate:
                 e, lw.columns, 0, budget=self.budget, modules=self.modules, name=f"{self.name}_one"
             )
         return compiled
+
+
+def _native(find: Callable[[Sequence[object]], list[int]], value: object) -> bool:
+    """Whether one value travels natively, by its column's escape finder."""
+    return not find((value,))
 
 
 def _unencodable(columns: Sequence[Sequence[NativeValue]]) -> set[int]:

@@ -27,7 +27,7 @@ from typing import Final
 
 from guard.errors import PolicyError
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
-from guard.policy.codegen import fast_getter
+from guard.policy.codegen import _FLIP, fast_getter
 from guard.policy.evaluator import Event, Getter, _truth, compile_expr
 from guard.policy.predicates.abi import (
     COMPARE_OPS,
@@ -47,11 +47,10 @@ from guard.policy.predicates.abi import (
 )
 from guard.policy.schema import ECS, Kind, Schema
 
-__all__ = ["ANY_KINDS", "Lowered", "fits", "lower", "user_calls"]
+__all__ = ["ANY_KINDS", "Lowered", "fits", "int_range", "lower", "user_calls"]
 
 #: the kinds a user function argument column carries natively
 ANY_KINDS: Final = frozenset({"str", "int", "float", "bool"})
-_FLIP: Final = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _AFFIX: Final = {"startswith": "startswith", "endswith": "endswith", "stringcontains": "contains"}
 
 Truth = bool | None
@@ -76,11 +75,17 @@ class Lowered:
         return len(self.fallback) + _count_users(self.expr)
 
 
-def fits(v: int, int_bits: int) -> bool:
-    """Whether a column of ``int_bits``-bit ints carries ``v`` exactly (53: a double's integers)."""
+def int_range(int_bits: int) -> tuple[int, int]:
+    """Return the inclusive range of ints an ``int_bits``-bit column carries exactly (53: a double's)."""
     if int_bits >= 64:
-        return -(1 << 63) <= v < (1 << 63)
-    return -(1 << int_bits) <= v <= (1 << int_bits)
+        return -(1 << 63), (1 << 63) - 1
+    return -(1 << int_bits), 1 << int_bits
+
+
+def fits(v: int, int_bits: int) -> bool:
+    """Whether a column of ``int_bits``-bit ints carries ``v`` exactly."""
+    lo, hi = int_range(int_bits)
+    return lo <= v <= hi
 
 
 def _count_users(e: PExpr) -> int:
@@ -230,9 +235,6 @@ class _Lowerer:
             return None
         return e
 
-    def _fits(self, v: int) -> bool:
-        return fits(v, self.int_bits)
-
     def _leaf(self, e: Expr) -> _Leaf | None:
         if isinstance(e, Comparison):
             op, left, right = e.op, e.left, e.right
@@ -245,7 +247,7 @@ class _Lowerer:
             if isinstance(lit, str):
                 text: str = lit
                 return _Leaf(f.name, f.path, "str", False, lambda c: PCompare(c, op, text), e)
-            if isinstance(lit, int) and not isinstance(lit, bool) and self._fits(lit):
+            if isinstance(lit, int) and not isinstance(lit, bool) and fits(lit, self.int_bits):
                 number: int = lit
                 return _Leaf(f.name, f.path, "int", False, lambda c: PCompare(c, op, number), e)
             return None
@@ -288,7 +290,7 @@ class _Lowerer:
             items = tuple(sorted({s.lower() for s in strs} if ci else set(strs)))
             return _Leaf(f.name, f.path, "str", ci, lambda c: PIn(c, items, ci, neg), e)
         ints = [v for v in values if type(v) is int]
-        if len(ints) == len(values) and not ci and all(self._fits(v) for v in ints):
+        if len(ints) == len(values) and not ci and all(fits(v, self.int_bits) for v in ints):
             nums = tuple(sorted(set(ints)))
             return _Leaf(f.name, f.path, "int", False, lambda c: PIn(c, nums, False, neg), e)
         return None

@@ -8,9 +8,7 @@ need a runtime).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from functools import lru_cache
 
 from guard.policy.predicates.abi import (
     HostColumn,
@@ -27,17 +25,11 @@ from guard.policy.predicates.abi import (
     PUser,
     PWildcard,
 )
-from guard.policy.wildcard import _to_regex
+from guard.policy.wildcard import wildcard_match
 
 __all__ = ["evaluate", "run_batch"]
 
 Truth = bool | None
-
-
-@lru_cache(maxsize=1024)
-def _wildcard(patterns: tuple[str, ...], ci: bool) -> re.Pattern[str]:
-    flags = re.DOTALL | (re.IGNORECASE if ci else 0)
-    return re.compile("|".join(f"(?:{_to_regex(p)})" for p in patterns), flags)
 
 
 def _compare(v: str | int, op: str, lit: str | int) -> bool:
@@ -96,7 +88,8 @@ def evaluate(e: PExpr, row: Sequence[NativeValue], host: Sequence[Truth]) -> Tru
     if not isinstance(value, str):
         raise TypeError(f"a string leaf got {type(value).__name__}")
     if isinstance(e, PWildcard):
-        return _wildcard(e.patterns, e.case_insensitive).fullmatch(value) is not None
+        ci = e.case_insensitive
+        return any(wildcard_match(value, p, case_insensitive=ci) for p in e.patterns)
     if not isinstance(e, PAffix):
         raise TypeError(f"not a lowered node: {e!r}")
     text = value.lower() if e.case_insensitive else value
