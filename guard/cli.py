@@ -18,7 +18,15 @@ from typing import Final
 import structlog
 
 from guard import __version__
-from guard.actions.bundles import (
+from guard.audit import query as audit_query
+from guard.audit import report as audit_report
+from guard.audit.chain import AuditWriter
+from guard.audit.record import read_records
+from guard.audit.verify import verify_logs
+from guard.bench.audit import run_benchmark
+from guard.bench.engine import render_engine_benchmark, run_engine_benchmark
+from guard.bench.kernel import BENCH_BACKENDS, render_kernel_benchmark, run_kernel_benchmark
+from guard.bundles.bundle import (
     DEFAULT_TRUST_DIR,
     BundleStore,
     build_bundle,
@@ -27,15 +35,6 @@ from guard.actions.bundles import (
     sign_bundle,
     verify_bundle,
 )
-from guard.actions.explain import RuleExplanation, explain_policy
-from guard.actions.policy_test import run_policy_tests
-from guard.actions.replay import replay, summarize
-from guard.audit import query as audit_query
-from guard.audit import report as audit_report
-from guard.audit.benchmark import run_benchmark
-from guard.audit.chain import AuditWriter
-from guard.audit.record import read_records
-from guard.audit.verify import verify_logs
 from guard.config import DEFAULT_CONFIG_PATH, GuardConfig, apply_env, apply_overrides, load_config
 from guard.errors import (
     EXIT_CODES,
@@ -47,18 +46,19 @@ from guard.errors import (
     exit_code_for,
 )
 from guard.logsetup import configure_logging
-from guard.lsm.benchmark import BENCH_BACKENDS, render_kernel_benchmark, run_kernel_benchmark
 from guard.lsm.btf import DEFAULT_BTF_PATH, Btf
 from guard.lsm.probe import FEATURES, Feature, ProbeReport, hook_enforcement, probe_kernel
 from guard.model import HOOKS, BackendName, Hook, Mode
+from guard.offline.policy_test import run_policy_tests
+from guard.offline.query import run_query
+from guard.offline.replay import replay, summarize
+from guard.plan.explain import RuleExplanation, explain_policy
 from guard.policy.analyzer import compile_query
-from guard.policy.benchmark import render_engine_benchmark, run_engine_benchmark
 from guard.policy.conformance import default_corpus, engine_evaluator, eql_evaluator, run_corpus
 from guard.policy.elastic import import_elastic, write_policy
 from guard.policy.engine import Engine
 from guard.policy.loader import Rule, load_policy
 from guard.policy.predicates.abi import RUNTIMES
-from guard.policy.query import run_query
 from guard.policy.recording import RecordingHeader, load_recording, read_recording
 from guard.policy.schema import ECS
 from guard.signing import Verifier, generate_keypair, load_signer, load_verifier
@@ -744,7 +744,7 @@ def _cmd_bench_engine(args: argparse.Namespace, _cfg: GuardConfig) -> int:
 
 
 def _cmd_bench_runtimes(args: argparse.Namespace, _cfg: GuardConfig) -> int:
-    from guard.policy.predicates.benchmark import render_runtime_benchmark, run_runtime_benchmark
+    from guard.bench.runtimes import render_runtime_benchmark, run_runtime_benchmark
 
     rows = run_runtime_benchmark(args.batch, args.repeats)
     if args.json:
@@ -771,8 +771,8 @@ def _cmd_bench_audit(args: argparse.Namespace, _cfg: GuardConfig) -> int:
 
 
 def _cmd_bench_agent(args: argparse.Namespace, cfg: GuardConfig) -> int:
-    from guard.agent.benchmark import render_agent_benchmark, run_agent_benchmark
     from guard.agent.service import make_backend
+    from guard.bench.agent import render_agent_benchmark, run_agent_benchmark
 
     _need_root("bench agent")
     with tempfile.TemporaryDirectory(prefix="guard-bcc-") as cache:

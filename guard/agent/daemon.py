@@ -35,8 +35,7 @@ from typing import Any, Final, Protocol, TextIO
 
 import psutil
 
-from guard.actions.compiler import INLINE, CompiledPolicy, RulePlan
-from guard.actions.kernel_decisions import kernel_decision
+from guard.actions.decisions import kernel_decision
 from guard.agent.processes import ProcessCache, same_process
 from guard.audit.record import Decision, JsonValue, Kind, ProcessIdentity
 from guard.errors import ConfigError, GuardError, KernelError
@@ -47,6 +46,7 @@ from guard.lsm.events import boot_offset_ns, to_ecs
 from guard.lsm.identity import file_identity
 from guard.lsm.verdicts import Action, DynamicVerdict, VerdictTables, VerdictValue, build_tables
 from guard.model import HOOKS, Mode
+from guard.plan.compiler import INLINE, CompiledPolicy, RulePlan
 from guard.policy.engine import ArmSignal, Budgets, Engine
 from guard.policy.evaluator import Event, timestamp_ms
 from guard.policy.predicates.abi import Budget

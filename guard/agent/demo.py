@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.audit.record import Kind
 from guard.errors import ConfigError, PrivilegeError
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 
 __all__ = ["DemoRow", "render_rows", "run_demo"]

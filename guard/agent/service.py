@@ -26,17 +26,17 @@ from typing import Any, Final
 import structlog
 
 from guard import __version__
-from guard.actions.bundles import BundleStore, VerifiedBundle, load_trust_store, verify_bundle
-from guard.actions.compiler import CompiledPolicy, compile_policy
 from guard.agent.control import ControlServer, Peer, request
 from guard.agent.daemon import Agent, AgentSettings
 from guard.audit.chain import AuditWriter
 from guard.audit.record import Decision, JsonValue, Kind
+from guard.bundles.bundle import BundleStore, VerifiedBundle, load_trust_store, verify_bundle
 from guard.config import GuardConfig
 from guard.errors import BundleError, ConfigError, GuardError, PrivilegeError
 from guard.lsm.abi import HookId, ModeId
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
+from guard.plan.compiler import CompiledPolicy, compile_policy
 from guard.policy.engine import Budgets
 from guard.policy.loader import load_policy
 from guard.policy.predicates.abi import Budget

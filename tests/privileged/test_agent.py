@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.agent.demo import run_demo
 from guard.agent.service import make_backend
@@ -27,6 +26,7 @@ from guard.audit.record import Kind
 from guard.config import GuardConfig
 from guard.lsm.probe import probe_kernel
 from guard.model import Mode
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 from tests.privileged.scoping import PausedChild, cgroup2_root, exec_action, seize
 

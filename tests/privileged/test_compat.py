@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from guard.actions.kernel_decisions import kernel_decision
+from guard.actions.decisions import kernel_decision
 from guard.audit.chain import AuditWriter
 from guard.audit.record import Kind
 from guard.audit.verify import verify_logs

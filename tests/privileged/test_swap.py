@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.agent.service import make_backend
 from guard.config import GuardConfig
 from guard.lsm.backend import KernelBackend
 from guard.lsm.probe import probe_kernel
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 from tests.privileged.scoping import cgroup2_root, loopback_up
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import SELF_RULE, Agent, AgentSettings, MemoryAudit
 from guard.agent.processes import ProcessCache
 from guard.audit.record import Kind
@@ -20,6 +19,7 @@ from guard.lsm.abi import HookId, ModeId
 from guard.lsm.fake import FakeBackend
 from guard.lsm.verdicts import kernel_dev
 from guard.model import Mode
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from guard import __version__
-from guard.actions.bundles import build_bundle, sign_bundle
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.agent.processes import ProcessCache
 from guard.agent.service import _deploy, _initial_policy, _rollback, bundle_store
 from guard.audit.record import Kind
+from guard.bundles.bundle import build_bundle, sign_bundle
 from guard.config import GuardConfig, apply_overrides
 from guard.errors import BundleError
 from guard.lsm.fake import FakeBackend
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 from guard.signing import generate_keypair, load_signer
 

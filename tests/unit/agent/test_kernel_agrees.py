@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from guard.actions.compiler import INLINE, compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.agent.processes import ProcessCache
 from guard.lsm.fake import FakeBackend
+from guard.plan.compiler import INLINE, compile_policy
 from guard.policy.loader import Policy, load_policy
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guard.actions.policy_test import run_policy_tests
 from guard.cli import main
+from guard.offline.policy_test import run_policy_tests
 from guard.policy.loader import load_policy
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.agent.processes import ProcessCache
 from guard.audit.record import Kind
 from guard.cli import _render_status
 from guard.lsm.fake import FakeBackend
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 from guard.policy.predicates.abi import Budget
 

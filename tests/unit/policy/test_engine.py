@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from guard.bench.engine import generate_events, generate_rules
 from guard.errors import GuardError, PolicyError
 from guard.policy.analyzer import compile_query
-from guard.policy.benchmark import generate_events, generate_rules
 from guard.policy.conformance import default_corpus, load_corpus, schema_for
 from guard.policy.engine import Alert, Budgets, Engine
 from guard.policy.evaluator import evaluate

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from guard.actions.kernel_decisions import kernel_decision
+from guard.actions.decisions import kernel_decision
 from guard.audit.record import Kind
 from guard.lsm import abi
 from guard.lsm.abi import Decision, HookId, Match

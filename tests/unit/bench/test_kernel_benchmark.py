@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from guard.bench.kernel import DENIED_FILE, DENIED_NET, bench_backend, bench_policy, render_kernel_benchmark
 from guard.cli import build_parser
 from guard.errors import KernelError
 from guard.lsm.abi import HookId, ModeId
-from guard.lsm.benchmark import DENIED_FILE, DENIED_NET, bench_backend, bench_policy, render_kernel_benchmark
 from guard.lsm.fake import FakeBackend
 from guard.lsm.probe import ProbeReport
 from guard.lsm.verdicts import build_tables

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guard.actions.explain import explain_policy
 from guard.lsm.probe import Feature, hook_enforcement
 from guard.model import BackendName, Hook
+from guard.plan.explain import explain_policy
 from guard.policy.loader import load_policy
 
 POLICY = '''

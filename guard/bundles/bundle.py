@@ -37,9 +37,9 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Final
 
-from guard.actions.compiler import CompiledPolicy, compile_policy
 from guard.audit.record import canonical_json
 from guard.errors import BundleError, PolicyError, SigningKeyError
+from guard.plan.compiler import CompiledPolicy, compile_policy
 from guard.policy.loader import MODULE_SUFFIXES, load_policy
 from guard.policy.loader import POLICY_SUFFIXES as RULE_SUFFIXES
 from guard.signing import Signer, Verifier, load_verifier

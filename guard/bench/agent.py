@@ -32,13 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from guard.actions.compiler import compile_policy
 from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
 from guard.audit.record import Kind
 from guard.errors import PrivilegeError
 from guard.lsm.abi import Counter, HookId
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
+from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 
 __all__ = ["render_agent_benchmark", "run_agent_benchmark"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from guard.actions.compiler import CompiledPolicy, compile_policy
 from guard.lsm import abi
 from guard.lsm.abi import HookId
 from guard.lsm.verdicts import Action, NetRule, PathRule
+from guard.plan.compiler import CompiledPolicy, compile_policy
 from guard.policy.loader import load_policy
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from guard.actions.replay import replay, summarize
 from guard.audit.chain import AuditWriter
 from guard.audit.record import canonical_json
 from guard.audit.verify import verify_logs
+from guard.offline.replay import replay, summarize
 from guard.policy.loader import load_policy
 from guard.policy.recording import read_recording
 from guard.signing import generate_keypair, load_signer, load_verifier

@@ -1,7 +1,7 @@
 """``guardctl bench runtimes``: per-event cost of each predicate runtime on the same batch, in one run.
 
 The batch is the first ``batch`` process events of the engine benchmark's synthetic stream
-(:func:`guard.policy.benchmark.generate_events`). For each condition, every runtime decides the
+(:func:`guard.bench.engine.generate_events`). For each condition, every runtime decides the
 same events:
 
 - ``python``: the codegen predicate called per event (the engine's default path), the baseline;
@@ -23,9 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import Final
 
+from guard.bench.engine import generate_events
 from guard.errors import GuardError
 from guard.policy.analyzer import compile_query
-from guard.policy.benchmark import generate_events
 from guard.policy.codegen import compile_predicate
 from guard.policy.evaluator import Event
 from guard.policy.predicates import backend
@@ -46,7 +46,7 @@ CONDITIONS: Final = (
 )  # fmt: skip
 
 #: the example user modules shipped with the bundled policies (entropy in Lua and in WAT)
-EXAMPLES: Final = Path(__file__).resolve().parents[3] / "policies" / "modules"
+EXAMPLES: Final = Path(__file__).resolve().parents[2] / "policies" / "modules"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from guard.policy import benchmark
-from guard.policy.benchmark import (
+from guard.bench import engine as benchmark
+from guard.bench.engine import (
     eql_baseline,
     generate_events,
     generate_rules,

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from guard import __version__
-from guard.actions.bundles import (
+from guard.audit.record import canonical_json
+from guard.bundles.bundle import (
     CHECKS,
     BundleStore,
     Limits,
@@ -32,7 +33,6 @@ from guard.actions.bundles import (
     sign_bundle,
     verify_bundle,
 )
-from guard.audit.record import canonical_json
 from guard.errors import BundleError, exit_code_for
 from guard.policy.loader import load_policy
 from guard.signing import Signer, generate_keypair, load_signer

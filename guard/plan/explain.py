@@ -1,6 +1,6 @@
 """``guardctl policy explain``: per rule, the path the compiler chose and what the backend achieves.
 
-For every rule: its enforcement path (:mod:`guard.actions.compiler`: kernel-inline, sequence-armed
+For every rule: its enforcement path (:mod:`guard.plan.compiler`: kernel-inline, sequence-armed
 or detect-only, with the reason whenever it is not inline), the hook its deciding event reaches
 (for a sequence, the last step that is not a missing step) and the enforcement level the backend
 has on that hook on this kernel (:func:`guard.lsm.probe.hook_enforcement`): ``inline deny``,
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from guard.actions.compiler import INLINE, RulePlan, compile_policy
 from guard.model import BackendName, Hook
+from guard.plan.compiler import INLINE, RulePlan, compile_policy
 from guard.policy.loader import Policy, Rule
 
 __all__ = ["CATEGORY_HOOKS", "RuleExplanation", "explain_policy"]

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``guardctl bench``: engine, runtimes, kernel, audit, agent; the synthetic generator."""
