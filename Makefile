@@ -10,7 +10,7 @@ setup:                ## install Debian packages, the venv and the bcc shim (ide
 demo: setup           ## the main job: the agent enforcing policies/ against a scripted attack (in the 6.1 guest without BPF-LSM)
 	@scripts/demo
 
-test: setup           ## every check: ruff, mypy, import contracts, pytest (privileged tests too when root)
+test: setup           ## every check: ruff, mypy, import contracts, clang-format, pytest (privileged tests too when root)
 	@scripts/test
 
 lint: setup           ## static checks only

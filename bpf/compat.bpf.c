@@ -25,5 +25,7 @@
 #include "compat/sock_addr.bpf.c"
 #include "hooks/lineage.bpf.c"
 
-/* bcc's footer emits the license section from this macro. */
+/* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */
+/* clang-format off */
 #define BPF_LICENSE Dual BSD/GPL
+/* clang-format on */

@@ -17,5 +17,7 @@
 #include "hooks/path_chmod.bpf.c"
 #include "hooks/lineage.bpf.c"
 
-/* bcc's footer emits the license section from this macro. */
+/* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */
+/* clang-format off */
 #define BPF_LICENSE Dual BSD/GPL
+/* clang-format on */

@@ -21,8 +21,8 @@ RAW_TRACEPOINT_PROBE(sys_exit)
 	if (ret < 0 || !regs)
 		return 0;
 	bpf_probe_read_kernel(&nr, sizeof(nr), (char *)regs + GUARD_OFF_PT_REGS_ORIG_AX);
-	if (nr != GUARD_NR_OPENAT && nr != GUARD_NR_OPEN && nr != GUARD_NR_OPENAT2 && nr != GUARD_NR_CREAT &&
-	    nr != GUARD_NR_OPEN_BY_HANDLE_AT)
+	if (nr != GUARD_NR_OPENAT && nr != GUARD_NR_OPEN && nr != GUARD_NR_OPENAT2 &&
+	    nr != GUARD_NR_CREAT && nr != GUARD_NR_OPEN_BY_HANDLE_AT)
 		return 0;
 	task = (void *)bpf_get_current_task();
 	files = guard_read_ptr(task, GUARD_OFF_TASK_FILES);

@@ -22,10 +22,12 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 	struct guard_ctx gc;
 	__u32 tgid;
 
-	if (nr != GUARD_NR_PTRACE && nr != GUARD_NR_PROCESS_VM_READV && nr != GUARD_NR_PROCESS_VM_WRITEV)
+	if (nr != GUARD_NR_PTRACE && nr != GUARD_NR_PROCESS_VM_READV &&
+	    nr != GUARD_NR_PROCESS_VM_WRITEV)
 		return 0;
 	if (nr == GUARD_NR_PTRACE) {
-		bpf_probe_read_kernel(&request, sizeof(request), (char *)regs + GUARD_OFF_PT_REGS_DI);
+		bpf_probe_read_kernel(&request, sizeof(request),
+				      (char *)regs + GUARD_OFF_PT_REGS_DI);
 		if (request != GUARD_PTRACE_ATTACH && request != GUARD_PTRACE_SEIZE)
 			return 0;
 		bpf_probe_read_kernel(&pid, sizeof(pid), (char *)regs + GUARD_OFF_PT_REGS_SI);

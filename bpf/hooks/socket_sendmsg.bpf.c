@@ -17,6 +17,7 @@ LSM_PROBE(socket_sendmsg, struct socket *sock, struct msghdr *msg, int size)
 	bpf_probe_read_kernel(&name, sizeof(name), (char *)msg + GUARD_OFF_MSGHDR_MSG_NAME);
 	if (!name)
 		return 0;
-	bpf_probe_read_kernel(&namelen, sizeof(namelen), (char *)msg + GUARD_OFF_MSGHDR_MSG_NAMELEN);
+	bpf_probe_read_kernel(&namelen, sizeof(namelen),
+			      (char *)msg + GUARD_OFF_MSGHDR_MSG_NAMELEN);
 	return guard_net_hook((struct sockaddr *)name, namelen, GUARD_EVF_SENDMSG);
 }

@@ -32,10 +32,12 @@ enum guard_mode {
 };
 
 enum guard_decision {
-	GUARD_DECISION_ALLOWED = 0,	/* an interesting call that was let through (interest push-down) */
+	/* an interesting call that was let through (interest push-down) */
+	GUARD_DECISION_ALLOWED = 0,
 	GUARD_DECISION_DENIED = 1,
 	GUARD_DECISION_WOULD_BLOCK = 2,
-	GUARD_DECISION_KILLED = 3,	/* compat: a kill reaction under enforce (SIGKILL before user code runs) */
+	/* compat: a kill reaction under enforce (SIGKILL before user code runs) */
+	GUARD_DECISION_KILLED = 3,
 };
 
 /* Which table produced the decision (the event's `match`). */
@@ -64,15 +66,22 @@ enum guard_counter {
 };
 
 /* Bits of guard_config.hook_flags[hook]. */
-#define GUARD_HF_EMIT_ALL 0x1	   /* interest: every governed call goes to the ring buffer */
-#define GUARD_HF_LONG_PATH_DENY 0x2 /* an unresolvable or over-long path is denied (fail closed) */
-#define GUARD_HF_HAS_SUFFIXES 0x4   /* set by the loader from the tables: the hook has suffix verdicts */
-#define GUARD_HF_EMIT_CREATED 0x8   /* file_open interest: every governed open that created its file */
-#define GUARD_HF_EMIT_CHMOD 0x10    /* on file_open: emit a GUARD_EVENT_CHMOD event for governed chmods */
-#define GUARD_HF_HAS_EXEMPTIONS 0x20 /* set by the loader from the tables: a deny may exempt its caller's executable */
+/* interest: every governed call goes to the ring buffer */
+#define GUARD_HF_EMIT_ALL 0x1
+/* an unresolvable or over-long path is denied (fail closed) */
+#define GUARD_HF_LONG_PATH_DENY 0x2
+/* set by the loader from the tables: the hook has suffix verdicts */
+#define GUARD_HF_HAS_SUFFIXES 0x4
+/* file_open interest: every governed open that created its file */
+#define GUARD_HF_EMIT_CREATED 0x8
+/* on file_open: emit a GUARD_EVENT_CHMOD event for governed chmods */
+#define GUARD_HF_EMIT_CHMOD 0x10
+/* set by the loader from the tables: a deny may exempt its caller's executable */
+#define GUARD_HF_HAS_EXEMPTIONS 0x20
 
 /* Bits of guard_config.flags. */
-#define GUARD_CF_ALL_TASKS 0x1 /* every task is governed (but the agent): the scope maps are not consulted */
+/* every task is governed (but the agent): the scope maps are not consulted */
+#define GUARD_CF_ALL_TASKS 0x1
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
@@ -92,13 +101,14 @@ struct guard_config {
 	__u32 mode[GUARD_HOOK_COUNT];
 	__u32 hook_flags[GUARD_HOOK_COUNT];
 	__u32 dfa_slot[GUARD_HOOK_COUNT]; /* 1 + index into guard_dfas; 0 = no DFA */
-	__u32 agent_tgid;		     /* never governed */
+	__u32 agent_tgid;		  /* never governed */
 	__u32 flags;
 };
 
 /*
- * guard_exempt (hash): a rule's deny does not apply to a caller whose executable (current->mm->exe_file)
- * is this file; the agent resolves the policy's exempt paths to (device, inode).
+ * guard_exempt (hash): a rule's deny does not apply to a caller whose executable
+ * (current->mm->exe_file) is this file; the agent resolves the policy's exempt paths to (device,
+ * inode).
  */
 struct guard_exempt_key {
 	__u32 rule_id;
@@ -197,7 +207,7 @@ struct guard_dyn_verdict {
 struct guard_event {
 	__u64 ts_ns; /* CLOCK_MONOTONIC */
 	__u64 cgroup_id;
-	__u32 hook;  /* enum guard_hook, or GUARD_EVENT_CHMOD */
+	__u32 hook; /* enum guard_hook, or GUARD_EVENT_CHMOD */
 	__u32 decision;
 	__u32 rule_id;
 	__u32 match;
@@ -211,10 +221,10 @@ struct guard_event {
 	__u64 parent_start_ns; /* the real parent's thread-group leader's start_time */
 	__u32 ppid;	       /* the real parent's tgid */
 	__u32 mode;	       /* chmod: the new mode; file events: the inode's i_mode */
-	__u32 target_tgid; /* ptrace */
-	__u16 family;	   /* connect: AF_INET / AF_INET6 */
-	__u16 port;	   /* connect: host order */
-	__u8 addr[16];	   /* connect: IPv6, or v4-mapped IPv4 */
+	__u32 target_tgid;     /* ptrace */
+	__u16 family;	       /* connect: AF_INET / AF_INET6 */
+	__u16 port;	       /* connect: host order */
+	__u8 addr[16];	       /* connect: IPv6, or v4-mapped IPv4 */
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_MAX];
 };

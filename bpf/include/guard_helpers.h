@@ -25,8 +25,8 @@ struct task_struct;
 
 /* One hook call's search state. Tables are consulted in order; the first deny wins. */
 struct guard_ctx {
-	__u32 hook;		/* the hook whose mode, flags, tables and counters apply */
-	__u32 kind;		/* the event's hook field: the hook, or GUARD_EVENT_CHMOD */
+	__u32 hook; /* the hook whose mode, flags, tables and counters apply */
+	__u32 kind; /* the event's hook field: the hook, or GUARD_EVENT_CHMOD */
 	__u32 mode;
 	__u32 hook_flags;
 	__u32 dfa_slot;
@@ -35,12 +35,12 @@ struct guard_ctx {
 	__u32 denied;
 	__u32 notify_rule;
 	__u32 notify_match;
-	__u32 flags;		/* GUARD_EVF_* */
-	__u32 path_len;		/* bytes, without the NUL; 0 = no path */
+	__u32 flags;	/* GUARD_EVF_* */
+	__u32 path_len; /* bytes, without the NUL; 0 = no path */
 	__u32 target_tgid;
-	__u32 file_mode;	/* the event's mode: i_mode of a file, the new mode of a chmod */
+	__u32 file_mode; /* the event's mode: i_mode of a file, the new mode of a chmod */
 	__u16 family;
-	__u16 port;		/* host order */
+	__u16 port; /* host order */
 	struct guard_inode_key inode;
 	__u8 addr[16];
 };
@@ -103,7 +103,8 @@ static __always_inline int guard_enter(__u32 hook, struct guard_ctx *ctx)
 }
 
 /* Record one (rule, action): returns 1 once a deny has been found (the first deny and notify stay). */
-static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __u32 action, __u32 match)
+static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __u32 action,
+					   __u32 match)
 {
 	if (rule && action == GUARD_ACTION_DENY && !ctx->denied) {
 		ctx->denied = 1;
@@ -117,7 +118,8 @@ static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __
 }
 
 /* Record a static table's verdict for this hook: returns 1 once a deny has been found. */
-static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_verdict *v, __u32 match)
+static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_verdict *v,
+				      __u32 match)
 {
 	__u32 h = ctx->hook & (GUARD_HOOK_COUNT - 1);
 
@@ -179,7 +181,8 @@ static __always_inline void guard_lineage(struct guard_event *ev)
 		return;
 	leader = guard_read_ptr(task, GUARD_OFF_TASK_GROUP_LEADER);
 	if (leader)
-		bpf_probe_read_kernel(&ev->start_ns, sizeof(ev->start_ns), (char *)leader + GUARD_OFF_TASK_START_TIME);
+		bpf_probe_read_kernel(&ev->start_ns, sizeof(ev->start_ns),
+				      (char *)leader + GUARD_OFF_TASK_START_TIME);
 	parent = guard_read_ptr(task, GUARD_OFF_TASK_REAL_PARENT);
 	if (!parent)
 		return;
@@ -202,8 +205,8 @@ static __always_inline void guard_lineage(struct guard_event *ev)
 #define GUARD_SIGKILL 9
 
 /* Emit to the ring buffer; a full buffer is counted, never blocks the hook. */
-static __always_inline void guard_emit_as(struct guard_ctx *ctx, __u32 decision, __u32 rule_id, __u32 match,
-					  const char *path, int reaction)
+static __always_inline void guard_emit_as(struct guard_ctx *ctx, __u32 decision, __u32 rule_id,
+					  __u32 match, const char *path, int reaction)
 {
 	struct guard_event *ev = guard_events.ringbuf_reserve(sizeof(struct guard_event));
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -287,27 +290,29 @@ static __always_inline __u32 guard_rule_mode(__u32 rule, __u32 hook_mode)
 
 /*
  * The end of every hook. A deny whose rule exempts the caller's executable is dropped (hooks the
- * loader flags GUARD_HF_HAS_EXEMPTIONS; never where the task cannot be read). The deciding deny's mode is its rule's (guard_rule_modes) or else the
- * hook's: off drops the deny (as if the rule had not matched), enforce returns -EPERM (a kill
- * reaction instead sends SIGKILL to the current task, which dies before it returns to user space),
- * detect records a would-block. Without a deny, an unresolvable path under GUARD_HF_LONG_PATH_DENY
- * is denied under the hook's mode; otherwise a notify match (unless its rule is off), the hook's
- * "emit every call" interest, its "emit created files" interest or an over-long path is reported
- * as an allowed event. ``reaction`` is a constant at every call site.
+ * loader flags GUARD_HF_HAS_EXEMPTIONS; never where the task cannot be read). The deciding deny's
+ * mode is its rule's (guard_rule_modes) or else the hook's: off drops the deny (as if the rule had
+ * not matched), enforce returns -EPERM (a kill reaction instead sends SIGKILL to the current task,
+ * which dies before it returns to user space), detect records a would-block. Without a deny, an
+ * unresolvable path under GUARD_HF_LONG_PATH_DENY is denied under the hook's mode; otherwise a
+ * notify match (unless its rule is off), the hook's "emit every call" interest, its "emit created
+ * files" interest or an over-long path is reported as an allowed event. ``reaction`` is a constant
+ * at every call site.
  */
 static __always_inline int guard_finish_as(struct guard_ctx *ctx, const char *path, int reaction)
 {
 	__u32 mode = ctx->mode;
 
-	if (ctx->denied && (ctx->hook_flags & GUARD_HF_HAS_EXEMPTIONS) && !(reaction & GUARD_REACT_NO_TASK) &&
-	    guard_caller_exempt(ctx->deny_rule))
+	if (ctx->denied && (ctx->hook_flags & GUARD_HF_HAS_EXEMPTIONS) &&
+	    !(reaction & GUARD_REACT_NO_TASK) && guard_caller_exempt(ctx->deny_rule))
 		ctx->denied = 0;
 	if (ctx->denied) {
 		mode = guard_rule_mode(ctx->deny_rule, ctx->mode);
 		if (mode == GUARD_MODE_OFF)
 			ctx->denied = 0;
 	}
-	if (!ctx->denied && (ctx->flags & GUARD_EVF_PATH_TOO_LONG) && (ctx->hook_flags & GUARD_HF_LONG_PATH_DENY)) {
+	if (!ctx->denied && (ctx->flags & GUARD_EVF_PATH_TOO_LONG) &&
+	    (ctx->hook_flags & GUARD_HF_LONG_PATH_DENY)) {
 		ctx->denied = 1;
 		ctx->deny_rule = 0;
 		ctx->deny_match = GUARD_MATCH_LONG_PATH;
@@ -319,25 +324,30 @@ static __always_inline int guard_finish_as(struct guard_ctx *ctx, const char *pa
 #ifdef GUARD_COMPAT
 			if (reaction & GUARD_REACT_KILL) {
 				bpf_send_signal(GUARD_SIGKILL);
-				guard_emit_as(ctx, GUARD_DECISION_KILLED, ctx->deny_rule, ctx->deny_match, path, reaction);
+				guard_emit_as(ctx, GUARD_DECISION_KILLED, ctx->deny_rule,
+					      ctx->deny_match, path, reaction);
 				return 0;
 			}
 #endif
-			guard_emit_as(ctx, GUARD_DECISION_DENIED, ctx->deny_rule, ctx->deny_match, path, reaction);
+			guard_emit_as(ctx, GUARD_DECISION_DENIED, ctx->deny_rule, ctx->deny_match,
+				      path, reaction);
 			return -GUARD_EPERM;
 		}
 		guard_count(ctx->hook, GUARD_CNT_WOULD_BLOCK);
-		guard_emit_as(ctx, GUARD_DECISION_WOULD_BLOCK, ctx->deny_rule, ctx->deny_match, path, reaction);
+		guard_emit_as(ctx, GUARD_DECISION_WOULD_BLOCK, ctx->deny_rule, ctx->deny_match,
+			      path, reaction);
 		return 0;
 	}
 	if (ctx->notify_rule && guard_rule_mode(ctx->notify_rule, ctx->mode) != GUARD_MODE_OFF)
-		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, ctx->notify_rule, ctx->notify_match, path, reaction);
+		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, ctx->notify_rule, ctx->notify_match,
+			      path, reaction);
 	else if (ctx->hook_flags & GUARD_HF_EMIT_ALL)
 		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_ALL, path, reaction);
 	else if ((ctx->hook_flags & GUARD_HF_EMIT_CREATED) && (ctx->flags & GUARD_EVF_CREATED))
 		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_ALL, path, reaction);
 	else if (ctx->flags & GUARD_EVF_PATH_TOO_LONG)
-		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_LONG_PATH, path, reaction);
+		guard_emit_as(ctx, GUARD_DECISION_ALLOWED, 0, GUARD_MATCH_LONG_PATH, path,
+			      reaction);
 	return 0;
 }
 
@@ -369,7 +379,8 @@ static __always_inline void guard_inode_ids(struct guard_ctx *ctx, const void *i
 	void *sb;
 	__u32 dev = 0;
 
-	bpf_probe_read_kernel(&ctx->inode.ino, sizeof(ctx->inode.ino), (char *)inode + GUARD_OFF_INODE_I_INO);
+	bpf_probe_read_kernel(&ctx->inode.ino, sizeof(ctx->inode.ino),
+			      (char *)inode + GUARD_OFF_INODE_I_INO);
 	sb = guard_read_ptr(inode, GUARD_OFF_INODE_I_SB);
 	if (sb)
 		bpf_probe_read_kernel(&dev, sizeof(dev), (char *)sb + GUARD_OFF_SB_S_DEV);
@@ -399,7 +410,8 @@ static __always_inline void guard_file_inode(struct guard_ctx *ctx, struct file 
 }
 
 /* The per-CPU scratch buffers: [0] raw d_path output, [1] zero-padded key, [2] reversed key. */
-static __always_inline int guard_path_buffers(struct guard_lpm_path_key **raw, struct guard_lpm_path_key **key,
+static __always_inline int guard_path_buffers(struct guard_lpm_path_key **raw,
+					      struct guard_lpm_path_key **key,
 					      struct guard_lpm_path_key **rev)
 {
 	__u32 i0 = 0, i1 = 1, i2 = 2;
@@ -416,10 +428,12 @@ static __always_inline int guard_path_buffers(struct guard_lpm_path_key **raw, s
  * after the NUL), with key->prefixlen set for an LPM lookup. A path that does not fit (>= 256 bytes)
  * or cannot be resolved sets GUARD_EVF_PATH_TOO_LONG and is counted: never a silent allow.
  */
-static __always_inline int guard_file_path(struct guard_ctx *ctx, struct file *file, struct guard_lpm_path_key *raw,
+static __always_inline int guard_file_path(struct guard_ctx *ctx, struct file *file,
+					   struct guard_lpm_path_key *raw,
 					   struct guard_lpm_path_key *key)
 {
-	long len = bpf_d_path((struct path *)((char *)file + GUARD_OFF_FILE_F_PATH), raw->path, sizeof(raw->path));
+	long len = bpf_d_path((struct path *)((char *)file + GUARD_OFF_FILE_F_PATH), raw->path,
+			      sizeof(raw->path));
 
 	if (len <= 1 || len > GUARD_PATH_MAX) {
 		guard_count(ctx->hook, GUARD_CNT_PATH_TOO_LONG);
@@ -458,7 +472,8 @@ static __always_inline __u32 guard_min_id(__u32 best_m1, __u32 hit)
  */
 static __always_inline void guard_dfa_lookup(struct guard_ctx *ctx, const char *path)
 {
-	__u32 slot = ctx->dfa_slot, len = ctx->path_len, s, a, nc, best_m1 = 0xffffffff, best, i, idx;
+	__u32 slot = ctx->dfa_slot, len = ctx->path_len, best_m1 = 0xffffffff;
+	__u32 s, a, nc, best, i, idx;
 	struct guard_dfa_rule *rule;
 	struct guard_dfa *d;
 
@@ -474,11 +489,15 @@ static __always_inline void guard_dfa_lookup(struct guard_ctx *ctx, const char *
 	for (i = 0; i < GUARD_PATH_MAX - 1; i++) {
 		__u32 c, j = i, n = len;
 
-		/* Opaque bound: clang would fold both tests into `i != min(len, 255)`, which the verifier cannot bound. */
+		/*
+		 * Opaque bound: clang would fold both tests into `i != min(len, 255)`, which the
+		 * verifier cannot bound.
+		 */
 		guard_barrier_var(n);
 		if (i >= n)
 			break;
-		guard_barrier_var(j); /* keep the mask: clang would turn path[i] into a pointer walk */
+		/* keep the mask: clang would turn path[i] into a pointer walk */
+		guard_barrier_var(j);
 		c = d->byte_class[(__u8)path[j & (GUARD_PATH_MAX - 1)]];
 		s = d->trans[(s * nc + c) & (GUARD_DFA_TRANS - 1)];
 		a = d->trans[(a * nc + c) & (GUARD_DFA_TRANS - 1)];
@@ -497,12 +516,14 @@ static __always_inline void guard_dfa_lookup(struct guard_ctx *ctx, const char *
 }
 
 /* Exact, prefix, suffix and DFA verdicts of a resolved path (key from guard_file_path). */
-static __always_inline void guard_path_lookups(struct guard_ctx *ctx, struct guard_lpm_path_key *key,
+static __always_inline void guard_path_lookups(struct guard_ctx *ctx,
+					       struct guard_lpm_path_key *key,
 					       struct guard_lpm_path_key *rev)
 {
 	__u32 len = ctx->path_len, i;
 
-	if (guard_take(ctx, guard_paths.lookup((struct guard_path_key *)key->path), GUARD_MATCH_PATH))
+	if (guard_take(ctx, guard_paths.lookup((struct guard_path_key *)key->path),
+		       GUARD_MATCH_PATH))
 		return;
 	if (guard_take(ctx, guard_prefixes.lookup(key), GUARD_MATCH_PREFIX))
 		return;
@@ -530,7 +551,8 @@ dfa:
  * A file hook's verdicts once ctx holds the inode and, when have_path, key the path: dynamic,
  * inode, then path verdicts; then the decision (``reaction`` is a constant at each call site).
  */
-static __always_inline int guard_file_verdicts(struct guard_ctx *ctx, int have_path, struct guard_lpm_path_key *key,
+static __always_inline int guard_file_verdicts(struct guard_ctx *ctx, int have_path,
+					       struct guard_lpm_path_key *key,
 					       struct guard_lpm_path_key *rev, int reaction)
 {
 	if (guard_dynamic_lookup(ctx))

@@ -49,7 +49,8 @@
 #define GUARD_TABLE(_type, _key, _leaf, _name, _max, _flags) \
 	BPF_TABLE_PINNED(_type, _key, _leaf, _name, _max, GUARD_PIN_DIR "/" #_name, _flags)
 #else
-#define GUARD_TABLE(_type, _key, _leaf, _name, _max, _flags) BPF_F_TABLE(_type, _key, _leaf, _name, _max, _flags)
+#define GUARD_TABLE(_type, _key, _leaf, _name, _max, _flags) \
+	BPF_F_TABLE(_type, _key, _leaf, _name, _max, _flags)
 #endif
 
 GUARD_TABLE("array", int, struct guard_config, guard_config, 1, 0);
@@ -58,12 +59,14 @@ GUARD_TABLE("hash", __u32, __u32, guard_scope_pids, GUARD_MAX_SCOPES, 0);
 
 /* Static verdicts, filled from the compiled policy. */
 GUARD_TABLE("hash", struct guard_path_key, struct guard_verdict, guard_paths, GUARD_MAX_PATHS, 0);
-GUARD_TABLE("lpm_trie", struct guard_lpm_path_key, struct guard_verdict, guard_prefixes, GUARD_MAX_PREFIXES,
+GUARD_TABLE("lpm_trie", struct guard_lpm_path_key, struct guard_verdict, guard_prefixes,
+	    GUARD_MAX_PREFIXES, BPF_F_NO_PREALLOC);
+GUARD_TABLE("lpm_trie", struct guard_lpm_path_key, struct guard_verdict, guard_suffixes,
+	    GUARD_MAX_PREFIXES, BPF_F_NO_PREALLOC);
+GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_inodes, GUARD_MAX_INODES,
+	    0);
+GUARD_TABLE("lpm_trie", struct guard_net_key, struct guard_verdict, guard_nets, GUARD_MAX_NETS,
 	    BPF_F_NO_PREALLOC);
-GUARD_TABLE("lpm_trie", struct guard_lpm_path_key, struct guard_verdict, guard_suffixes, GUARD_MAX_PREFIXES,
-	    BPF_F_NO_PREALLOC);
-GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_inodes, GUARD_MAX_INODES, 0);
-GUARD_TABLE("lpm_trie", struct guard_net_key, struct guard_verdict, guard_nets, GUARD_MAX_NETS, BPF_F_NO_PREALLOC);
 GUARD_TABLE("hash", __u32, struct guard_verdict, guard_ptrace_targets, GUARD_MAX_PTRACE, 0);
 
 /* The in-kernel DFAs (contains / glob): two banks per hook; guard_config.dfa_slot picks one. */
@@ -72,7 +75,8 @@ GUARD_TABLE("array", int, struct guard_dfa_rule, guard_dfa_rules, GUARD_DFA_MAX_
 
 /* Dynamic per-entity verdicts, armed from user space. */
 GUARD_TABLE("hash", __u32, struct guard_entity, guard_entities, GUARD_MAX_ENTITIES, 0);
-GUARD_TABLE("hash", struct guard_dyn_key, struct guard_dyn_verdict, guard_dynamic, GUARD_MAX_DYNAMIC, 0);
+GUARD_TABLE("hash", struct guard_dyn_key, struct guard_dyn_verdict, guard_dynamic,
+	    GUARD_MAX_DYNAMIC, 0);
 
 /*
  * Per-rule modes (key: rule id, value: enum guard_mode), one map write per switch. A rule's mode
@@ -86,7 +90,7 @@ GUARD_TABLE("hash", __u32, __u32, guard_rule_modes, GUARD_MAX_RULE_MODES, 0);
 /* A rule's deny skips callers running one of its exempt executables (guard_exempt_key). */
 GUARD_TABLE("hash", struct guard_exempt_key, __u8, guard_exempt, GUARD_MAX_EXEMPT, 0);
 
-GUARD_TABLE("percpu_array", int, __u64, guard_counters, GUARD_HOOK_COUNT * GUARD_CNT_COUNT, 0);
+GUARD_TABLE("percpu_array", int, __u64, guard_counters, (GUARD_HOOK_COUNT * GUARD_CNT_COUNT), 0);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);
 BPF_RINGBUF_OUTPUT(guard_events, GUARD_RINGBUF_PAGES);
 

@@ -27,7 +27,8 @@ BPF_PERCPU_ARRAY(guard_walk, struct guard_walk_buf, 1);
  * Like d_path, the walk ends at the current task's root (current->fs->root: a chrooted task sees
  * paths from its own root), or at the namespace's root mount for a file outside that root.
  */
-static __always_inline int guard_walk_path(struct guard_ctx *ctx, const void *path, struct guard_lpm_path_key *key)
+static __always_inline int guard_walk_path(struct guard_ctx *ctx, const void *path,
+					   struct guard_lpm_path_key *key)
 {
 	__u32 zero = 0, pos = GUARD_PATH_MAX, i, len, off;
 	struct guard_walk_buf *buf = guard_walk.lookup(&zero);
@@ -68,14 +69,17 @@ static __always_inline int guard_walk_path(struct guard_ctx *ctx, const void *pa
 			break;
 		}
 		len = 0;
-		bpf_probe_read_kernel(&len, sizeof(len), (char *)dentry + GUARD_OFF_DENTRY_D_NAME + GUARD_OFF_QSTR_LEN);
+		bpf_probe_read_kernel(&len, sizeof(len),
+				      (char *)dentry + GUARD_OFF_DENTRY_D_NAME +
+					      GUARD_OFF_QSTR_LEN);
 		name = guard_read_ptr(dentry, GUARD_OFF_DENTRY_D_NAME + GUARD_OFF_QSTR_NAME);
 		if (len + 1 >= pos || !name)
 			break; /* does not fit (the NUL needs a byte too) */
 		pos -= len;
 		off = pos;
 		guard_barrier_var(off);
-		bpf_probe_read_kernel(&buf->data[off & (GUARD_PATH_MAX - 1)], len & (GUARD_PATH_MAX - 1), name);
+		bpf_probe_read_kernel(&buf->data[off & (GUARD_PATH_MAX - 1)],
+				      len & (GUARD_PATH_MAX - 1), name);
 		pos -= 1;
 		off = pos;
 		guard_barrier_var(off);
@@ -96,7 +100,8 @@ static __always_inline int guard_walk_path(struct guard_ctx *ctx, const void *pa
 		off = pos;
 		guard_barrier_var(off);
 		guard_barrier_var(len);
-		bpf_probe_read_kernel(key->path, len & (GUARD_PATH_MAX - 1), &buf->data[off & (GUARD_PATH_MAX - 1)]);
+		bpf_probe_read_kernel(key->path, len & (GUARD_PATH_MAX - 1),
+				      &buf->data[off & (GUARD_PATH_MAX - 1)]);
 	}
 	key->prefixlen = 8 * GUARD_PATH_MAX;
 	/*
@@ -124,7 +129,8 @@ static __always_inline int guard_compat_file(__u32 hook, const void *file)
 		return 0;
 	guard_file_inode(&ctx, (struct file *)file);
 	if (guard_path_buffers(&raw, &key, &rev))
-		have_path = guard_walk_path(&ctx, (const char *)file + GUARD_OFF_FILE_F_PATH, key) == 0;
+		have_path =
+			guard_walk_path(&ctx, (const char *)file + GUARD_OFF_FILE_F_PATH, key) == 0;
 	return guard_file_verdicts(&ctx, have_path, key, rev, GUARD_REACT_KILL);
 }
 
