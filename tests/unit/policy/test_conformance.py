@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from guard.policy.conformance import default_corpus, engine_evaluator, eql_evaluator, run_corpus
+from guard.policy.conformance import engine_evaluator, eql_evaluator, run_corpus
+from guard.policy.corpus import default_corpus
 
 
 def test_elastic_eql_corpus_passes_completely() -> None:

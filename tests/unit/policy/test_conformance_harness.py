@@ -12,22 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from guard.errors import GuardError, PolicySemanticError
+from guard.errors import ConformanceError, GuardError, PolicySemanticError
 from guard.policy import conformance
-from guard.policy.conformance import (
-    DEFAULT_SIZE,
+from guard.policy import corpus as corpus_module
+from guard.policy.conformance import DEFAULT_SIZE, Match, check, render_join_key, run_corpus
+from guard.policy.corpus import (
     SPEC_FILES,
     Case,
-    ConformanceError,
     Dataset,
-    Match,
-    check,
     default_corpus,
     format_date_millis,
     load_corpus,
     parse_date_millis,
-    render_join_key,
-    run_corpus,
 )
 
 README_COUNTS = {
@@ -302,9 +298,9 @@ def test_check_hints_at_the_size_limit() -> None:
     "rows",
     [
         ["not a match"],
-        [Match(("1",))],  # type: ignore[arg-type]
+        [Match(("1",))],  # type: ignore[arg-type]  # a malformed row on purpose
         [Match((True,))],
-        [Match((1,), (1234,))],  # type: ignore[arg-type]
+        [Match((1,), (1234,))],  # type: ignore[arg-type]  # a malformed row on purpose
     ],
 )
 def test_check_rejects_malformed_rows(rows: list[Match]) -> None:
@@ -379,7 +375,7 @@ def test_run_reports_wrong_answers_and_bad_results(
         if query == basic:
             return [Match((1, 2, 3), ("1234",)), Match((4, 5, 6), ("9999",))]
         if query == "process where serial_event_id < 4":
-            return ["junk"]  # type: ignore[list-item]
+            return ["junk"]  # type: ignore[list-item]  # an evaluator that breaks its contract
         return good(query, dataset)
 
     report = run_corpus(corpus, evaluate)
@@ -531,8 +527,8 @@ def test_default_corpus(tmp_path: Path) -> None:
     found = default_corpus()
     assert found.name == "elastic-eql"
     assert (found / "README.md").is_file()
-    assert found == Path(conformance.__file__).resolve().parents[2].parent / "shared/conformance/elastic-eql"
-    with pytest.raises(ConformanceError, match=r"corpus is missing: expected it at .*shared/conformance"):
+    assert found == Path(corpus_module.__file__).resolve().parents[2] / "tests/data/conformance/elastic-eql"
+    with pytest.raises(ConformanceError, match=r"corpus is missing: expected it at .*tests/data/conformance"):
         default_corpus(tmp_path / "project")
     assert issubclass(ConformanceError, GuardError)
 
@@ -597,8 +593,11 @@ def test_render_join_key_rejects_lists() -> None:
         render_join_key(["a"])
 
 
-def test_module_stays_out_of_forbidden_layers() -> None:
-    tree = ast.parse(Path(conformance.__file__).read_text())
+@pytest.mark.parametrize(
+    "source", [corpus_module.__file__, conformance.__file__], ids=["corpus", "conformance"]
+)
+def test_module_stays_out_of_forbidden_layers(source: str) -> None:
+    tree = ast.parse(Path(source).read_text())
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,14 +11,14 @@ from hypothesis import strategies as st
 
 from guard.errors import PolicyError, PolicySyntaxError
 from guard.policy.ast import And, Comparison, Field, InSet, Literal, Not, Or, Sequence, StringMatch
+from guard.policy.corpus import default_corpus
 from guard.policy.parser import parse_expression, parse_query
 
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "elastic-eql"
+CORPUS = default_corpus()
 
 
 def corpus_queries() -> list[tuple[str, str]]:
-    if not CORPUS.exists():
-        return []
+    assert CORPUS.is_dir(), f"the vendored corpus is missing: expected it at {CORPUS}"
     out = []
     for f in sorted(CORPUS.glob("*.toml")):
         lines = [
@@ -27,6 +26,7 @@ def corpus_queries() -> list[tuple[str, str]]:
             for ln in f.read_text().splitlines()
         ]
         out += [(f"{f.name}::{q['name']}", q["query"]) for q in tomllib.loads("\n".join(lines))["queries"]]
+    assert out, f"no spec queries found in the corpus at {CORPUS}"
     return out
 
 
