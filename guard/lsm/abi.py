@@ -1,10 +1,18 @@
-"""ctypes mirror of bpf/include/guard_abi.h (a test compares sizes and offsets with the C side)."""
+"""ctypes mirror of bpf/include/guard_abi.h (a test compares sizes and offsets with the C side).
+
+Hook ids (``enum guard_hook``) and telemetry kinds (``GUARD_EVENT_*``) are not repeated here: they
+are :class:`guard.model.Hook` and :class:`guard.model.Telemetry` (``.abi``); the C enumerators are
+derived from them in :data:`EVENT_ENUMERATORS`.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import enum
+from collections.abc import Mapping
 from typing import Final
+
+from guard.model import HOOKS, Hook, Telemetry
 
 __all__ = [
     "ACTION_DENY",
@@ -13,6 +21,7 @@ __all__ = [
     "COMM_LEN",
     "COUNTER_COUNT",
     "EVENT_CHMOD",
+    "EVENT_ENUMERATORS",
     "EVF_CREATED",
     "EVF_PATH_TOO_LONG",
     "EVF_SENDMSG",
@@ -39,9 +48,7 @@ __all__ = [
     "DynVerdict",
     "Entity",
     "Event",
-    "EventKind",
     "ExemptKey",
-    "HookId",
     "InodeKey",
     "LpmPathKey",
     "Match",
@@ -73,32 +80,25 @@ EVF_WRITE: Final = 0x8  # file events: open for writing (FMODE_WRITE)
 FMODE_WRITE: Final = 0x2
 FMODE_CREATED: Final = 0x100000
 #: ``GUARD_EVENT_CHMOD``: an event's ``hook`` for a chmod (telemetry: not a hook, never a deny).
-EVENT_CHMOD: Final = 4
+EVENT_CHMOD: Final = Telemetry.CHMOD.abi
 PTRACE_MODE_ATTACH: Final = 0x02
 ACTION_DENY: Final = 1
 ACTION_NOTIFY: Final = 2
 
 
-class HookId(enum.IntEnum):
-    """``enum guard_hook``."""
-
-    EXEC = 0
-    FILE_OPEN = 1
-    CONNECT = 2
-    PTRACE = 3
+#: ``GUARD_HOOK_COUNT``: the length of every per-hook array.
+HOOK_COUNT: Final = len(HOOKS)
 
 
-HOOK_COUNT: Final = 4
+def _enumerator(kind: Hook | Telemetry) -> str:
+    return f"GUARD_{'HOOK' if isinstance(kind, Hook) else 'EVENT'}_{kind.short.upper()}"
 
 
-class EventKind(enum.IntEnum):
-    """What an event's ``hook`` field holds: one of the hooks, or a telemetry kind (chmod)."""
-
-    EXEC = 0
-    FILE_OPEN = 1
-    CONNECT = 2
-    PTRACE = 3
-    CHMOD = 4
+#: The C names of the hook ids and telemetry kinds (``GUARD_HOOK_EXEC``, ``GUARD_EVENT_CHMOD``...).
+EVENT_ENUMERATORS: Final[Mapping[str, int]] = {
+    **{_enumerator(kind): kind.abi for kind in (*HOOKS, *Telemetry)},
+    "GUARD_HOOK_COUNT": HOOK_COUNT,
+}
 
 
 class ModeId(enum.IntEnum):

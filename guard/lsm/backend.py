@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 from guard.lsm import abi
-from guard.lsm.abi import HookId, ModeId
+from guard.lsm.abi import ModeId
 from guard.lsm.verdicts import DynamicVerdict, VerdictTables
-from guard.model import BackendName
+from guard.model import BackendName, Hook
 
 __all__ = ["KernelBackend"]
 
@@ -32,7 +32,7 @@ class KernelBackend(Protocol):
     def close(self) -> None:
         """Detach and release."""
 
-    def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
+    def configure(self, modes: Mapping[Hook, ModeId], *, agent_tgid: int) -> None:
         """Set every hook's mode (missing hooks: off) and the agent's tgid (never governed)."""
 
     def set_scope(
@@ -62,10 +62,10 @@ class KernelBackend(Protocol):
     def arm(self, verdict: DynamicVerdict) -> None:
         """Arm a per-entity verdict (replacing one with the same group, hook and target)."""
 
-    def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
+    def disarm(self, group: int, hook: Hook, *, dev: int = 0, ino: int = 0) -> None:
         """Remove an armed verdict (absent is fine)."""
 
-    def modes(self) -> dict[HookId, ModeId]:
+    def modes(self) -> dict[Hook, ModeId]:
         """Return every hook's mode as last written (or adopted from pinned maps)."""
 
     def group_of(self, tgid: int) -> int | None:
@@ -74,8 +74,11 @@ class KernelBackend(Protocol):
     def armed(self) -> list[DynamicVerdict]:
         """Return every armed verdict held (an expired one may stay until a hook meets it)."""
 
-    def counters(self, hook: HookId) -> dict[abi.Counter, int]:
+    def counters(self, hook: Hook) -> dict[abi.Counter, int]:
         """Return the hook's counters (calls, denies, would-blocks, drops, over-long paths, emitted)."""
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
         """Return what the ring buffer holds now (waiting up to ``timeout_ms`` for the first record)."""
+
+    def plane_counters(self) -> dict[str, int]:
+        """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""

@@ -6,15 +6,18 @@ unusable, attaches ``bpf/compat.bpf.c``: cgroup sock_addr programs on the scope'
 inline deny for connect and sendmsg) and raw tracepoints for exec, file open and ptrace (telemetry,
 and a kill reaction from the kernel for a deny under enforce).
 
-bcc compiles ``bpf/guard.bpf.c`` against a generated stub kernel tree (``stubtree.py``) with struct
-offsets from the running kernel's BTF passed as ``-D`` flags, loads it and attaches the LSM
-programs. bcc rewrites map methods (``table.lookup(...)``) only in its main file, so the loader
-first performs the textual inclusion of our own quoted ``#include "..."`` lines itself (exactly what
-the preprocessor would do, with ``#line`` markers so diagnostics still name the original files) and
-gives bcc that one file. Every deny is gated on map contents, so the programs, attached before the maps are
+bcc compiles the text :mod:`guard.lsm.source` assembles (our own includes inlined) against a
+generated stub kernel tree (``stubtree.py``) with struct offsets from the running kernel's BTF passed
+as ``-D`` flags, loads it and attaches the programs; the maps are pinned as :mod:`guard.lsm.pinned`
+lays them out. Every deny is gated on map contents, so the programs, attached before the maps are
 filled, allow everything until the agent writes a mode, a scope and verdicts. Load failures are
 translated once, here, into :class:`~guard.errors.BpfLoadError` with the real cause (bcc itself says
 "need super-user privileges" for every EPERM).
+
+Size: over 700 lines on purpose. It is one concept, the bcc plane: the shared ``_BccPlane`` (load,
+adopt pins, write every map a policy needs in the no-gap order, arm, read counters and the ring) and
+its two attach strategies, which differ only in how programs reach the kernel. Splitting them would
+put bcc imports in a second module or spread one map layout across files.
 """
 
 from __future__ import annotations
@@ -23,171 +26,24 @@ import contextlib
 import ctypes
 import hashlib
 import os
-import re
 from array import array
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Self
 
 from guard.errors import BpfLoadError, BtfError, KernelError, KernelUnsupportedError, MapError
 from guard.lsm import abi, bpfsys
-from guard.lsm.abi import HookId, ModeId
+from guard.lsm.abi import ModeId
 from guard.lsm.btf import Btf
-from guard.lsm.probe import lsm_d_path, mount_bpffs, parse_mountinfo
+from guard.lsm.pinned import PINNED_MAPS, cgroup2_root, check_rule_modes, ensure_bpffs, remove_pins
+from guard.lsm.probe import lsm_d_path
+from guard.lsm.ring import RingDecoder
+from guard.lsm.source import COMPAT_OFFSETS, WALK_OFFSETS, assemble_source, bpf_source_dir, offset_flags
 from guard.lsm.stubtree import ensure_stub_tree
 from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
-from guard.model import HOOKS, BackendName
+from guard.model import HOOKS, BackendName, Hook, Telemetry
 
-__all__ = [
-    "CompatBackend",
-    "LsmBackend",
-    "PinnedControl",
-    "assemble_source",
-    "bpf_source_dir",
-    "offset_flags",
-]
-
-#: (macro, struct, member path) for every struct offset the C code reads.
-OFFSETS = (
-    ("GUARD_OFF_FILE_F_PATH", "file", "f_path"),
-    ("GUARD_OFF_FILE_F_INODE", "file", "f_inode"),
-    ("GUARD_OFF_BINPRM_FILE", "linux_binprm", "file"),
-    ("GUARD_OFF_INODE_I_INO", "inode", "i_ino"),
-    ("GUARD_OFF_INODE_I_SB", "inode", "i_sb"),
-    ("GUARD_OFF_SB_S_DEV", "super_block", "s_dev"),
-    ("GUARD_OFF_TASK_TGID", "task_struct", "tgid"),
-    ("GUARD_OFF_TASK_PID", "task_struct", "pid"),
-    ("GUARD_OFF_MSGHDR_MSG_NAME", "msghdr", "msg_name"),
-    ("GUARD_OFF_MSGHDR_MSG_NAMELEN", "msghdr", "msg_namelen"),
-    ("GUARD_OFF_FILE_F_MODE", "file", "f_mode"),
-    ("GUARD_OFF_INODE_I_MODE", "inode", "i_mode"),
-    ("GUARD_OFF_TASK_REAL_PARENT", "task_struct", "real_parent"),
-    ("GUARD_OFF_TASK_GROUP_LEADER", "task_struct", "group_leader"),
-    ("GUARD_OFF_TASK_START_TIME", "task_struct", "start_time"),
-    ("GUARD_OFF_TASK_MM", "task_struct", "mm"),
-    ("GUARD_OFF_MM_EXE_FILE", "mm_struct", "exe_file"),
-)
-
-#: The dentry and mount walk's offsets (bpf/include/guard_walk.h): compat file hooks, LSM chmod events.
-WALK_OFFSETS = (
-    ("GUARD_OFF_PATH_MNT", "path", "mnt"),
-    ("GUARD_OFF_PATH_DENTRY", "path", "dentry"),
-    ("GUARD_OFF_VFSMOUNT_MNT_ROOT", "vfsmount", "mnt_root"),
-    ("GUARD_OFF_MOUNT_MNT", "mount", "mnt"),
-    ("GUARD_OFF_MOUNT_MNT_PARENT", "mount", "mnt_parent"),
-    ("GUARD_OFF_MOUNT_MNT_MOUNTPOINT", "mount", "mnt_mountpoint"),
-    ("GUARD_OFF_DENTRY_D_PARENT", "dentry", "d_parent"),
-    ("GUARD_OFF_DENTRY_D_NAME", "dentry", "d_name"),
-    ("GUARD_OFF_QSTR_LEN", "qstr", "len"),
-    ("GUARD_OFF_QSTR_NAME", "qstr", "name"),
-    ("GUARD_OFF_DENTRY_D_INODE", "dentry", "d_inode"),
-    ("GUARD_OFF_TASK_FS", "task_struct", "fs"),
-    ("GUARD_OFF_FS_ROOT", "fs_struct", "root"),
-)
-
-#: The offsets the compat plane's fd-table read and syscall arguments need too.
-COMPAT_OFFSETS = (
-    ("GUARD_OFF_TASK_FILES", "task_struct", "files"),
-    ("GUARD_OFF_FILES_FDT", "files_struct", "fdt"),
-    ("GUARD_OFF_FDTABLE_FD", "fdtable", "fd"),
-    ("GUARD_OFF_FDTABLE_MAX_FDS", "fdtable", "max_fds"),
-    ("GUARD_OFF_PT_REGS_ORIG_AX", "pt_regs", "orig_ax"),
-    ("GUARD_OFF_PT_REGS_DI", "pt_regs", "di"),
-    ("GUARD_OFF_PT_REGS_SI", "pt_regs", "si"),
-)
-
-#: Every map pinned under a plane's pin directory (the ring buffer and scratch space are not).
-PINNED_MAPS = (
-    "guard_config",
-    "guard_scope_cgroups",
-    "guard_scope_pids",
-    "guard_paths",
-    "guard_prefixes",
-    "guard_suffixes",
-    "guard_inodes",
-    "guard_nets",
-    "guard_ptrace_targets",
-    "guard_dfas",
-    "guard_dfa_rules",
-    "guard_entities",
-    "guard_dynamic",
-    "guard_rule_modes",
-    "guard_exempt",
-    "guard_counters",
-)
-
-
-#: The largest rule id a map key holds (``__u32``); 0 means "no rule".
-RULE_ID_MAX: Final = 0xFFFF_FFFF
-
-
-def _check_rule_id(rule_id: int) -> int:
-    if isinstance(rule_id, bool) or not isinstance(rule_id, int) or not 0 < rule_id <= RULE_ID_MAX:
-        raise MapError(f"guard_rule_modes: rule id {rule_id!r} is not in 1..{RULE_ID_MAX}")
-    return rule_id
-
-
-def _check_mode(mode: object, what: str) -> ModeId:
-    if isinstance(mode, bool) or not isinstance(mode, int):
-        raise MapError(f"{what}: mode {mode!r} is not a ModeId")
-    try:
-        return ModeId(mode)
-    except ValueError:
-        raise MapError(f"{what}: mode {mode!r} is not a ModeId") from None
-
-
-def _check_rule_modes(modes: Mapping[int, ModeId], limit: int) -> dict[int, ModeId]:
-    """Return rule id -> mode after checking ids (1..2^32-1), modes and the map's capacity."""
-    out = {_check_rule_id(rule): _check_mode(mode, f"rule {rule}") for rule, mode in modes.items()}
-    if len(out) > limit:
-        raise MapError(f"guard_rule_modes: {len(out)} rule modes, over the map's {limit}")
-    return out
-
-
-def bpf_source_dir() -> Path:
-    """Find the BPF C sources: ``guard/_bpf`` in a wheel, or the repository's ``bpf/``."""
-    packaged = Path(str(resources.files("guard"))) / "_bpf"
-    if (packaged / "guard.bpf.c").exists():
-        return packaged
-    repo = Path(__file__).resolve().parents[2] / "bpf"
-    if (repo / "guard.bpf.c").exists():
-        return repo
-    raise BpfLoadError("BPF sources not found (neither guard/_bpf nor the repository's bpf/)")
-
-
-_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
-
-
-def assemble_source(entry: Path) -> str:
-    """Inline our own ``#include "file"`` lines (each file once) into one C text with #line markers."""
-    seen: set[Path] = set()
-
-    def expand(path: Path) -> list[str]:
-        path = path.resolve()
-        if path in seen:
-            return []
-        seen.add(path)
-        try:
-            lines = path.read_text().splitlines()
-        except OSError as exc:
-            raise BpfLoadError(f"{path}: cannot read BPF source: {exc.strerror}") from exc
-        out = [f'#line 1 "{path}"']
-        for number, line in enumerate(lines, 1):
-            m = _INCLUDE.match(line)
-            if m is None:
-                out.append(line)
-                continue
-            out.extend(expand(path.parent / m.group(1)))
-            out.append(f'#line {number + 1} "{path}"')
-        return out
-
-    return "\n".join(expand(entry)) + "\n"
-
-
-def offset_flags(btf: Btf, offsets: tuple[tuple[str, str, str], ...] = OFFSETS) -> list[str]:
-    """``-D`` flags with the running kernel's struct offsets."""
-    return [f"-D{macro}={btf.offsetof(struct, member)}" for macro, struct, member in offsets]
+__all__ = ["SOCK_ADDR_PROGRAMS", "CompatBackend", "LsmBackend"]
 
 
 class _BccPlane:
@@ -229,7 +85,7 @@ class _BccPlane:
                 raise MapError(f"{what}: {n} is not a power of two (the DFA walk masks its indexes)")
         self.btf = btf
         self.cache_dir = cache_dir
-        self._dfa_slots: dict[HookId, int] = {}
+        self._dfa_slots: dict[Hook, int] = {}
         self.limits = {
             "paths": max_paths,
             "prefixes": max_prefixes,
@@ -272,9 +128,10 @@ class _BccPlane:
         self._rule_modes: dict[int, ModeId] = {}
         self._bpf: Any = None
         self._events: list[abi.Event] = []
-        self._modes: dict[HookId, ModeId] = {}
+        self._ring = RingDecoder(str(self.name))
+        self._modes: dict[Hook, ModeId] = {}
         self._agent_tgid = 0
-        self._hook_flags: dict[HookId, int] = {}
+        self._hook_flags: dict[Hook, int] = {}
         self._tables = VerdictTables()
         self._bank = 0
         self._scope_cgroups: set[int] = set()
@@ -314,11 +171,11 @@ class _BccPlane:
             root.mkdir(parents=True, exist_ok=True)
             for other in root.glob("layout-*"):
                 if other != here:
-                    _remove_pins(other)
+                    remove_pins(other)
             present = {p.name for p in here.iterdir()} if here.is_dir() else set()
             self.adopted = set(PINNED_MAPS) <= present
             if present and not self.adopted:
-                _remove_pins(here)  # a partial set (an interrupted first load): start clean
+                remove_pins(here)  # a partial set (an interrupted first load): start clean
             here.mkdir(exist_ok=True)
         except OSError as exc:
             raise MapError(f"{root}: cannot prepare the pin directory: {exc.strerror}") from exc
@@ -328,11 +185,11 @@ class _BccPlane:
         """Take over a previous instance's state from the pinned maps (modes, scope, DFA bank)."""
         table = self._table("guard_config")
         leaf = table[table.Key(0)]
-        self._modes = {hook: ModeId(leaf.mode[hook]) for hook in HookId}
+        self._modes = {hook: ModeId(leaf.mode[hook.abi]) for hook in HOOKS}
         loader_bits = abi.HF_HAS_SUFFIXES | abi.HF_HAS_EXEMPTIONS
-        self._hook_flags = {hook: int(leaf.hook_flags[hook]) & ~loader_bits for hook in HookId}
+        self._hook_flags = {hook: int(leaf.hook_flags[hook.abi]) & ~loader_bits for hook in HOOKS}
         self._all_tasks = bool(leaf.flags & abi.CF_ALL_TASKS)
-        self._dfa_slots = {hook: int(leaf.dfa_slot[hook]) for hook in HookId if leaf.dfa_slot[hook]}
+        self._dfa_slots = {hook: int(leaf.dfa_slot[hook.abi]) for hook in HOOKS if leaf.dfa_slot[hook.abi]}
         self._agent_tgid = int(leaf.agent_tgid)
         if self._dfa_slots:
             self._bank = (min(self._dfa_slots.values()) - 1) // abi.HOOK_COUNT
@@ -341,9 +198,9 @@ class _BccPlane:
         self._rule_modes = {int(k.value): ModeId(v.value) for k, v in self._table("guard_rule_modes").items()}
         self._stale_tables = True
 
-    def modes(self) -> dict[HookId, ModeId]:
+    def modes(self) -> dict[Hook, ModeId]:
         """Return every hook's mode as last written (or adopted from the pinned config)."""
-        return {hook: self._modes.get(hook, ModeId.OFF) for hook in HookId}
+        return {hook: self._modes.get(hook, ModeId.OFF) for hook in HOOKS}
 
     def rule_modes(self) -> dict[int, ModeId]:
         """Return every rule's mode override as last written (or adopted from the pinned map)."""
@@ -356,7 +213,7 @@ class _BccPlane:
         matched; detect: would-block; enforce: deny even while the hook detects); a hook that is
         off stays off. Each change is one map write.
         """
-        new = _check_rule_modes(modes, self.limits["rule_modes"])
+        new = check_rule_modes(modes, self.limits["rule_modes"])
         table = self._table("guard_rule_modes")
         for rule, mode in new.items():
             if self._rule_modes.get(rule) != mode:
@@ -373,7 +230,7 @@ class _BccPlane:
     def unpin(self) -> None:
         """Remove this plane's pins (the maps live on while a loaded program holds them)."""
         if self.pinned is not None:
-            _remove_pins(self.pinned)
+            remove_pins(self.pinned)
 
     def _compile(self, text: str, cflags: list[str]) -> Any:
         from bcc import BPF
@@ -402,11 +259,11 @@ class _BccPlane:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def program_fd(self, hook: HookId) -> int:
+    def program_fd(self, hook: Hook) -> int:
         """Return the fd of a hook's loaded LSM program (for its run-time statistics)."""
         if self._bpf is None:
-            raise MapError(f"{HOOKS[hook].value}: the data plane is not loaded")
-        return int(self._bpf.funcs[f"lsm__{HOOKS[hook].value}".encode()].fd)
+            raise MapError(f"{hook.value}: the data plane is not loaded")
+        return int(self._bpf.funcs[_program(hook.lsm.attach[0]).encode()].fd)
 
     # ------------------------------------------------------------------ maps
 
@@ -423,15 +280,15 @@ class _BccPlane:
     def _write_config(self) -> None:
         table = self._table("guard_config")
         leaf = table.Leaf()
-        for hook in HookId:
-            leaf.mode[hook] = int(self._modes.get(hook, ModeId.OFF))
-            leaf.hook_flags[hook] = self._hook_flags.get(hook, 0)
-            leaf.dfa_slot[hook] = self._dfa_slots.get(hook, 0)
+        for hook in HOOKS:
+            leaf.mode[hook.abi] = int(self._modes.get(hook, ModeId.OFF))
+            leaf.hook_flags[hook.abi] = self._hook_flags.get(hook, 0)
+            leaf.dfa_slot[hook.abi] = self._dfa_slots.get(hook, 0)
         leaf.agent_tgid = self._agent_tgid
         leaf.flags = abi.CF_ALL_TASKS if self._all_tasks else 0
         table[table.Key(0)] = leaf
 
-    def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
+    def configure(self, modes: Mapping[Hook, ModeId], *, agent_tgid: int) -> None:
         """Write every hook's mode (missing: off) and the agent's tgid in one map update."""
         self._modes = dict(modes)
         self._agent_tgid = agent_tgid
@@ -481,7 +338,7 @@ class _BccPlane:
                 ("states", t.num_states, self.limits["dfa_states"]),
             ):
                 if used_n > limit:
-                    raise MapError(f"DFA of {hook.name.lower()}: {used_n} {what}, over the table's {limit}")
+                    raise MapError(f"DFA of {hook.short}: {used_n} {what}, over the table's {limit}")
         rules = sum(len(p.rules) for p in tables.dfas.values())
         if rules > self.limits["dfa_rules"] // 2:
             raise MapError(f"DFA: {rules} rules, over the {self.limits['dfa_rules'] // 2} one bank holds")
@@ -510,13 +367,13 @@ class _BccPlane:
             self._sync_map(name, before, after, key_of, remove=False)
         self._sync_exemptions(old.exemptions, tables.exemptions, remove=False)
         self._write_dfas(tables.dfas)
-        self._hook_flags = {hook: int(tables.hook_flags.get(hook, 0)) for hook in HookId}
+        self._hook_flags = {hook: int(tables.hook_flags.get(hook, 0)) for hook in HOOKS}
         for value in {**old.suffixes, **tables.suffixes}.values():  # old suffixes stay until removed
-            for hook in HookId:
-                if value.deny[hook] or value.notify[hook]:
+            for hook in HOOKS:
+                if value.deny[hook.abi] or value.notify[hook.abi]:
                     self._hook_flags[hook] |= abi.HF_HAS_SUFFIXES
         if tables.exemptions:
-            for hook in HookId:
+            for hook in HOOKS:
                 self._hook_flags[hook] |= abi.HF_HAS_EXEMPTIONS
         self._write_config()
         for name, before, after, key_of in maps:
@@ -625,15 +482,15 @@ class _BccPlane:
     def _u32_key(table: Any, entry: int) -> Any:
         return table.Key(entry)
 
-    def _write_dfas(self, dfas: Mapping[HookId, DfaProgram]) -> None:
+    def _write_dfas(self, dfas: Mapping[Hook, DfaProgram]) -> None:
         """Write every hook's DFA into the bank the hooks are not reading; the config switches them."""
         bank = 1 - self._bank
         table, rules = self._table("guard_dfas"), self._table("guard_dfa_rules")
         rule_base = bank * (self.limits["dfa_rules"] // 2)
-        slots: dict[HookId, int] = {}
-        for hook, program in sorted(dfas.items()):
+        slots: dict[Hook, int] = {}
+        for hook, program in sorted(dfas.items(), key=lambda item: item[0].abi):
             t = program.tables
-            slot = bank * abi.HOOK_COUNT + int(hook)
+            slot = bank * abi.HOOK_COUNT + hook.abi
             leaf = table.Leaf()
             leaf.num_states, leaf.num_classes = t.num_states, t.num_classes
             leaf.start, leaf.anchored_start, leaf.dead = t.start, t.anchored_start, t.dead
@@ -664,10 +521,10 @@ class _BccPlane:
         with contextlib.suppress(KeyError):
             del table[table.Key(tgid)]
 
-    def _dyn_key(self, group: int, hook: HookId, dev: int, ino: int) -> Any:
+    def _dyn_key(self, group: int, hook: Hook, dev: int, ino: int) -> Any:
         table = self._table("guard_dynamic")
         key = table.Key()
-        key.group, key.hook, key.dev, key.ino = group, int(hook), dev, ino
+        key.group, key.hook, key.dev, key.ino = group, hook.abi, dev, ino
         return key
 
     def arm(self, verdict: DynamicVerdict) -> None:
@@ -677,7 +534,7 @@ class _BccPlane:
         leaf.rule_id, leaf.action, leaf.expires_ns = verdict.rule_id, int(verdict.action), verdict.expires_ns
         table[self._dyn_key(verdict.group, verdict.hook, verdict.dev, verdict.ino)] = leaf
 
-    def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
+    def disarm(self, group: int, hook: Hook, *, dev: int = 0, ino: int = 0) -> None:
         """Remove an armed verdict (absent is fine)."""
         table = self._table("guard_dynamic")
         with contextlib.suppress(KeyError):
@@ -695,24 +552,31 @@ class _BccPlane:
         """Return every armed verdict the map holds (an expired one stays until a hook meets it)."""
         items = self._table("guard_dynamic").items()
         return [
-            DynamicVerdict(k.group, HookId(k.hook), v.rule_id, Action(v.action), v.expires_ns, k.dev, k.ino)
+            DynamicVerdict(
+                k.group, Hook.from_abi(k.hook), v.rule_id, Action(v.action), v.expires_ns, k.dev, k.ino
+            )
             for k, v in items
         ]
 
     # ------------------------------------------------------------------ counters and events
 
-    def counters(self, hook: HookId) -> dict[abi.Counter, int]:
+    def counters(self, hook: Hook) -> dict[abi.Counter, int]:
         """Per-hook counters summed over CPUs."""
         table = self._table("guard_counters")
         out = {}
         for counter in abi.Counter:
-            values = table.getvalue(table.Key(int(hook) * abi.COUNTER_COUNT + int(counter)))
+            values = table.getvalue(table.Key(hook.abi * abi.COUNTER_COUNT + int(counter)))
             out[counter] = int(sum(values))
         return out
 
     def _on_event(self, _ctx: object, data: int, size: int) -> None:
-        if size >= ctypes.sizeof(abi.Event):
-            self._events.append(abi.Event.from_buffer_copy(ctypes.string_at(data, ctypes.sizeof(abi.Event))))
+        event = self._ring.decode(ctypes.string_at(data, size))
+        if event is not None:
+            self._events.append(event)
+
+    def plane_counters(self) -> dict[str, int]:
+        """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""
+        return self._ring.counters()
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
         """Read what the ring buffer holds (waiting up to ``timeout_ms``)."""
@@ -739,9 +603,9 @@ class LsmBackend(_BccPlane):
         """
         extra = []
         try:
-            self.btf.lsm_hook("path_chmod")
+            self.btf.lsm_hook(Telemetry.CHMOD.value)
         except BtfError as exc:
-            self.unavailable["chmod_events"] = f"no path_chmod LSM hook in this kernel ({exc})"
+            self.unavailable["chmod_events"] = f"no {Telemetry.CHMOD.value} LSM hook in this kernel ({exc})"
         else:
             extra.append("-DGUARD_HAS_PATH_CHMOD")
             self.chmod_events = True
@@ -842,17 +706,13 @@ class CompatBackend(_BccPlane):
         """Return the cgroup ids this plane's sock_addr programs are attached to."""
         return frozenset(self._attached)
 
-    def program_fd(self, hook: HookId) -> int:
+    def program_fd(self, hook: Hook) -> int:
         """Return the fd of the program deciding a hook (connect: the IPv4 connect program)."""
         if self._bpf is None:
-            raise MapError(f"{HOOKS[hook].value}: the data plane is not loaded")
-        name = {
-            HookId.EXEC: "raw_tracepoint__sched_process_exec",
-            HookId.FILE_OPEN: "raw_tracepoint__sys_exit",
-            HookId.PTRACE: "raw_tracepoint__sys_enter",
-        }.get(hook)
-        if name is None:
-            return int(self._progs["guard_connect4"].fd)
+            raise MapError(f"{hook.value}: the data plane is not loaded")
+        name = _program(hook.compat.attach[0])
+        if name in self._progs:
+            return int(self._progs[name].fd)
         return int(self._bpf.funcs[name.encode()].fd)
 
     # ------------------------------------------------------------------ cgroup attachments
@@ -964,152 +824,11 @@ def _sock_addr_reads_task() -> bool:
     return True
 
 
-def _has_suffixes(tables: VerdictTables, hook: HookId) -> bool:
-    return any(v.deny[hook] or v.notify[hook] for v in tables.suffixes.values())
+def _has_suffixes(tables: VerdictTables, hook: Hook) -> bool:
+    return any(v.deny[hook.abi] or v.notify[hook.abi] for v in tables.suffixes.values())
 
 
-def cgroup2_root() -> Path:
-    """Return the cgroup v2 mount point (hybrid hosts mount it at /sys/fs/cgroup/unified)."""
-    try:
-        text = Path("/proc/self/mountinfo").read_text()
-    except OSError as exc:
-        raise KernelError(f"/proc/self/mountinfo: {exc.strerror}") from exc
-    for entry in parse_mountinfo(text):
-        if entry.fstype == "cgroup2":
-            return Path(entry.mount_point)
-    raise KernelUnsupportedError("cgroup v2", "no cgroup2 filesystem is mounted")
-
-
-#: Where the bpf filesystem is mounted when the host has not mounted it.
-BPFFS: Final = Path("/sys/fs/bpf")
-
-
-def ensure_bpffs(path: Path) -> None:
-    """Make sure ``path`` lies on a bpf filesystem, mounting one at /sys/fs/bpf when none is."""
-    try:
-        mounts = parse_mountinfo(Path("/proc/self/mountinfo").read_text())
-    except OSError as exc:
-        raise KernelError(f"/proc/self/mountinfo: {exc.strerror}") from exc
-    points = [Path(m.mount_point) for m in mounts if m.fstype == "bpf"]
-    if any(path == p or p in path.parents for p in points):
-        return
-    if not (path == BPFFS or BPFFS in path.parents):
-        raise MapError(
-            f"{path}: not on a bpf filesystem (mounted at: {', '.join(map(str, points)) or 'none'})"
-        )
-    mount_bpffs(BPFFS)
-
-
-def _remove_pins(directory: Path) -> None:
-    for pin in directory.iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            pin.unlink()
-    with contextlib.suppress(FileNotFoundError):
-        directory.rmdir()
-
-
-class PinnedControl:
-    """Hook and rule modes of a pinned plane, read and written without loading one.
-
-    For ``guardctl enforce`` and friends when no agent runs: it opens the layout directory's
-    pinned ``guard_config`` and ``guard_rule_modes`` (``BPF_OBJ_GET``) and nothing else. Every
-    write is one map update, which the next hook call of whatever programs use those maps sees
-    (the cgroup programs a dead agent left attached, or a running plane). A running agent keeps
-    its own copy of the modes: its next ``configure()`` or ``set_rule_modes()`` writes its view
-    back. A value of another size than this build's ABI is refused, never reinterpreted.
-    """
-
-    def __init__(self, layout_dir: Path) -> None:
-        self.layout_dir = layout_dir
-        self._fds: dict[str, int] = {}
-        try:
-            for name, key_size, value_size in (
-                ("guard_config", 4, ctypes.sizeof(abi.Config)),
-                ("guard_rule_modes", 4, 4),
-            ):
-                pin = layout_dir / name
-                if not pin.exists():
-                    raise MapError(f"{pin}: not pinned (is {layout_dir} a plane's layout directory?)")
-                try:
-                    fd = bpfsys.obj_get(pin)
-                except KernelError as exc:
-                    raise MapError(f"{pin}: cannot open the pinned map: {exc}") from exc
-                self._fds[name] = fd
-                info = bpfsys.map_info(fd)
-                if (info.key_size, info.value_size) != (key_size, value_size):
-                    raise MapError(
-                        f"{pin}: key/value sizes {info.key_size}/{info.value_size}, this build expects "
-                        f"{key_size}/{value_size} (another version's layout)"
-                    )
-        except BaseException:
-            self.close()
-            raise
-
-    @classmethod
-    def from_pin_dir(cls, pin_dir: Path) -> PinnedControl:
-        """Open the one layout under a plane's ``pin_dir`` (``<pin_dir>/layout-<hash>``)."""
-        layouts = sorted(pin_dir.glob("layout-*")) if pin_dir.is_dir() else []
-        if len(layouts) != 1:
-            found = ", ".join(p.name for p in layouts) or "none"
-            raise MapError(f"{pin_dir}: expected one pinned layout-* directory, found {found}")
-        return cls(layouts[0])
-
-    def close(self) -> None:
-        """Close the map fds (the pinned maps stay)."""
-        for fd in self._fds.values():
-            bpfsys.close_fd(fd)
-        self._fds.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _fd(self, name: str) -> int:
-        fd = self._fds.get(name)
-        if fd is None:
-            raise MapError(f"{self.layout_dir / name}: closed")
-        return fd
-
-    def _config(self) -> abi.Config:
-        raw = bpfsys.map_lookup_elem(self._fd("guard_config"), bytes(4), ctypes.sizeof(abi.Config))
-        return abi.Config() if raw is None else abi.Config.from_buffer_copy(raw)
-
-    def modes(self) -> dict[HookId, ModeId]:
-        """Return every hook's mode as the pinned config holds it."""
-        config = self._config()
-        return {hook: _check_mode(int(config.mode[hook]), f"hook {hook.name.lower()}") for hook in HookId}
-
-    def set_modes(self, modes: Mapping[HookId, ModeId]) -> None:
-        """Set the named hooks' modes (the others keep theirs) in one update of the config."""
-        checked = {}
-        for hook, mode in modes.items():
-            try:
-                checked[HookId(hook)] = _check_mode(mode, f"hook {hook!r}")
-            except ValueError:
-                raise MapError(f"guard_config: {hook!r} is not a hook") from None
-        config = self._config()
-        for hook, mode in checked.items():
-            config.mode[hook] = int(mode)
-        bpfsys.map_update_elem(self._fd("guard_config"), bytes(4), bytes(config))
-
-    def rule_modes(self) -> dict[int, ModeId]:
-        """Return every rule's mode override."""
-        fd = self._fd("guard_rule_modes")
-        out = {}
-        for key in bpfsys.map_keys(fd, 4):
-            raw = bpfsys.map_lookup_elem(fd, key, 4)
-            if raw is not None:  # deleted between the walk and the lookup
-                rule = int.from_bytes(key, "little")
-                out[rule] = _check_mode(int.from_bytes(raw, "little"), f"rule {rule}")
-        return out
-
-    def set_rule_mode(self, rule_id: int, mode: ModeId | None) -> None:
-        """Give one rule its own mode (None: it follows its hook's again); one map update."""
-        key = _check_rule_id(rule_id).to_bytes(4, "little")
-        fd = self._fd("guard_rule_modes")
-        if mode is None:
-            bpfsys.map_delete_elem(fd, key)
-        else:
-            bpfsys.map_update_elem(fd, key, int(_check_mode(mode, f"rule {rule_id}")).to_bytes(4, "little"))
+def _program(attach: str) -> str:
+    """Return the bcc function attached at ``<type>/<target>`` (``lsm/file_open``: ``lsm__file_open``)."""
+    kind, _, target = attach.partition("/")
+    return f"guard_{target}" if kind == "cgroup" else f"{kind}__{target}"

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-from guard.errors import BpfLoadError, KernelError
+from guard.errors import BpfLoadError, SyscallError
 
 __all__ = [
     "AttachType",
@@ -34,7 +34,6 @@ __all__ = [
     "MapType",
     "ProgStats",
     "ProgType",
-    "SyscallError",
     "call_helper",
     "close_fd",
     "enable_stats",
@@ -116,15 +115,6 @@ class MapType(enum.IntEnum):
     HASH = 1
     ARRAY = 2
     RINGBUF = 27
-
-
-class SyscallError(KernelError):
-    """A system call failed; carries the errno and the call's description."""
-
-    def __init__(self, what: str, err: int) -> None:
-        self.what = what
-        self.errno = err
-        super().__init__(f"{what}: {errno_name(err)} ({os.strerror(err)})")
 
 
 def errno_name(err: int) -> str:

@@ -20,6 +20,9 @@ section bounds, the string table and the type id range; the name indexes are bui
 on the first lookup. Corrupt input raises :class:`~guard.errors.BtfError` with a
 one-line message; a missing type, member or function raises
 :class:`~guard.errors.BtfLookupError`.
+
+Size: over 700 lines on purpose: one format's reader (header, every BTF kind, names, member offsets
+through anonymous unions, prototypes), whose bounds checks belong beside the records they check.
 """
 
 from __future__ import annotations

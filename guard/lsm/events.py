@@ -22,14 +22,14 @@ import enum
 import ipaddress
 import os
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from guard.errors import KernelError
 from guard.lsm import abi
-from guard.lsm.abi import Decision, EventKind, Match
+from guard.lsm.abi import Decision, Match
 from guard.lsm.backend import KernelBackend
+from guard.model import EventKind, Hook, Telemetry, event_kind
 
 __all__ = ["EventReader", "boot_offset_ns", "file_mode", "to_ecs"]
 
@@ -37,27 +37,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 _E = TypeVar("_E", bound=enum.IntEnum)
-
-
-@dataclass(frozen=True, slots=True)
-class _HookShape:
-    """How one hook's events are described: kestrel.hook, event.category, event.type, event.action."""
-
-    name: str
-    category: str
-    type: str
-    action: str
-
-
-_SHAPES: Final = {
-    EventKind.EXEC: _HookShape("exec", "process", "start", "exec"),
-    EventKind.FILE_OPEN: _HookShape("file_open", "file", "access", "open"),
-    EventKind.CONNECT: _HookShape("connect", "network", "connection", "connect"),
-    EventKind.PTRACE: _HookShape("ptrace", "process", "access", "ptrace"),
-    EventKind.CHMOD: _HookShape("chmod", "file", "change", "chmod"),
-}
-_CREATED: Final = _HookShape("file_open", "file", "creation", "create")
-_FILE_KINDS: Final = (EventKind.EXEC, EventKind.FILE_OPEN, EventKind.CHMOD)
 
 
 def file_mode(mode: int) -> str:
@@ -82,14 +61,21 @@ def _enum(kind: type[_E], value: int) -> _E:
         raise KernelError(f"ring-buffer event: unknown {kind.__name__} {value} (ABI mismatch?)") from None
 
 
+def _kind(value: int) -> EventKind:
+    try:
+        return event_kind(value)
+    except ValueError:
+        raise KernelError(f"ring-buffer event: unknown EventKind {value} (ABI mismatch?)") from None
+
+
 def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
     """Return the ECS document of one ring-buffer record; ``boot_offset_ns`` maps ``ts_ns`` to epoch."""
-    kind = _enum(EventKind, event.hook)
+    kind = _kind(event.hook)
     decision = _enum(Decision, event.decision)
     match = _enum(Match, event.match)
-    shape = _SHAPES[kind]
-    if kind is EventKind.FILE_OPEN and event.flags & abi.EVF_CREATED:
-        shape = _CREATED
+    shape = kind.events[0]
+    if kind is Hook.FILE_OPEN and event.flags & abi.EVF_CREATED:
+        shape = kind.events[1]
     path = os.fsdecode(event.path) if event.path else ""
     comm = event.comm.decode("utf-8", errors="replace")
 
@@ -106,7 +92,7 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         "@timestamp": _timestamp(event.ts_ns + boot_offset_ns),
         "event": {
             "kind": "event",
-            "category": [shape.category],
+            "category": [kind.category],
             "type": [shape.type],
             "action": shape.action,
             "outcome": "failure" if decision in (Decision.DENIED, Decision.KILLED) else "success",
@@ -114,7 +100,7 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         "process": process,
         "user": {"id": str(event.uid)},
     }
-    if kind in _FILE_KINDS:
+    if kind.on_file:
         file: dict[str, Any] = {}
         if path:
             file["path"] = path
@@ -122,33 +108,33 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         if event.ino:
             file["inode"] = event.ino
             file["device"] = event.dev
-        if event.mode or kind is EventKind.CHMOD:
+        if event.mode or kind is Telemetry.CHMOD:
             file["mode"] = file_mode(event.mode)
         if file:
             doc["file"] = file
-        if kind is EventKind.EXEC and path:
+        if kind is Hook.BPRM_CHECK_SECURITY and path:
             process["executable"] = path
             process["name"] = os.path.basename(path)
-    elif kind is EventKind.CONNECT:
+    elif kind is Hook.SOCKET_CONNECT:
         ip = ipaddress.IPv6Address(bytes(event.addr))
         mapped = ip.ipv4_mapped
         doc["destination"] = {"ip": str(mapped or ip), "port": event.port}
         doc["network"] = {"type": "ipv4" if mapped else "ipv6"}
         if event.flags & abi.EVF_SENDMSG:
-            doc["event"]["action"] = "sendmsg"
+            doc["event"]["action"] = kind.events[1].action
     else:
         doc["target"] = {"process": {"pid": event.target_tgid}}
     kestrel: dict[str, Any] = {
-        "hook": shape.name,
+        "hook": kind.short,
         "decision": decision.name.lower(),
         "rule_id": event.rule_id,
         "match": match.name.lower(),
         "cgroup_id": event.cgroup_id,
         "path_too_long": bool(event.flags & abi.EVF_PATH_TOO_LONG),
     }
-    if kind is EventKind.FILE_OPEN:
+    if kind is Hook.FILE_OPEN:
         kestrel["write"] = bool(event.flags & abi.EVF_WRITE)
-    if kind is EventKind.PTRACE:
+    if kind is Hook.PTRACE_ACCESS_CHECK:
         kestrel["ptrace"] = {"target_pid": event.target_tgid}
     doc["kestrel"] = kestrel
     if event.cgroup_id:

@@ -37,12 +37,14 @@ Every event carries the calling task's lineage (``ppid``, ``start_ns``, ``parent
 for file events, ``mode`` (the inode's i_mode) and the ``EVF_CREATED`` / ``EVF_WRITE`` flags.
 
 chmod is telemetry, not a hook: while file_open is not off and has ``HF_EMIT_CHMOD``, a governed
-chmod emits an ALLOWED event of kind ``EVENT_CHMOD`` (match ALL, the new mode, the path, or the
+chmod emits an ALLOWED event of kind ``Telemetry.CHMOD`` (match ALL, the new mode, the path, or the
 ``EVF_PATH_TOO_LONG`` flag without one). It counts no call and never denies; its events, drops and
 over-long paths are counted under file_open.
 
 An event is dropped (and ``RINGBUF_DROPS`` counted) when the ring buffer already holds
-``ringbuf_capacity`` events; otherwise ``EMITTED`` is counted.
+``ringbuf_capacity`` events; otherwise ``EMITTED`` is counted. :meth:`~FakeBackend.submit` hands
+the ring buffer a raw record, decoded as the real planes decode theirs (a record of the wrong size
+is counted as ``ring_bad_size``, never decoded).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ from typing import TYPE_CHECKING
 
 from guard.errors import MapError
 from guard.lsm import abi
-from guard.lsm.abi import Counter, Decision, HookId, Match, ModeId
+from guard.lsm.abi import Counter, Decision, Match, ModeId
+from guard.lsm.ring import RingDecoder
 from guard.lsm.verdicts import (
     Action,
     DynamicVerdict,
@@ -69,7 +72,7 @@ from guard.lsm.verdicts import (
     net_lookup_keys,
     normalise_ip,
 )
-from guard.model import HOOKS, BackendName
+from guard.model import HOOKS, BackendName, Hook, Telemetry
 
 if TYPE_CHECKING:
     from guard.lsm.backend import KernelBackend
@@ -78,7 +81,7 @@ __all__ = ["FakeBackend"]
 
 #: One table's answer for one call: (deny rule id, notify rule id, the table); 0 = none.
 _Hit = tuple[int, int, Match]
-_DynKey = tuple[int, HookId, int, int]
+_DynKey = tuple[int, Hook, int, int]
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,11 @@ def _task(
     )
 
 
-def _table_hit(value: VerdictValue | None, hook: HookId, match: Match) -> _Hit:
+def _table_hit(value: VerdictValue | None, hook: Hook, match: Match) -> _Hit:
     """Return a static table's answer for the hook (an absent key answers nothing)."""
     if value is None:
         return 0, 0, match
-    return value.deny[hook], value.notify[hook], match
+    return value.deny[hook.abi], value.notify[hook.abi], match
 
 
 def _rule_hit(rule_id: int, action: Action, match: Match) -> _Hit:
@@ -145,7 +148,7 @@ class FakeBackend:
 
     def _reset(self) -> None:
         """Empty every map, as a fresh load finds them."""
-        self._modes: dict[HookId, ModeId] = {}
+        self._modes: dict[Hook, ModeId] = {}
         self._agent_tgid = 0
         self._scope_cgroups: frozenset[int] = frozenset()
         self._scope_pids: frozenset[int] = frozenset()
@@ -153,8 +156,9 @@ class FakeBackend:
         self._tables = VerdictTables()
         self._entities: dict[int, int] = {}
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
-        self._counters = {hook: dict.fromkeys(Counter, 0) for hook in HookId}
+        self._counters = {hook: dict.fromkeys(Counter, 0) for hook in HOOKS}
         self._events: list[abi.Event] = []
+        self._ring = RingDecoder(str(self.name))
         self._rule_modes: dict[int, ModeId] = {}
 
     # ------------------------------------------------------------------ KernelBackend
@@ -173,10 +177,10 @@ class FakeBackend:
         """Unload (closing an unloaded backend is fine)."""
         self._loaded = False
 
-    def configure(self, modes: Mapping[HookId, ModeId], *, agent_tgid: int) -> None:
+    def configure(self, modes: Mapping[Hook, ModeId], *, agent_tgid: int) -> None:
         """Set every hook's mode (missing hooks: off) and the agent's tgid (never governed)."""
         self._require_loaded("guard_config")
-        self._modes = {HookId(hook): ModeId(mode) for hook, mode in modes.items()}
+        self._modes = {hook: ModeId(mode) for hook, mode in modes.items()}
         self._agent_tgid = agent_tgid
 
     def set_scope(
@@ -224,17 +228,17 @@ class FakeBackend:
     def arm(self, verdict: DynamicVerdict) -> None:
         """Arm a per-entity verdict, replacing one with the same group, hook and target."""
         self._require_loaded("guard_dynamic")
-        self._dynamic[(verdict.group, HookId(verdict.hook), verdict.dev, verdict.ino)] = verdict
+        self._dynamic[(verdict.group, verdict.hook, verdict.dev, verdict.ino)] = verdict
 
-    def disarm(self, group: int, hook: HookId, *, dev: int = 0, ino: int = 0) -> None:
+    def disarm(self, group: int, hook: Hook, *, dev: int = 0, ino: int = 0) -> None:
         """Remove an armed verdict (absent is fine)."""
         self._require_loaded("guard_dynamic")
-        self._dynamic.pop((group, HookId(hook), dev, ino), None)
+        self._dynamic.pop((group, hook, dev, ino), None)
 
-    def counters(self, hook: HookId) -> dict[abi.Counter, int]:
+    def counters(self, hook: Hook) -> dict[abi.Counter, int]:
         """Return the hook's six counters."""
         self._require_loaded("guard_counters")
-        return dict(self._counters[HookId(hook)])
+        return dict(self._counters[hook])
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
         """Return and clear the queued events (never waits: the fake's calls are synchronous)."""
@@ -242,11 +246,23 @@ class FakeBackend:
         events, self._events = self._events, []
         return events
 
+    def plane_counters(self) -> dict[str, int]:
+        """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""
+        self._require_loaded("guard_events")
+        return self._ring.counters()
+
+    def submit(self, record: bytes) -> None:
+        """Hand the ring buffer one raw record, as the kernel does (decoded as a real plane decodes it)."""
+        self._require_loaded("guard_events")
+        event = self._ring.decode(record)
+        if event is not None:
+            self._events.append(event)
+
     # ------------------------------------------------------------------ inspection
 
-    def modes(self) -> dict[HookId, ModeId]:
+    def modes(self) -> dict[Hook, ModeId]:
         """Return every hook's mode (an unconfigured hook is off)."""
-        return {hook: self._modes.get(hook, ModeId.OFF) for hook in HookId}
+        return {hook: self._modes.get(hook, ModeId.OFF) for hook in HOOKS}
 
     def group_of(self, tgid: int) -> int | None:
         """Return the entity group of a process, or None when it is not tracked."""
@@ -298,7 +314,7 @@ class FakeBackend:
         lineage (its events carry them).
         """
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
-        return self._file_hook(HookId.EXEC, task, path, dev, ino, mode=mode)
+        return self._file_hook(Hook.BPRM_CHECK_SECURITY, task, path, dev, ino, mode=mode)
 
     def open(
         self,
@@ -327,7 +343,7 @@ class FakeBackend:
         """
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         flags = (abi.EVF_CREATED if created else 0) | (abi.EVF_WRITE if write else 0)
-        return self._file_hook(HookId.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags)
+        return self._file_hook(Hook.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags)
 
     def chmod(
         self,
@@ -349,18 +365,18 @@ class FakeBackend:
     ) -> int:
         """Run path_chmod for a chmod of ``path`` (None: unresolvable) to ``mode``; always 0.
 
-        Emits an ``EVENT_CHMOD`` event while file_open is not off and has ``HF_EMIT_CHMOD`` and the
+        Emits a ``Telemetry.CHMOD`` event while file_open is not off and has ``HF_EMIT_CHMOD`` and the
         caller is governed; counts no call.
         """
-        hook = HookId.FILE_OPEN
-        self._require_loaded("path_chmod")
+        hook = Telemetry.CHMOD.gate
+        self._require_loaded(Telemetry.CHMOD.value)
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         if self._modes.get(hook, ModeId.OFF) == ModeId.OFF:
             return 0
         if not self._tables.hook_flags.get(hook, 0) & abi.HF_EMIT_CHMOD or not self._governed(task):
             return 0
         event = self._new_event(hook, task)
-        event.hook = abi.EVENT_CHMOD
+        event.hook = Telemetry.CHMOD.abi
         event.dev = dev
         event.ino = ino
         event.mode = mode
@@ -396,7 +412,7 @@ class FakeBackend:
         ``sendmsg=True`` is socket_sendmsg with that explicit destination: the same decision, and
         the event carries ``EVF_SENDMSG``.
         """
-        hook = HookId.CONNECT
+        hook = Hook.SOCKET_CONNECT
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         mode = self._enter(hook, task)
         if mode == ModeId.OFF:
@@ -429,7 +445,7 @@ class FakeBackend:
         exe_ino: int = 0,
     ) -> int:
         """Run ptrace_access_check on ``target_tgid`` with a ptrace access ``mode``; 0 or EPERM."""
-        hook = HookId.PTRACE
+        hook = Hook.PTRACE_ACCESS_CHECK
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         hook_mode = self._enter(hook, task)
         if hook_mode == ModeId.OFF or not mode & abi.PTRACE_MODE_ATTACH:
@@ -444,12 +460,12 @@ class FakeBackend:
         if not self._loaded:
             raise MapError(f"{what}: the data plane is not loaded")
 
-    def _count(self, hook: HookId, counter: Counter) -> None:
+    def _count(self, hook: Hook, counter: Counter) -> None:
         self._counters[hook][counter] += 1
 
-    def _enter(self, hook: HookId, task: _Task) -> ModeId:
+    def _enter(self, hook: Hook, task: _Task) -> ModeId:
         """Run steps 1-3: return the hook's mode if the call is governed, else OFF."""
-        self._require_loaded(HOOKS[hook].value)
+        self._require_loaded(hook.value)
         mode = self._modes.get(hook, ModeId.OFF)
         if mode == ModeId.OFF:
             return ModeId.OFF
@@ -462,11 +478,11 @@ class FakeBackend:
             return False
         return self._all_tasks or task.tgid in self._scope_pids or task.cgroup in self._scope_cgroups
 
-    def _new_event(self, hook: HookId, task: _Task) -> abi.Event:
+    def _new_event(self, hook: Hook, task: _Task) -> abi.Event:
         """Return an event with the task's fields; the decision is filled in when it is emitted."""
         event = abi.Event()
         event.cgroup_id = task.cgroup
-        event.hook = hook
+        event.hook = hook.abi
         event.pid = task.pid
         event.tgid = task.tgid
         event.uid = task.uid
@@ -478,7 +494,7 @@ class FakeBackend:
 
     def _file_hook(
         self,
-        hook: HookId,
+        hook: Hook,
         task: _Task,
         path: str | bytes | None,
         dev: int,
@@ -505,7 +521,7 @@ class FakeBackend:
         hits = self._file_hits(hook, task.tgid, dev, ino, raw)
         return self._finish(hook, hook_mode, event, hits, path_unavailable=raw is None, caller=task)
 
-    def _dynamic_hits(self, hook: HookId, tgid: int, dev: int = 0, ino: int = 0) -> Iterator[_Hit]:
+    def _dynamic_hits(self, hook: Hook, tgid: int, dev: int = 0, ino: int = 0) -> Iterator[_Hit]:
         """Yield the caller's group's armed verdicts: for this target, then for any target."""
         group = self._entities.get(tgid)
         if group is None:
@@ -522,7 +538,7 @@ class FakeBackend:
                 continue
             yield _rule_hit(verdict.rule_id, verdict.action, Match.DYNAMIC)
 
-    def _file_hits(self, hook: HookId, tgid: int, dev: int, ino: int, path: bytes | None) -> Iterator[_Hit]:
+    def _file_hits(self, hook: Hook, tgid: int, dev: int, ino: int, path: bytes | None) -> Iterator[_Hit]:
         tables = self._tables
         yield from self._dynamic_hits(hook, tgid, dev, ino)
         yield _table_hit(tables.inodes.get((dev, ino)), hook, Match.INODE)
@@ -541,17 +557,17 @@ class FakeBackend:
                 yield _rule_hit(rule_id, action, Match.DFA)
 
     def _net_hits(self, tgid: int, address: str, port: int) -> Iterator[_Hit]:
-        yield from self._dynamic_hits(HookId.CONNECT, tgid)
+        yield from self._dynamic_hits(Hook.SOCKET_CONNECT, tgid)
         for _bits, data in net_lookup_keys(address, port):
-            yield _table_hit(lpm_lookup(self._tables.nets, data), HookId.CONNECT, Match.NET)
+            yield _table_hit(lpm_lookup(self._tables.nets, data), Hook.SOCKET_CONNECT, Match.NET)
 
     def _ptrace_hits(self, tgid: int, target_tgid: int) -> Iterator[_Hit]:
-        yield from self._dynamic_hits(HookId.PTRACE, tgid)
-        yield _table_hit(self._tables.ptrace.get(target_tgid), HookId.PTRACE, Match.PTRACE)
+        yield from self._dynamic_hits(Hook.PTRACE_ACCESS_CHECK, tgid)
+        yield _table_hit(self._tables.ptrace.get(target_tgid), Hook.PTRACE_ACCESS_CHECK, Match.PTRACE)
 
     def _finish(
         self,
-        hook: HookId,
+        hook: Hook,
         mode: ModeId,
         event: abi.Event,
         hits: Iterable[_Hit],
@@ -594,7 +610,7 @@ class FakeBackend:
             self._emit(hook, event, Decision.ALLOWED, 0, Match.LONG_PATH)
         return 0
 
-    def _emit(self, hook: HookId, event: abi.Event, decision: Decision, rule_id: int, match: Match) -> None:
+    def _emit(self, hook: Hook, event: abi.Event, decision: Decision, rule_id: int, match: Match) -> None:
         if len(self._events) >= self._capacity:
             self._count(hook, Counter.RINGBUF_DROPS)
             return

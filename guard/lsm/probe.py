@@ -187,21 +187,18 @@ def parse_capabilities(status_text: str) -> frozenset[str]:
 def hook_enforcement(
     backend: BackendName, hook: Hook, features: Mapping[str, Feature], lsm_loads: bool
 ) -> str:
-    """Say what ``backend`` can do on ``hook`` given the kernel's features."""
+    """Say what ``backend`` can do on ``hook`` given the kernel's features (the hook's plane facts)."""
 
-    def has(name: str) -> bool:
-        return name in features and features[name].available
+    def has(names: Iterable[str]) -> bool:
+        return all(name in features and features[name].available for name in names)
 
     if backend is BackendName.LSM:
-        return "inline deny" if lsm_loads else "none (hook program refused)"
+        return hook.lsm.reaction.value if lsm_loads else "none (hook program refused)"
     if backend is BackendName.COMPAT:
-        if hook is Hook.SOCKET_CONNECT:
-            return "inline deny" if has("cgroup_sock_addr") else "detect only"
-        # exec: sched_process_exec; file open and ptrace: the syscall exit / entry tracepoints
-        seen = has("raw_tracepoint") and (hook is Hook.BPRM_CHECK_SECURITY or has("syscall_tracepoints"))
-        if not seen:
+        facts = hook.compat
+        if not has(facts.sees):
             return "none (no tracepoint sees this hook's calls)"
-        return "kill reaction" if has("send_signal") else "detect only"
+        return facts.reaction.value if has(facts.needs) else "detect only"
     return "none (fake backend: nothing is enforced)"
 
 

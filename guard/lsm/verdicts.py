@@ -25,11 +25,11 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from guard.errors import PolicyCompileError
 from guard.lsm import abi, dfa
-from guard.lsm.abi import HookId
+from guard.model import HOOKS, Hook
 
 __all__ = [
     "PATH_HOOKS",
@@ -58,7 +58,7 @@ __all__ = [
 PathKind = Literal["exact", "prefix", "suffix", "contains", "glob"]
 
 #: Hooks whose object is a file path.
-PATH_HOOKS = (HookId.EXEC, HookId.FILE_OPEN)
+PATH_HOOKS: Final = tuple(hook for hook in HOOKS if hook.on_file)
 
 
 class Action(enum.IntEnum):
@@ -77,7 +77,7 @@ def _check_rule_id(rule_id: int) -> None:
 class PathRule:
     """A path verdict on the exec or file_open hook."""
 
-    hook: HookId
+    hook: Hook
     kind: PathKind
     pattern: str
     rule_id: int
@@ -88,7 +88,7 @@ class PathRule:
         _check_rule_id(self.rule_id)
         if self.hook not in PATH_HOOKS:
             raise PolicyCompileError(
-                f"rule {self.rule_id}: path rules apply to exec and file_open, not {self.hook.name}"
+                f"rule {self.rule_id}: path rules apply to exec and file_open, not {self.hook.short.upper()}"
             )
         if self.kind not in ("exact", "prefix", "suffix", "contains", "glob"):
             raise PolicyCompileError(f"rule {self.rule_id}: unknown path match kind {self.kind!r}")
@@ -102,7 +102,7 @@ class PathRule:
 class InodeRule:
     """A file by (device, inode) on exec or file_open; ``dev`` is the kernel dev_t."""
 
-    hook: HookId
+    hook: Hook
     dev: int
     ino: int
     rule_id: int
@@ -112,7 +112,7 @@ class InodeRule:
         _check_rule_id(self.rule_id)
         if self.hook not in PATH_HOOKS:
             raise PolicyCompileError(
-                f"rule {self.rule_id}: inode rules apply to exec and file_open, not {self.hook.name}"
+                f"rule {self.rule_id}: inode rules apply to exec and file_open, not {self.hook.short.upper()}"
             )
 
 
@@ -154,7 +154,7 @@ class DynamicVerdict:
     """
 
     group: int
-    hook: HookId
+    hook: Hook
     rule_id: int
     action: Action = Action.DENY
     expires_ns: int = 0
@@ -176,7 +176,7 @@ class KernelPolicy:
     nets: tuple[NetRule, ...] = ()
     ptrace: tuple[PtraceRule, ...] = ()
     #: Per-hook ``abi.HF_*`` bits (interest "emit every call", fail-closed on over-long paths).
-    hook_flags: Mapping[HookId, int] = field(default_factory=dict)
+    hook_flags: Mapping[Hook, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -186,26 +186,26 @@ class VerdictValue:
     deny: list[int] = field(default_factory=lambda: [0] * abi.HOOK_COUNT)
     notify: list[int] = field(default_factory=lambda: [0] * abi.HOOK_COUNT)
 
-    def add(self, hook: HookId, rule_id: int, action: Action) -> None:
+    def add(self, hook: Hook, rule_id: int, action: Action) -> None:
         """Record a rule for a hook, keeping the smallest id per action."""
         row = self.deny if Action(action) is Action.DENY else self.notify
-        if row[hook] == 0 or rule_id < row[hook]:
-            row[hook] = rule_id
+        if row[hook.abi] == 0 or rule_id < row[hook.abi]:
+            row[hook.abi] = rule_id
 
     def merge(self, other: VerdictValue) -> None:
         """Add every rule id of ``other``."""
-        for hook in HookId:
-            if other.deny[hook]:
-                self.add(hook, other.deny[hook], Action.DENY)
-            if other.notify[hook]:
-                self.add(hook, other.notify[hook], Action.NOTIFY)
+        for hook in HOOKS:
+            if other.deny[hook.abi]:
+                self.add(hook, other.deny[hook.abi], Action.DENY)
+            if other.notify[hook.abi]:
+                self.add(hook, other.notify[hook.abi], Action.NOTIFY)
 
     def to_abi(self) -> abi.Verdict:
         """Return the ``struct guard_verdict`` for this value."""
         value = abi.Verdict()
-        for hook in HookId:
-            value.deny[hook] = self.deny[hook]
-            value.notify[hook] = self.notify[hook]
+        for i in range(abi.HOOK_COUNT):
+            value.deny[i] = self.deny[i]
+            value.notify[i] = self.notify[i]
         return value
 
 
@@ -227,8 +227,8 @@ class VerdictTables:
     inodes: dict[tuple[int, int], VerdictValue] = field(default_factory=dict)
     nets: dict[tuple[int, bytes], VerdictValue] = field(default_factory=dict)
     ptrace: dict[int, VerdictValue] = field(default_factory=dict)
-    dfas: dict[HookId, DfaProgram] = field(default_factory=dict)
-    hook_flags: dict[HookId, int] = field(default_factory=dict)
+    dfas: dict[Hook, DfaProgram] = field(default_factory=dict)
+    hook_flags: dict[Hook, int] = field(default_factory=dict)
     #: (rule id, dev, inode): that rule's deny skips callers running this executable
     exemptions: set[tuple[int, int, int]] = field(default_factory=set)
 
@@ -328,8 +328,8 @@ def lpm_lookup(table: Mapping[tuple[int, bytes], VerdictValue], key: bytes) -> V
 
 def build_tables(policy: KernelPolicy, *, max_dfa_states: int = dfa.DEFAULT_MAX_STATES) -> VerdictTables:
     """Encode a kernel policy into map contents; raise PolicyCompileError naming the rule at fault."""
-    out = VerdictTables(hook_flags={hook: int(policy.hook_flags.get(hook, 0)) for hook in HookId})
-    patterns: dict[HookId, list[PathRule]] = {}
+    out = VerdictTables(hook_flags={hook: int(policy.hook_flags.get(hook, 0)) for hook in HOOKS})
+    patterns: dict[Hook, list[PathRule]] = {}
     for rule in policy.paths:
         if rule.kind == "exact":
             out.paths.setdefault(encode_path(rule.pattern), VerdictValue()).add(
@@ -349,10 +349,12 @@ def build_tables(policy: KernelPolicy, *, max_dfa_states: int = dfa.DEFAULT_MAX_
         )
     for net in policy.nets:
         out.nets.setdefault(net_key(net.network, net.port), VerdictValue()).add(
-            HookId.CONNECT, net.rule_id, net.action
+            Hook.SOCKET_CONNECT, net.rule_id, net.action
         )
     for target in policy.ptrace:
-        out.ptrace.setdefault(target.tgid, VerdictValue()).add(HookId.PTRACE, target.rule_id, target.action)
+        out.ptrace.setdefault(target.tgid, VerdictValue()).add(
+            Hook.PTRACE_ACCESS_CHECK, target.rule_id, target.action
+        )
     _close_lpm(out.prefixes)
     _close_lpm(out.suffixes)
     _close_lpm(out.nets)

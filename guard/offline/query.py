@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from guard.policy.engine import Engine
-from guard.policy.evaluator import Event, Match, _limit
+from guard.policy.evaluator import Match, limit_rows
 from guard.policy.loader import Rule
+from guard.policy.semantics import Event
 
 __all__ = ["run_query"]
 
@@ -14,4 +15,4 @@ __all__ = ["run_query"]
 def run_query(rule: Rule, events: Sequence[Event], *, batch: int = 4096) -> list[Match]:
     """Every match of the rule's query in the events, in completion order; ``| head``/``| tail`` apply."""
     rows = [Match(a.events, a.join_keys) for a in Engine([rule]).run(events, batch=batch)]
-    return _limit(rows, rule.ir.head, rule.ir.tail, None)
+    return limit_rows(rows, rule.ir.head, rule.ir.tail, None)

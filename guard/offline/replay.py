@@ -16,19 +16,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from guard.audit.record import Decision, JsonValue, Kind, ProcessIdentity
+from guard.model import Hook
 from guard.policy.engine import Budgets, Engine
-from guard.policy.evaluator import Event, field_getter
 from guard.policy.loader import Policy, Rule
+from guard.policy.semantics import Event, field_getter
 
-__all__ = ["HOOK_OF_CATEGORY", "ReplayDecision", "replay", "summarize"]
-
-#: The LSM hook that decides events of an ECS category.
-HOOK_OF_CATEGORY: Final = {
-    "process": "bprm_check_security",
-    "file": "file_open",
-    "network": "socket_connect",
-    "ptrace": "ptrace_access_check",
-}
+__all__ = ["ReplayDecision", "replay", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +47,7 @@ class ReplayDecision:
         """Return the audit record this decision becomes (not for alerts)."""
         ev = self.event
         category = _first(_get(ev, "event.category"))
+        hook = Hook.for_category(str(category)) if category is not None else None
         detail: dict[str, JsonValue] = {
             "replay": True,
             "source": source,
@@ -63,7 +57,7 @@ class ReplayDecision:
         return Decision(
             Kind(self.kind),
             rule_id=self.rule.id,
-            hook=HOOK_OF_CATEGORY.get(str(category)) if category is not None else None,
+            hook=hook.value if hook is not None else None,
             process=_identity(ev),
             verdict="deny" if self.kind in ("deny", "kill") else "allow",
             outcome="replayed",

@@ -33,14 +33,15 @@ from typing import Final
 
 from guard.errors import PolicyCompileError, PolicyError
 from guard.lsm import abi
-from guard.lsm.abi import HookId
 from guard.lsm.verdicts import Action, KernelPolicy, NetRule, PathKind, PathRule, PtraceRule
+from guard.model import EVENT_KINDS, EventKind, EventShape, Hook, Telemetry
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
 from guard.policy.engine import Engine
 from guard.policy.evaluator import compile_expr
 from guard.policy.ir import StepIR
 from guard.policy.loader import Policy, Rule
 from guard.policy.predicates.abi import UserModule
+from guard.policy.walker import fields_read
 from guard.policy.wildcard import is_literal
 
 __all__ = [
@@ -66,41 +67,18 @@ ENTITY_FIELDS: Final[Mapping[str, str]] = {
     "process.parent.pid": "parent",
 }
 
-#: The telemetry-only chmod event (no verdicts): a file step whose action is chmod.
-CHMOD: Final = "chmod"
-
-#: (event.type, event.action) of every event a hook (or the chmod telemetry) produces.
-_SHAPES: Final[Mapping[HookId | str, tuple[tuple[str, str], ...]]] = {
-    HookId.EXEC: (("start", "exec"),),
-    HookId.FILE_OPEN: (("access", "open"), ("creation", "create")),
-    HookId.CONNECT: (("connection", "connect"), ("connection", "sendmsg")),
-    HookId.PTRACE: (("access", "ptrace"),),
-    CHMOD: (("change", "chmod"),),
-}
-_CATEGORY_KINDS: Final[Mapping[str, tuple[HookId | str, ...]]] = {
-    "process": (HookId.EXEC, HookId.PTRACE),
-    "file": (HookId.FILE_OPEN, CHMOD),
-    "network": (HookId.CONNECT,),
-}
 _SHAPE_FIELDS: Final = frozenset({"event.type", "event.action", "event.kind", "event.category"})
 #: Object fields the kernel matches, per hook, and how (path / basename / extension).
-_PATH_FIELDS: Final[Mapping[HookId, Mapping[str, str]]] = {
-    HookId.EXEC: {
+_PATH_FIELDS: Final[Mapping[Hook, Mapping[str, str]]] = {
+    Hook.BPRM_CHECK_SECURITY: {
         "process.executable": "path",
         "file.path": "path",
         "process.name": "name",
         "file.name": "name",
     },
-    HookId.FILE_OPEN: {"file.path": "path", "file.name": "name", "file.extension": "extension"},
+    Hook.FILE_OPEN: {"file.path": "path", "file.name": "name", "file.extension": "extension"},
 }
 _TARGET_FIELDS: Final = frozenset({"target.process.pid", "target.process.name", "target.process.executable"})
-_HOOK_NAMES: Final = {
-    HookId.EXEC: "exec",
-    HookId.FILE_OPEN: "file_open",
-    HookId.CONNECT: "connect",
-    HookId.PTRACE: "ptrace",
-    CHMOD: "chmod",
-}
 
 
 class _NotInline(Exception):
@@ -125,7 +103,7 @@ class TargetSelector:
 class ArmPlan:
     """How the agent arms a sequence's last step for an entity."""
 
-    hook: HookId
+    hook: Hook
     entity_key: int  # index into the join keys: the entity's value
     entity_of: str  # "self" | "parent": whose process the key names
     target_key: int | None  # index of the join key holding the target file's path (None: the whole hook)
@@ -138,7 +116,7 @@ class RulePlan:
     rule: Rule
     number: int  # the kernel's rule id
     path: str  # kernel-inline | sequence-armed | detect-only
-    hook: str  # the deciding hook's name ("" when none)
+    hook: tuple[EventKind, ...]  # the kinds of event that decide it (several: none decides alone)
     reason: str  # why not inline ("" when inline)
     arm: ArmPlan | None = None
     exemptions: tuple[str, ...] = ()  # executables the inline verdict exempts
@@ -151,7 +129,7 @@ class RulePlan:
             "action": self.rule.action,
             "mode": self.rule.mode,
             "path": self.path,
-            "hook": self.hook,
+            "hook": _names(self.hook),
             "reason": self.reason,
             "exemptions": list(self.exemptions),
         }
@@ -196,24 +174,11 @@ def _conjuncts(e: Expr) -> list[Expr]:
 
 
 def _fields(e: Expr) -> set[str]:
-    out: set[str] = set()
-
-    def walk(x: object) -> None:
-        if isinstance(x, Field):
-            out.add(x.name)
-        elif isinstance(x, tuple):
-            for y in x:
-                walk(y)
-        elif isinstance(x, Expr):
-            for name in getattr(x, "__slots__", ()):
-                walk(getattr(x, name))
-
-    walk(e)
-    return out
+    return set(fields_read(e))
 
 
-def _shape_event(shape: tuple[str, str], category: str) -> dict[str, object]:
-    return {"event": {"category": [category], "type": [shape[0]], "action": shape[1], "kind": "event"}}
+def _shape_event(shape: EventShape, category: str) -> dict[str, object]:
+    return {"event": {"category": [category], "type": [shape.type], "action": shape.action, "kind": "event"}}
 
 
 def _split(step: StepIR) -> tuple[list[Expr], list[Expr]]:
@@ -222,7 +187,7 @@ def _split(step: StepIR) -> tuple[list[Expr], list[Expr]]:
     return shape, [t for t in terms if not (_fields(t) and _fields(t) <= _SHAPE_FIELDS)]
 
 
-def _kinds(step: StepIR) -> tuple[list[HookId | str], list[Expr]]:
+def _kinds(step: StepIR) -> tuple[list[EventKind], list[Expr]]:
     """Return the event kinds a step can match (by its category and shape tests) and its other terms.
 
     A ``process`` step is about exec unless its shape tests exclude exec or it reads ``target.*``
@@ -230,24 +195,17 @@ def _kinds(step: StepIR) -> tuple[list[HookId | str], list[Expr]]:
     """
     shape_terms, rest = _split(step)
     category = step.category
-    candidates: Iterable[HookId | str] = _CATEGORY_KINDS.get(category, ()) if category else _SHAPES
-    possible: list[HookId | str] = []
+    candidates = [k for k in EVENT_KINDS if k.category == category] if category else EVENT_KINDS
+    possible: list[EventKind] = []
     for kind in candidates:
-        cat = category or (
-            "network"
-            if kind is HookId.CONNECT
-            else "file"
-            if kind in (HookId.FILE_OPEN, CHMOD)
-            else "process"
-        )
-        events = [_shape_event(s, cat) for s in _SHAPES[kind]]
+        events = [_shape_event(s, kind.category) for s in kind.events]
         if any(all(compile_expr(t)(ev) is True for t in shape_terms) for ev in events):
             possible.append(kind)
     if category == "process" and len(possible) == 2:
         targets = any(f in _TARGET_FIELDS for t in rest for f in _fields(t))
-        possible = [HookId.PTRACE if targets else HookId.EXEC]
+        possible = [Hook.PTRACE_ACCESS_CHECK if targets else Hook.BPRM_CHECK_SECURITY]
     elif category == "file" and len(possible) == 2:
-        possible = [HookId.FILE_OPEN]  # chmod is telemetry: a file rule decides on opens unless it says chmod
+        possible = [Hook.FILE_OPEN]  # chmod is telemetry: a file rule decides on opens unless it says chmod
     return possible, rest
 
 
@@ -264,7 +222,7 @@ def _field_of(e: Expr) -> str | None:
     return e.name if isinstance(e, Field) else None
 
 
-def _path_rules(term: Expr, hook: HookId, number: int, action: Action) -> list[PathRule]:
+def _path_rules(term: Expr, hook: Hook, number: int, action: Action) -> list[PathRule]:
     """One object term (an ``or`` of tests of the hook's path fields) as path rules."""
     fields = _PATH_FIELDS[hook]
     if isinstance(term, Or):
@@ -315,8 +273,7 @@ def _path_rules(term: Expr, hook: HookId, number: int, action: Action) -> list[P
         raise _NotInline(f"`{term.render()}`: not a path test the kernel tables can hold")
     if field_name is None or field_name not in fields:
         raise _NotInline(
-            f"`{term.render()}`: {field_name or 'this expression'} "
-            f"is not visible to the {_HOOK_NAMES[hook]} hook"
+            f"`{term.render()}`: {field_name or 'this expression'} is not visible to the {hook.short} hook"
         )
     how = fields[field_name]
     out = []
@@ -441,13 +398,13 @@ class _Object:
     exempt: list[str] = field(default_factory=list)
 
 
-def _object(hook: HookId, terms: Sequence[Expr], number: int, action: Action, *, exemptions: bool) -> _Object:
+def _object(hook: Hook, terms: Sequence[Expr], number: int, action: Action, *, exemptions: bool) -> _Object:
     """Return the terms as one kernel object test (plus exemptions); _NotInline names a term that is not."""
     obj = _Object()
     object_terms: list[Expr] = []
     for term in terms:
-        exempt = _exemption(term) if exemptions and hook in (HookId.EXEC, HookId.FILE_OPEN) else None
-        if exempt is not None and hook is HookId.EXEC:
+        exempt = _exemption(term) if exemptions and hook.on_file else None
+        if exempt is not None and hook is Hook.BPRM_CHECK_SECURITY:
             raise _NotInline(
                 f"`{term.render()}`: at exec, process.executable is the new image, and the tables cannot "
                 "subtract paths (exempt the caller with process.parent.executable in an engine rule)"
@@ -456,16 +413,16 @@ def _object(hook: HookId, terms: Sequence[Expr], number: int, action: Action, *,
             obj.exempt.extend(exempt)
             continue
         object_terms.append(term)
-    if hook in (HookId.EXEC, HookId.FILE_OPEN):
+    if hook.on_file:
         if len(object_terms) > 1:
             raise _NotInline(
-                f"`{object_terms[1].render()}`: a second test of the {_HOOK_NAMES[hook]} hook's object "
+                f"`{object_terms[1].render()}`: a second test of the {hook.short} hook's object "
                 "(its tables hold one pattern per entry)"
             )
         if not object_terms:
-            raise _NotInline(f"no test of the {_HOOK_NAMES[hook]} hook's object: it would deny every call")
+            raise _NotInline(f"no test of the {hook.short} hook's object: it would deny every call")
         obj.paths = _path_rules(object_terms[0], hook, number, action)
-    elif hook is HookId.CONNECT:
+    elif hook is Hook.SOCKET_CONNECT:
         nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None
         ports: list[int] | None = None
         for term in object_terms:
@@ -483,7 +440,7 @@ def _object(hook: HookId, terms: Sequence[Expr], number: int, action: Action, *,
         for net in nets or [ipaddress.ip_network("::/0")]:
             for port in ports or [0]:
                 obj.nets.append(NetRule(net, port, number, action))
-    elif hook is HookId.PTRACE:
+    elif hook is Hook.PTRACE_ACCESS_CHECK:
         if len(object_terms) != 1:
             raise _NotInline("the ptrace hook tests exactly one condition on target.process")
         (term,) = object_terms
@@ -528,9 +485,9 @@ class _Build:
     ptrace: list[PtraceRule] = field(default_factory=list)
     targets: list[TargetSelector] = field(default_factory=list)
     exemptions: list[tuple[int, str]] = field(default_factory=list)
-    flags: dict[HookId, int] = field(default_factory=dict)
+    flags: dict[Hook, int] = field(default_factory=dict)
 
-    def flag(self, hook: HookId, bit: int) -> None:
+    def flag(self, hook: Hook, bit: int) -> None:
         self.flags[hook] = self.flags.get(hook, 0) | bit
 
     def take(self, obj: _Object) -> None:
@@ -540,20 +497,19 @@ class _Build:
         self.targets += obj.targets
 
 
-def _hook_name(kinds: Sequence[HookId | str]) -> str:
-    return ",".join(_HOOK_NAMES[k] for k in kinds)
+def _names(kinds: Sequence[EventKind]) -> str:
+    return ",".join(kind.short for kind in kinds)
 
 
 def _interest(step: StepIR, number: int, build: _Build) -> None:
     """Ask the kernel for the events this step can match (notify verdicts when the object is testable)."""
     kinds, rest = _kinds(step)
     for kind in kinds:
-        if kind == CHMOD:
-            build.flag(HookId.FILE_OPEN, abi.HF_EMIT_CHMOD)
+        if isinstance(kind, Telemetry):
+            build.flag(kind.gate, abi.HF_EMIT_CHMOD)
             continue
-        assert isinstance(kind, HookId)  # noqa: S101 - narrowing for mypy
-        if kind is HookId.FILE_OPEN and not _opens_too(step):
-            build.flag(HookId.FILE_OPEN, abi.HF_EMIT_CREATED)
+        if kind is Hook.FILE_OPEN and not _opens_too(step):
+            build.flag(kind, abi.HF_EMIT_CREATED)
             continue
         try:
             obj = _object(kind, rest, number, Action.NOTIFY, exemptions=False)
@@ -569,14 +525,14 @@ def _interest(step: StepIR, number: int, build: _Build) -> None:
 def _opens_too(step: StepIR) -> bool:
     """Whether a file step can match a plain (not creating) open."""
     shape_terms, _ = _split(step)
-    ev = _shape_event(("access", "open"), "file")
+    ev = _shape_event(Hook.FILE_OPEN.events[0], Hook.FILE_OPEN.category)
     return all(compile_expr(t)(ev) is True for t in shape_terms)
 
 
 def _plan_single(rule: Rule, number: int, build: _Build) -> RulePlan:
     step = rule.ir.steps[0]
     kinds, rest = _kinds(step)
-    hook = _hook_name(kinds)
+    hook = tuple(kinds)
     if rule.action == "alert":
         _interest(step, number, build)
         return RulePlan(rule, number, DETECT, hook, "action = alert: matches are reported, never enforced")
@@ -585,16 +541,19 @@ def _plan_single(rule: Rule, number: int, build: _Build) -> RulePlan:
     if len(kinds) > 1:
         _interest(step, number, build)
         return RulePlan(
-            rule, number, DETECT, hook, f"matches events of several hooks ({hook}): decide one category"
+            rule,
+            number,
+            DETECT,
+            hook,
+            f"matches events of several hooks ({_names(kinds)}): decide one category",
         )
     (kind,) = kinds
-    if kind == CHMOD:
+    if isinstance(kind, Telemetry):
         _interest(step, number, build)
         return RulePlan(
-            rule, number, DETECT, hook, "chmod is telemetry: the kernel reports it, never denies it"
+            rule, number, DETECT, hook, f"{kind.short} is telemetry: the kernel reports it, never denies it"
         )
-    assert isinstance(kind, HookId)  # noqa: S101 - narrowing for mypy
-    if kind is HookId.FILE_OPEN and not _opens_too(step):
+    if kind is Hook.FILE_OPEN and not _opens_too(step):
         _interest(step, number, build)
         return RulePlan(rule, number, DETECT, hook, "tests event.type/action beyond what every open is")
     try:
@@ -614,7 +573,7 @@ def _plan_sequence(rule: Rule, number: int, build: _Build) -> RulePlan:
     positive = [s for s in ir.steps if not s.missing]
     last = positive[-1]
     kinds, rest = _kinds(last)
-    hook = _hook_name(kinds)
+    hook = tuple(kinds)
     if rule.action != "block":
         return RulePlan(
             rule, number, DETECT, hook, f"action = {rule.action}: a sequence is armed only to block"
@@ -623,7 +582,7 @@ def _plan_sequence(rule: Rule, number: int, build: _Build) -> RulePlan:
         return RulePlan(
             rule, number, DETECT, hook, "a trailing missing step: the match is known only after maxspan"
         )
-    if len(kinds) != 1 or not isinstance(kinds[0], HookId):
+    if len(kinds) != 1 or not isinstance(kinds[0], Hook):
         return RulePlan(rule, number, DETECT, hook, "the last step is not one enforcing hook's event")
     kind = kinds[0]
     keys = [k.name if isinstance(k, Field) else "" for k in last.keys]
@@ -638,8 +597,8 @@ def _plan_sequence(rule: Rule, number: int, build: _Build) -> RulePlan:
             "nothing to arm",
         )
     target: int | None = None
-    if kind in (HookId.EXEC, HookId.FILE_OPEN):
-        path_keys = {"process.executable", "file.path"} if kind is HookId.EXEC else {"file.path"}
+    if kind.on_file:
+        path_keys = {name for name, how in _PATH_FIELDS[kind].items() if how == "path"}
         target = next((i for i, k in enumerate(keys) if k in path_keys), None)
     if target is None and rest:
         return RulePlan(

@@ -11,27 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 
-from guard.model import BackendName, Hook
+from guard.model import HOOKS, BackendName, Hook
 from guard.plan.compiler import INLINE, RulePlan, compile_policy
 from guard.policy.loader import Policy, Rule
 
-__all__ = ["CATEGORY_HOOKS", "RuleExplanation", "explain_policy"]
-
-#: The hook that decides events of an ECS category (``None``: any category).
-CATEGORY_HOOKS: Final[Mapping[str | None, tuple[Hook, ...]]] = {
-    "process": (Hook.BPRM_CHECK_SECURITY,),
-    "file": (Hook.FILE_OPEN,),
-    "network": (Hook.SOCKET_CONNECT,),
-    None: tuple(Hook),
-}
-_PLAN_HOOKS: Final = {
-    "exec": Hook.BPRM_CHECK_SECURITY,
-    "file_open": Hook.FILE_OPEN,
-    "connect": Hook.SOCKET_CONNECT,
-    "ptrace": Hook.PTRACE_ACCESS_CHECK,
-}
+__all__ = ["RuleExplanation", "explain_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +59,16 @@ class RuleExplanation:
 
 
 def _deciding_hooks(rule: Rule, plan: RulePlan) -> tuple[Hook, ...]:
-    hooks = tuple(_PLAN_HOOKS[h] for h in plan.hook.split(",") if h in _PLAN_HOOKS)
+    """Return the plan's hooks, else the deciding step's category's hook (every hook without one)."""
+    hooks = tuple(kind for kind in plan.hook if isinstance(kind, Hook))
     if hooks:
         return hooks
     steps = [s for s in rule.ir.steps if not s.missing]
     category = steps[-1].category if steps else None
-    return CATEGORY_HOOKS.get(category, ())
+    if category is None:
+        return HOOKS
+    hook = Hook.for_category(category)
+    return () if hook is None else (hook,)
 
 
 def _note(plan: RulePlan, levels: Mapping[Hook, str], hooks: tuple[Hook, ...]) -> str:

@@ -1,4 +1,4 @@
-"""Fixtures shared by the kernel tests: the test's own cgroup scope and a loaded data plane."""
+"""Fixtures shared by the kernel tests: the test's own cgroup scope and the loaded data planes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.lsm.bcc_backend import LsmBackend
+from guard.lsm.bcc_backend import CompatBackend, LsmBackend
 from guard.lsm.btf import Btf
 from guard.lsm.verdicts import VerdictTables
 from tests.privileged.scoping import scoped_cgroup
@@ -45,8 +45,30 @@ def plane(_planes: dict[str, LsmBackend], tmp_path_factory: pytest.TempPathFacto
         _reset(dp)
 
 
-def _reset(dp: LsmBackend) -> None:
+@pytest.fixture(scope="module")
+def _compat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatBackend]:
+    """The compat plane, loaded once per module (compiling and verifying it takes seconds)."""
+    dp = CompatBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"))
+    dp.load()
+    try:
+        yield dp
+    finally:
+        dp.close()
+
+
+@pytest.fixture
+def compat(_compat: CompatBackend) -> Iterator[CompatBackend]:
+    """The loaded compat plane, emptied before and after."""
+    _reset(_compat)
+    try:
+        yield _compat
+    finally:
+        _reset(_compat)
+
+
+def _reset(dp: LsmBackend | CompatBackend) -> None:
     dp.configure({}, agent_tgid=os.getpid())
     dp.set_scope()
     dp.apply(VerdictTables())
+    dp.set_rule_modes({})
     dp.poll_events(0)

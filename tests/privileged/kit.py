@@ -10,27 +10,28 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from guard.lsm import abi
-from guard.lsm.abi import HookId, ModeId
+from guard.lsm.abi import ModeId
 from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.verdicts import KernelPolicy, build_tables
+from guard.model import Hook
 from tests.privileged.scoping import libc
 
 TRUE = shutil.which("true") or "/bin/true"
 
 
-def govern(plane: LsmBackend, scope: Path, policy: KernelPolicy, hook: HookId, mode: ModeId) -> None:
+def govern(plane: LsmBackend, scope: Path, policy: KernelPolicy, hook: Hook, mode: ModeId) -> None:
     """Scope = the test's cgroup; apply the policy; set one hook's mode."""
     plane.set_scope(cgroups=[scope.stat().st_ino])
     plane.apply(build_tables(policy))
     plane.configure({hook: mode}, agent_tgid=os.getpid())
 
 
-def set_mode(plane: LsmBackend, hook: HookId, mode: ModeId) -> None:
+def set_mode(plane: LsmBackend, hook: Hook, mode: ModeId) -> None:
     plane.configure({hook: mode}, agent_tgid=os.getpid())
 
 
-def decisions(plane: LsmBackend, hook: HookId) -> list[abi.Event]:
-    return [e for e in plane.poll_events(50) if e.hook == hook]
+def decisions(plane: LsmBackend, hook: Hook) -> list[abi.Event]:
+    return [e for e in plane.poll_events(50) if e.hook == hook.abi]
 
 
 def delta(before: dict[abi.Counter, int], after: dict[abi.Counter, int]) -> dict[abi.Counter, int]:

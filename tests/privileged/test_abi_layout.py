@@ -36,6 +36,7 @@ PAIRS = [
 
 
 def layout(struct: type) -> tuple[int, list[tuple[str, int, int]]]:
+    assert issubclass(struct, ctypes.Structure | ctypes.Union), struct
     fields = [
         (name, getattr(struct, name).offset, getattr(struct, name).size) for name, *_ in struct._fields_
     ]

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.agent.demo import run_demo
 from guard.agent.service import make_backend
 from guard.audit.record import Kind
+from guard.audit.sink import MemoryAudit
 from guard.config import GuardConfig
 from guard.lsm.probe import probe_kernel
 from guard.model import Mode

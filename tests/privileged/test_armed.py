@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from guard.lsm.abi import Decision, HookId, Match, ModeId
+from guard.lsm.abi import Decision, Match, ModeId
 from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.verdicts import DynamicVerdict, KernelPolicy, kernel_dev
+from guard.model import Hook
 from tests.privileged.kit import decisions, govern, install, set_mode, tmpfs
 from tests.privileged.scoping import (
     PausedChild,
@@ -46,7 +47,12 @@ def tools(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 def armed_exec(tool: Path, rule_id: int, expires_ns: int = 0) -> DynamicVerdict:
     st = tool.stat()
     return DynamicVerdict(
-        GROUP, HookId.EXEC, rule_id, expires_ns=expires_ns, dev=kernel_dev(st.st_dev), ino=st.st_ino
+        GROUP,
+        Hook.BPRM_CHECK_SECURITY,
+        rule_id,
+        expires_ns=expires_ns,
+        dev=kernel_dev(st.st_dev),
+        ino=st.st_ino,
     )
 
 
@@ -54,7 +60,7 @@ def test_armed_exec_denies_only_the_tracked_entity_and_that_file(
     plane: LsmBackend, scope: Path, tools: tuple[Path, Path]
 ) -> None:
     payload, other = tools
-    govern(plane, scope, KernelPolicy(), HookId.EXEC, ModeId.ENFORCE)
+    govern(plane, scope, KernelPolicy(), Hook.BPRM_CHECK_SECURITY, ModeId.ENFORCE)
     plane.arm(armed_exec(payload, 41))
 
     tracked = PausedChild(scope, exec_action(str(payload)))
@@ -67,7 +73,7 @@ def test_armed_exec_denies_only_the_tracked_entity_and_that_file(
     plane.track(tracked_other.pid, GROUP)
     assert tracked_other.release() == 0  # in the group, another file
 
-    got = [(e.decision, e.rule_id, e.match, e.tgid) for e in decisions(plane, HookId.EXEC)]
+    got = [(e.decision, e.rule_id, e.match, e.tgid) for e in decisions(plane, Hook.BPRM_CHECK_SECURITY)]
     assert got == [(Decision.DENIED, 41, Match.DYNAMIC, tracked.pid)]
 
 
@@ -75,12 +81,12 @@ def test_descendants_inherit_the_group_and_leave_it_on_exit(
     plane: LsmBackend, scope: Path, tools: tuple[Path, Path]
 ) -> None:
     payload, _ = tools
-    govern(plane, scope, KernelPolicy(), HookId.EXEC, ModeId.ENFORCE)
+    govern(plane, scope, KernelPolicy(), Hook.BPRM_CHECK_SECURITY, ModeId.ENFORCE)
     plane.arm(armed_exec(payload, 42))
     parent = PausedChild(scope, fork_exec_action(str(payload)))
     plane.track(parent.pid, GROUP)
     assert parent.release() == errno.EPERM  # the grandchild's exec, denied in kernel
-    events = decisions(plane, HookId.EXEC)
+    events = decisions(plane, Hook.BPRM_CHECK_SECURITY)
     assert [(e.rule_id, e.match) for e in events] == [(42, Match.DYNAMIC)]
     grandchild = events[0].tgid
     assert grandchild != parent.pid
@@ -92,7 +98,7 @@ def test_armed_verdict_expires_in_the_kernel(
     plane: LsmBackend, scope: Path, tools: tuple[Path, Path]
 ) -> None:
     payload, _ = tools
-    govern(plane, scope, KernelPolicy(), HookId.EXEC, ModeId.ENFORCE)
+    govern(plane, scope, KernelPolicy(), Hook.BPRM_CHECK_SECURITY, ModeId.ENFORCE)
     span_ns = 3_000_000_000
     expires = time.monotonic_ns() + span_ns  # bpf_ktime_get_ns is CLOCK_MONOTONIC too
     plane.arm(armed_exec(payload, 43, expires))
@@ -121,24 +127,26 @@ def test_hook_wide_armed_connect_under_detect_then_enforce_then_disarmed(
         return child
 
     with loopback_listeners() as port:
-        govern(plane, scope, KernelPolicy(), HookId.CONNECT, ModeId.DETECT)
-        plane.arm(DynamicVerdict(GROUP, HookId.CONNECT, 44))
+        govern(plane, scope, KernelPolicy(), Hook.SOCKET_CONNECT, ModeId.DETECT)
+        plane.arm(DynamicVerdict(GROUP, Hook.SOCKET_CONNECT, 44))
         assert connect_action(port).release() == 0
-        set_mode(plane, HookId.CONNECT, ModeId.ENFORCE)
+        set_mode(plane, Hook.SOCKET_CONNECT, ModeId.ENFORCE)
         assert connect_action(port).release() == errno.EPERM
-        plane.disarm(GROUP, HookId.CONNECT)
+        plane.disarm(GROUP, Hook.SOCKET_CONNECT)
         assert connect_action(port).release() == 0
-    got = [(e.decision, e.rule_id, e.match) for e in decisions(plane, HookId.CONNECT)]
+    got = [(e.decision, e.rule_id, e.match) for e in decisions(plane, Hook.SOCKET_CONNECT)]
     assert got == [(Decision.WOULD_BLOCK, 44, Match.DYNAMIC), (Decision.DENIED, 44, Match.DYNAMIC)]
 
 
 def test_armed_ptrace_for_the_group(plane: LsmBackend, scope: Path) -> None:
     with sleeper() as target:
-        govern(plane, scope, KernelPolicy(), HookId.PTRACE, ModeId.ENFORCE)
-        plane.arm(DynamicVerdict(GROUP, HookId.PTRACE, 45))
+        govern(plane, scope, KernelPolicy(), Hook.PTRACE_ACCESS_CHECK, ModeId.ENFORCE)
+        plane.arm(DynamicVerdict(GROUP, Hook.PTRACE_ACCESS_CHECK, 45))
         child = PausedChild(scope, lambda: seize(target))
         plane.track(child.pid, GROUP)
         assert child.release() == errno.EPERM
         assert PausedChild(scope, lambda: seize(target)).release() == 0  # untracked
-    got = [(e.decision, e.rule_id, e.match, e.target_tgid) for e in decisions(plane, HookId.PTRACE)]
+    got = [
+        (e.decision, e.rule_id, e.match, e.target_tgid) for e in decisions(plane, Hook.PTRACE_ACCESS_CHECK)
+    ]
     assert got == [(Decision.DENIED, 45, Match.DYNAMIC, target)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_missing_lsm_hook(vmlinux: Btf) -> None:
 
 
 @pytest.fixture(scope="module")
-def bpftool_types() -> list[dict[str, object]]:
+def bpftool_types() -> list[dict[str, Any]]:
     """The kernel's BTF as bpftool (libbpf) reads it: an independent oracle for our reader."""
     out = subprocess.run(
         ["bpftool", "-j", "btf", "dump", "file", DEFAULT_BTF_PATH],
@@ -134,11 +135,13 @@ def bpftool_types() -> list[dict[str, object]]:
         timeout=120,
         check=True,
     )
-    types: list[dict[str, object]] = json.loads(out.stdout)["types"]
+    types: list[dict[str, Any]] = json.loads(out.stdout)["types"]
     return types
 
 
-def test_agrees_with_bpftool_on_every_struct_member_and_size(vmlinux: Btf, bpftool_types: list[dict]) -> None:
+def test_agrees_with_bpftool_on_every_struct_member_and_size(
+    vmlinux: Btf, bpftool_types: list[dict[str, Any]]
+) -> None:
     assert len(bpftool_types) == vmlinux.type_count
     structs = [t for t in bpftool_types if t["kind"] in ("STRUCT", "UNION")]
     assert len(structs) > 1000
@@ -155,7 +158,7 @@ def test_agrees_with_bpftool_on_every_struct_member_and_size(vmlinux: Btf, bpfto
     assert checked > 10_000
 
 
-def test_agrees_with_bpftool_on_lsm_hook_ids(vmlinux: Btf, bpftool_types: list[dict]) -> None:
+def test_agrees_with_bpftool_on_lsm_hook_ids(vmlinux: Btf, bpftool_types: list[dict[str, Any]]) -> None:
     lsm_funcs = {
         t["name"]: int(t["id"])
         for t in bpftool_types

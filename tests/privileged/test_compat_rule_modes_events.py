@@ -1,14 +1,14 @@
 """The compat plane's per-rule modes, event lineage and created flag, and PinnedControl on its pins.
 
 On this kernel (the host): everything is scoped to a cgroup each test creates. Network denies are
-inline (EPERM), file denies a kill reaction; a rule's own mode switches either.
+inline (EPERM), file denies a kill reaction; a rule's own mode switches either (here for datagrams;
+for each hook's call in tests/hook_scenarios.py, run by test_hook_scenarios.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from guard.lsm import abi
-from guard.lsm.abi import Decision, HookId, Match, ModeId
-from guard.lsm.bcc_backend import CompatBackend, PinnedControl
+from guard.lsm.abi import Decision, Match, ModeId
+from guard.lsm.bcc_backend import CompatBackend
 from guard.lsm.btf import Btf
-from guard.lsm.verdicts import InodeRule, KernelPolicy, NetRule, VerdictTables, build_tables, kernel_dev
+from guard.lsm.pinned import PinnedControl
+from guard.lsm.verdicts import KernelPolicy, NetRule, build_tables
+from guard.model import Hook
 from tests.privileged.lineage import assert_lineage, start_ticks
 from tests.privileged.scoping import PausedChild, sendto_in
 
@@ -37,39 +39,10 @@ pytestmark = [
 
 EPERM = 1
 NET_RULE = 61
-FILE_RULE = 62
-OPEN, CONNECT = HookId.FILE_OPEN, HookId.CONNECT
+OPEN, CONNECT = Hook.FILE_OPEN, Hook.SOCKET_CONNECT
 
 
-@pytest.fixture(scope="module")
-def _compat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatBackend]:
-    plane = CompatBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"))
-    plane.load()
-    try:
-        yield plane
-    finally:
-        plane.close()
-
-
-@pytest.fixture
-def compat(_compat: CompatBackend) -> Iterator[CompatBackend]:
-    """The loaded compat plane, emptied before and after."""
-    _reset(_compat)
-    try:
-        yield _compat
-    finally:
-        _reset(_compat)
-
-
-def _reset(plane: CompatBackend) -> None:
-    plane.configure({}, agent_tgid=os.getpid())
-    plane.set_scope()
-    plane.apply(VerdictTables())
-    plane.set_rule_modes({})
-    plane.poll_events(0)
-
-
-def govern(plane: CompatBackend, scope: Path, policy: KernelPolicy, modes: dict[HookId, ModeId]) -> None:
+def govern(plane: CompatBackend, scope: Path, policy: KernelPolicy, modes: dict[Hook, ModeId]) -> None:
     plane.set_scope(cgroups=[scope.stat().st_ino])
     plane.apply(build_tables(policy))
     plane.configure(modes, agent_tgid=os.getpid())
@@ -79,8 +52,8 @@ def _net(port: int = 9) -> KernelPolicy:
     return KernelPolicy(nets=(NetRule(ipaddress.ip_network("127.0.0.0/8"), port, NET_RULE),))
 
 
-def _decisions(plane: CompatBackend, hook: HookId) -> list[tuple[int, int, int]]:
-    return [(e.decision, e.rule_id, e.match) for e in plane.poll_events(100) if e.hook == hook]
+def _decisions(plane: CompatBackend, hook: Hook) -> list[tuple[int, int, int]]:
+    return [(e.decision, e.rule_id, e.match) for e in plane.poll_events(100) if e.hook == hook.abi]
 
 
 def test_a_rule_override_flips_an_inline_deny_to_would_block_and_back(
@@ -107,26 +80,6 @@ def test_a_rule_override_flips_an_inline_deny_to_would_block_and_back(
     assert _decisions(compat, CONNECT) == [(Decision.DENIED, NET_RULE, Match.NET)]
 
 
-def test_a_rule_override_switches_the_kill_reaction(
-    compat: CompatBackend, scope: Path, tmp_path: Path
-) -> None:
-    secret = tmp_path / "secret"
-    secret.write_text("k")
-    st = secret.stat()
-    policy = KernelPolicy(inodes=(InodeRule(OPEN, kernel_dev(st.st_dev), st.st_ino, FILE_RULE),))
-
-    def reader() -> PausedChild:
-        return PausedChild(scope, lambda: os.close(os.open(secret, os.O_RDONLY)))
-
-    govern(compat, scope, policy, {OPEN: ModeId.DETECT})
-    compat.set_rule_modes({FILE_RULE: ModeId.ENFORCE})
-    assert reader().killed_by() == signal.SIGKILL
-    compat.set_rule_modes({FILE_RULE: ModeId.DETECT})
-    assert reader().killed_by() is None
-    got = [(d, r) for d, r, _m in _decisions(compat, OPEN) if r == FILE_RULE]
-    assert got == [(Decision.KILLED, FILE_RULE), (Decision.WOULD_BLOCK, FILE_RULE)]
-
-
 def test_events_carry_the_lineage_and_the_created_flag(
     compat: CompatBackend, scope: Path, tmp_path: Path
 ) -> None:
@@ -141,7 +94,7 @@ def test_events_carry_the_lineage_and_the_created_flag(
     creator_ticks = start_ticks(creator.pid)
     assert creator.release() == 0
     assert PausedChild(scope, lambda: create(old)).release() == 0  # exists: not created, not reported
-    events = [e for e in compat.poll_events(100) if e.hook == OPEN]
+    events = [e for e in compat.poll_events(100) if e.hook == OPEN.abi]
     assert [(e.ino, e.tgid) for e in events] == [(new.stat().st_ino, creator.pid)]
     event = events[0]
     assert event.flags & abi.EVF_CREATED
@@ -160,7 +113,7 @@ def test_network_events_carry_the_lineage(compat: CompatBackend, scope: Path) ->
     child = PausedChild(scope, send)
     child_ticks = start_ticks(child.pid)
     assert child.release() == 0
-    events = [e for e in compat.poll_events(100) if e.hook == CONNECT]
+    events = [e for e in compat.poll_events(100) if e.hook == CONNECT.abi]
     assert [(e.tgid, e.decision) for e in events] == [(child.pid, Decision.WOULD_BLOCK)]
     if "network_lineage" in compat.unavailable:
         assert (events[0].ppid, events[0].start_ns) == (0, 0)
@@ -229,7 +182,7 @@ def test_pinned_control_switches_a_pinned_plane_without_loading_one(
             control.set_modes({CONNECT: ModeId.OFF})
             assert sendto_in(scope, "127.0.0.1", 9) == 0
             assert control.modes()[CONNECT] == ModeId.OFF
-        decided = [e.decision for e in plane.poll_events(100) if e.hook == CONNECT]
+        decided = [e.decision for e in plane.poll_events(100) if e.hook == CONNECT.abi]
         assert decided == [Decision.WOULD_BLOCK, Decision.DENIED, Decision.WOULD_BLOCK, Decision.DENIED]
     finally:
         plane.close()

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from guard.lsm import abi, dfa
-from guard.lsm.abi import Counter, Decision, HookId, Match, ModeId
+from guard.lsm.abi import Counter, Decision, Match, ModeId
 from guard.lsm.bcc_backend import LsmBackend
 from guard.lsm.verdicts import Action, KernelPolicy, PathKind, PathRule, build_tables
+from guard.model import Hook
 from tests.privileged.kit import delta, govern, tmpfs
 
 pytestmark = [
@@ -132,7 +133,7 @@ def open_all_in(scope: Path, plane: LsmBackend, paths: list[bytes]) -> dict[byte
             os.write(go_w, b"g")
             assert os.read(done_r, 1) == b"d", "the opening child failed"
             for event in plane.poll_events(0):
-                if event.hook == HookId.FILE_OPEN and event.tgid == pid:
+                if event.hook == Hook.FILE_OPEN.abi and event.tgid == pid:
                     seen.setdefault(event.path, []).append(event)
     finally:
         os.close(go_w)
@@ -144,10 +145,10 @@ def open_all_in(scope: Path, plane: LsmBackend, paths: list[bytes]) -> dict[byte
 
 
 def test_kernel_dfa_agrees_with_user_space_on_10000_paths(plane: LsmBackend, scope: Path, root: Path) -> None:
-    rules = tuple(PathRule(HookId.FILE_OPEN, k, p, r, a, ci) for k, p, r, a, ci in RULES)
-    policy = KernelPolicy(paths=rules, hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_ALL})
+    rules = tuple(PathRule(Hook.FILE_OPEN, k, p, r, a, ci) for k, p, r, a, ci in RULES)
+    policy = KernelPolicy(paths=rules, hook_flags={Hook.FILE_OPEN: abi.HF_EMIT_ALL})
     tables = build_tables(policy)
-    program = tables.dfas[HookId.FILE_OPEN]
+    program = tables.dfas[Hook.FILE_OPEN]
     patterns = [
         (dfa.contains if k == "contains" else dfa.glob)(os.fsencode(p), r, case_insensitive=ci)
         for k, p, r, _, ci in RULES
@@ -164,10 +165,10 @@ def test_kernel_dfa_agrees_with_user_space_on_10000_paths(plane: LsmBackend, sco
         first = program.tables.walk(path).first
         assert (program.rules[first - 1][0] if first else 0) == rule, path
 
-    govern(plane, scope, policy, HookId.FILE_OPEN, ModeId.DETECT)
-    before = plane.counters(HookId.FILE_OPEN)
+    govern(plane, scope, policy, Hook.FILE_OPEN, ModeId.DETECT)
+    before = plane.counters(Hook.FILE_OPEN)
     seen = open_all_in(scope, plane, paths)
-    counts = delta(before, plane.counters(HookId.FILE_OPEN))
+    counts = delta(before, plane.counters(Hook.FILE_OPEN))
 
     assert counts[Counter.RINGBUF_DROPS] == 0
     assert sorted(seen) == sorted(paths), "every open gave exactly one event, for its own path"

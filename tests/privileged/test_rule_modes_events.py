@@ -1,13 +1,12 @@
-"""The LSM plane's per-rule modes, event lineage, created/write flags and chmod events, in the kernel.
+"""The LSM plane's event lineage, created/write flags and chmod events, in the kernel (per-rule
+modes on every hook: tests/hook_scenarios.py, run by test_hook_scenarios.py).
 
 Runs where BPF-LSM programs load (the QEMU guests). Only tasks moved into a cgroup the test created
-are governed; the rules name files on a private tmpfs (inode rules, so 5.10 without bpf_d_path
-runs them too).
+are governed; the files are on a private tmpfs.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from guard.lsm import abi
-from guard.lsm.abi import Counter, Decision, HookId, Match, ModeId
+from guard.lsm.abi import Decision, Match, ModeId
 from guard.lsm.bcc_backend import LsmBackend
-from guard.lsm.verdicts import InodeRule, KernelPolicy, kernel_dev
-from tests.privileged.kit import decisions, delta, govern, set_mode, tmpfs
+from guard.lsm.verdicts import KernelPolicy, kernel_dev
+from guard.model import Hook
+from tests.privileged.kit import decisions, govern, tmpfs
 from tests.privileged.lineage import assert_lineage, start_ticks
 from tests.privileged.scoping import PausedChild, open_in
 
@@ -28,8 +28,7 @@ pytestmark = [
     pytest.mark.requires_feature("bcc"),
 ]
 
-RULE = 51
-OPEN = HookId.FILE_OPEN
+OPEN = Hook.FILE_OPEN
 
 
 @pytest.fixture
@@ -37,48 +36,6 @@ def files(tmp_path: Path) -> Iterator[Path]:
     with tmpfs(tmp_path / "fs") as d:
         (d / "secret").write_text("secret\n")
         yield d
-
-
-def _secret_rule(secret: Path) -> KernelPolicy:
-    st = secret.stat()
-    return KernelPolicy(inodes=(InodeRule(OPEN, kernel_dev(st.st_dev), st.st_ino, RULE),))
-
-
-def test_a_rule_override_flips_a_denial_to_would_block_and_back(
-    plane: LsmBackend, scope: Path, files: Path
-) -> None:
-    secret = files / "secret"
-    govern(plane, scope, _secret_rule(secret), OPEN, ModeId.ENFORCE)
-    before = plane.counters(OPEN)
-    assert open_in(scope, secret) == errno.EPERM
-
-    plane.set_rule_modes({RULE: ModeId.DETECT})
-    assert plane.rule_modes() == {RULE: ModeId.DETECT}
-    assert open_in(scope, secret) == 0
-    assert open_in(None, secret) == 0  # out of scope: untouched either way
-
-    plane.set_rule_modes({})
-    assert open_in(scope, secret) == errno.EPERM
-
-    plane.set_rule_modes({RULE: ModeId.OFF})
-    assert open_in(scope, secret) == 0
-    got = [(e.decision, e.rule_id, e.match) for e in decisions(plane, OPEN)]
-    assert got == [
-        (Decision.DENIED, RULE, Match.INODE),
-        (Decision.WOULD_BLOCK, RULE, Match.INODE),
-        (Decision.DENIED, RULE, Match.INODE),
-    ]  # the off rule reported nothing
-    d = delta(before, plane.counters(OPEN))
-    assert (d[Counter.DENIES], d[Counter.WOULD_BLOCK], d[Counter.EMITTED]) == (2, 1, 3)
-
-    # an enforce override denies while its hook only detects; an off hook stays off
-    set_mode(plane, OPEN, ModeId.DETECT)
-    plane.set_rule_modes({RULE: ModeId.ENFORCE})
-    assert open_in(scope, secret) == errno.EPERM
-    set_mode(plane, OPEN, ModeId.OFF)
-    assert open_in(scope, secret) == 0
-    assert [e.decision for e in decisions(plane, OPEN)] == [Decision.DENIED]
-    plane.set_rule_modes({})
 
 
 def test_events_carry_the_lineage_mode_and_write_flag(plane: LsmBackend, scope: Path, files: Path) -> None:

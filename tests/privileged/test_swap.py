@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.agent.service import make_backend
+from guard.audit.sink import MemoryAudit
 from guard.config import GuardConfig
 from guard.lsm.backend import KernelBackend
 from guard.lsm.probe import probe_kernel

@@ -128,8 +128,8 @@ def kvm_usable(art: Artifacts, cmdline: str, scratch: Path, timeout_s: float = 3
     if verdict.exists():
         cached_key, _, cached = verdict.read_text().partition("\n")
         if cached_key == key:
-            ok, _, why = cached.partition(" ")
-            return ok == "1", f"{why} (cached)"
+            flag, _, why = cached.partition(" ")
+            return flag == "1", f"{why} (cached)"
     ok, why = _kvm_boot(art, cmdline, scratch, timeout_s)
     verdict.write_text(f"{key}\n{int(ok)} {why}")
     return ok, why

@@ -104,8 +104,11 @@ def load_skips(path: Path) -> list[SkipRule]:
     if not path.exists():
         return []
     rows: list[SkipRule] = []
-    for n, entry in enumerate(_load(path).get("skip", []), 1):
-        if set(entry) != {"test", "kernel", "reason"}:
+    entries = _load(path).get("skip", [])
+    if not isinstance(entries, list):
+        raise MatrixError(f"{path}: skip must be [[skip]] tables")
+    for n, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or set(entry) != {"test", "kernel", "reason"}:
             raise MatrixError(f"{path}: [[skip]] #{n}: needs exactly test, kernel and reason")
         for key in ("test", "kernel"):
             try:

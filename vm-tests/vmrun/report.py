@@ -7,7 +7,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-HOOKS = ("bprm_check_security", "file_open", "socket_connect", "ptrace_access_check")
+from guard.model import HOOKS as _HOOKS
+
+#: The LSM hooks, as ``guardctl probe --json`` names them.
+HOOKS = tuple(hook.value for hook in _HOOKS)
 #: The test that shows a BPF-LSM verdict actually denying (inside a test cgroup).
 DENY_TEST = "tests/privileged/test_lsm_scope_deny.py::test_lsm_program_denies_only_inside_its_cgroup"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from guard.lsm.bcc_backend import assemble_source, bpf_source_dir, offset_flags
 from guard.lsm.btf import Btf
+from guard.lsm.source import assemble_source, bpf_source_dir, offset_flags
 from guard.lsm.stubtree import ensure_stub_tree
 from tests.unit.lsm.btfblob import BtfBuilder
 

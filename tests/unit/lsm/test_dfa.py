@@ -275,7 +275,7 @@ def test_pattern_validation() -> None:
     with pytest.raises(TypeError):
         glob("x", True)
     with pytest.raises(ValueError, match="kind"):
-        Pattern("regex", b"x", 1)  # type: ignore[arg-type]
+        Pattern("regex", b"x", 1)  # type: ignore[arg-type]  # bad arguments on purpose, here and below
     with pytest.raises(TypeError):
         Pattern("glob", "x", 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError):

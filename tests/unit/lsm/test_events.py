@@ -12,12 +12,13 @@ import pytest
 
 from guard.errors import KernelError
 from guard.lsm import abi, events
-from guard.lsm.abi import Decision, HookId, Match, ModeId
+from guard.lsm.abi import Decision, Match, ModeId
 from guard.lsm.events import EventReader, boot_offset_ns, to_ecs
 from guard.lsm.fake import FakeBackend
 from guard.lsm.verdicts import Action, InodeRule, KernelPolicy, NetRule, PathRule, PtraceRule, build_tables
-from guard.policy.evaluator import timestamp_ms
+from guard.model import Hook
 from guard.policy.schema import ECS, Kind
+from guard.policy.semantics import timestamp_ms
 
 TGID = 100
 #: 2023-11-14T22:13:20Z in epoch ns, minus a boot time: events then land on readable instants.
@@ -28,7 +29,7 @@ CLOCK_NS = 5_000_000_000 + 123_456_789  # -> 2023-11-14T22:13:20.123456Z
 def backend(policy: KernelPolicy, mode: ModeId = ModeId.ENFORCE) -> FakeBackend:
     fake = FakeBackend(clock=lambda: CLOCK_NS)
     fake.load()
-    fake.configure(dict.fromkeys(HookId, mode), agent_tgid=1)
+    fake.configure(dict.fromkeys(Hook, mode), agent_tgid=1)
     fake.set_scope(pids=[TGID])
     fake.apply(build_tables(policy))
     return fake
@@ -51,7 +52,7 @@ def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def test_exec_document() -> None:
-    fake = backend(KernelPolicy(paths=(PathRule(HookId.EXEC, "exact", "/usr/bin/nc", 11),)))
+    fake = backend(KernelPolicy(paths=(PathRule(Hook.BPRM_CHECK_SECURITY, "exact", "/usr/bin/nc", 11),)))
     assert (
         fake.exec(
             TGID,
@@ -100,7 +101,7 @@ def test_exec_document() -> None:
 
 
 def test_file_open_document() -> None:
-    fake = backend(KernelPolicy(paths=(PathRule(HookId.FILE_OPEN, "prefix", "/home/", 40, Action.NOTIFY),)))
+    fake = backend(KernelPolicy(paths=(PathRule(Hook.FILE_OPEN, "prefix", "/home/", 40, Action.NOTIFY),)))
     fake.set_scope(cgroups=[4321])
     assert fake.open(555, path="/home/ann/.bashrc", dev=9, ino=12, cgroup=4321, comm=b"cat") == 0
     assert one_doc(fake) == {
@@ -211,7 +212,7 @@ def test_ptrace_document() -> None:
 
 
 def test_an_unavailable_exec_path_keeps_the_comm_and_flags_the_document() -> None:
-    fake = backend(KernelPolicy(inodes=(InodeRule(HookId.EXEC, 8, 99, 70),)))
+    fake = backend(KernelPolicy(inodes=(InodeRule(Hook.BPRM_CHECK_SECURITY, 8, 99, 70),)))
     assert fake.exec(TGID, path="/" + "x" * 300, dev=8, ino=99, comm=b"sh") == errno.EPERM
     doc = one_doc(fake)
     assert doc["process"] == {"pid": TGID, "entity_id": "100-0", "thread": {"id": TGID}, "name": "sh"}
@@ -221,7 +222,7 @@ def test_an_unavailable_exec_path_keeps_the_comm_and_flags_the_document() -> Non
 
 
 def test_an_open_that_created_its_file_is_a_creation() -> None:
-    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_CREATED}))
+    fake = backend(KernelPolicy(hook_flags={Hook.FILE_OPEN: abi.HF_EMIT_CREATED}))
     assert fake.open(TGID, path="/tmp/new", ino=5, dev=1, created=True, write=True, mode=0o100600) == 0
     assert fake.open(TGID, path="/tmp/old", ino=6, dev=1, write=True, mode=0o100644) == 0  # no interest
     doc = one_doc(fake)
@@ -237,7 +238,7 @@ def test_an_open_that_created_its_file_is_a_creation() -> None:
 
 
 def test_an_open_for_reading_is_an_access_and_not_a_write() -> None:
-    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_ALL}))
+    fake = backend(KernelPolicy(hook_flags={Hook.FILE_OPEN: abi.HF_EMIT_ALL}))
     fake.open(TGID, path="/etc/hosts", ino=6, dev=1, mode=0o100644)
     doc = one_doc(fake)
     assert (doc["event"]["type"], doc["event"]["action"]) == (["access"], "open")
@@ -246,7 +247,7 @@ def test_an_open_for_reading_is_an_access_and_not_a_write() -> None:
 
 
 def test_chmod_document() -> None:
-    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_CHMOD}), ModeId.DETECT)
+    fake = backend(KernelPolicy(hook_flags={Hook.FILE_OPEN: abi.HF_EMIT_CHMOD}), ModeId.DETECT)
     assert (
         fake.chmod(
             TGID,
@@ -317,20 +318,20 @@ def test_a_long_path_report_without_inode_has_no_file_object() -> None:
 
 
 def test_emit_all_match_name() -> None:
-    fake = backend(KernelPolicy(hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_ALL}))
+    fake = backend(KernelPolicy(hook_flags={Hook.FILE_OPEN: abi.HF_EMIT_ALL}))
     fake.open(TGID, path="/etc/hosts")
     assert one_doc(fake)["kestrel"]["match"] == "all"
 
 
 def test_non_utf8_path_and_comm() -> None:
-    fake = backend(KernelPolicy(paths=(PathRule(HookId.EXEC, "prefix", "/tmp/", 3),)))
+    fake = backend(KernelPolicy(paths=(PathRule(Hook.BPRM_CHECK_SECURITY, "prefix", "/tmp/", 3),)))
     assert fake.exec(TGID, path=b"/tmp/\xffx", comm=b"a\xffb") == errno.EPERM
     doc = one_doc(fake)
     assert doc["file"]["path"] == "/tmp/\udcffx"  # os.fsdecode round-trips to the same bytes
     assert doc["process"]["executable"] == "/tmp/\udcffx"
     assert doc["process"]["name"] == "\udcffx"
 
-    record = abi.Event(hook=HookId.FILE_OPEN, tgid=TGID, pid=TGID, comm=b"a\xffb", path=b"/x")
+    record = abi.Event(hook=Hook.FILE_OPEN.abi, tgid=TGID, pid=TGID, comm=b"a\xffb", path=b"/x")
     assert to_ecs(record, boot_offset_ns=0)["process"]["name"] == "a\ufffdb"
 
 
@@ -344,12 +345,12 @@ def test_non_utf8_path_and_comm() -> None:
     ],
 )
 def test_timestamp_is_utc_microseconds_with_z(epoch_ns: int, text: str) -> None:
-    record = abi.Event(hook=HookId.PTRACE, ts_ns=epoch_ns // 2, tgid=1, pid=1)
+    record = abi.Event(hook=Hook.PTRACE_ACCESS_CHECK.abi, ts_ns=epoch_ns // 2, tgid=1, pid=1)
     assert to_ecs(record, boot_offset_ns=epoch_ns - epoch_ns // 2)["@timestamp"] == text
 
 
 def test_timestamp_is_read_back_by_the_evaluator() -> None:
-    record = abi.Event(hook=HookId.PTRACE, ts_ns=CLOCK_NS, tgid=1, pid=1)
+    record = abi.Event(hook=Hook.PTRACE_ACCESS_CHECK.abi, ts_ns=CLOCK_NS, tgid=1, pid=1)
     assert timestamp_ms(to_ecs(record, boot_offset_ns=OFFSET)["@timestamp"]) == 1_700_000_000_123.456
 
 
@@ -361,7 +362,7 @@ def test_boot_offset_is_wall_minus_monotonic(monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.parametrize(("field", "value"), [("hook", 9), ("decision", 7), ("match", 42)])
 def test_an_unknown_enum_value_is_a_kernel_error(field: str, value: int) -> None:
-    record = abi.Event(hook=HookId.EXEC)
+    record = abi.Event(hook=Hook.BPRM_CHECK_SECURITY.abi)
     setattr(record, field, value)
     with pytest.raises(KernelError, match=rf"unknown \w+ {value} \(ABI mismatch\?\)"):
         to_ecs(record, boot_offset_ns=0)
@@ -380,8 +381,8 @@ def test_every_ecs_field_agrees_with_the_policy_schema() -> None:
     fake = backend(
         KernelPolicy(
             paths=(
-                PathRule(HookId.EXEC, "exact", "/bin/x", 1),
-                PathRule(HookId.FILE_OPEN, "exact", "/etc/x", 2),
+                PathRule(Hook.BPRM_CHECK_SECURITY, "exact", "/bin/x", 1),
+                PathRule(Hook.FILE_OPEN, "exact", "/etc/x", 2),
             ),
             nets=(
                 NetRule(ipaddress.ip_network("::/0"), 0, 3),
@@ -395,15 +396,15 @@ def test_every_ecs_field_agrees_with_the_policy_schema() -> None:
         build_tables(
             KernelPolicy(
                 paths=(
-                    PathRule(HookId.EXEC, "exact", "/bin/x", 1),
-                    PathRule(HookId.FILE_OPEN, "exact", "/etc/x", 2),
+                    PathRule(Hook.BPRM_CHECK_SECURITY, "exact", "/bin/x", 1),
+                    PathRule(Hook.FILE_OPEN, "exact", "/etc/x", 2),
                 ),
                 nets=(
                     NetRule(ipaddress.ip_network("::/0"), 0, 3),
                     NetRule(ipaddress.ip_network("0.0.0.0/0"), 0, 3),
                 ),
                 ptrace=(PtraceRule(9, 4),),
-                hook_flags={HookId.FILE_OPEN: abi.HF_EMIT_CHMOD},
+                hook_flags={Hook.FILE_OPEN: abi.HF_EMIT_CHMOD},
             )
         )
     )
@@ -448,11 +449,13 @@ def test_every_ecs_field_agrees_with_the_policy_schema() -> None:
 def test_decision_and_match_names_cover_the_abi() -> None:
     names = set()
     for match in Match:
-        record = abi.Event(hook=HookId.EXEC, decision=Decision.ALLOWED, match=match)
+        record = abi.Event(hook=Hook.BPRM_CHECK_SECURITY.abi, decision=Decision.ALLOWED, match=match)
         names.add(to_ecs(record, boot_offset_ns=0)["kestrel"]["match"])
     assert names == {m.name.lower() for m in Match}
     outcomes = {
-        decision: to_ecs(abi.Event(hook=HookId.EXEC, decision=decision), boot_offset_ns=0)["event"]["outcome"]
+        decision: to_ecs(abi.Event(hook=Hook.BPRM_CHECK_SECURITY.abi, decision=decision), boot_offset_ns=0)[
+            "event"
+        ]["outcome"]
         for decision in Decision
     }
     assert outcomes == {

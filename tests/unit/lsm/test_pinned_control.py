@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from guard.errors import MapError
-from guard.lsm import abi, bcc_backend, bpfsys
-from guard.lsm.abi import HookId, ModeId
-from guard.lsm.bcc_backend import PinnedControl
+from guard.lsm import abi, bpfsys, pinned
+from guard.lsm.abi import ModeId
+from guard.lsm.pinned import PinnedControl
+from guard.model import Hook
 
 
 class FakeMaps:
@@ -89,15 +90,15 @@ def maps(layout: Path, monkeypatch: pytest.MonkeyPatch) -> FakeMaps:
 
 def test_modes_are_read_from_the_pinned_config(layout: Path, maps: FakeMaps) -> None:
     config = abi.Config()
-    config.mode[HookId.FILE_OPEN] = ModeId.ENFORCE
-    config.hook_flags[HookId.FILE_OPEN] = abi.HF_EMIT_CHMOD
+    config.mode[Hook.FILE_OPEN.abi] = ModeId.ENFORCE
+    config.hook_flags[Hook.FILE_OPEN.abi] = abi.HF_EMIT_CHMOD
     maps.data[str(layout / "guard_config")][bytes(4)] = bytes(config)
     with PinnedControl(layout) as control:
         assert control.modes() == {
-            HookId.EXEC: ModeId.OFF,
-            HookId.FILE_OPEN: ModeId.ENFORCE,
-            HookId.CONNECT: ModeId.OFF,
-            HookId.PTRACE: ModeId.OFF,
+            Hook.BPRM_CHECK_SECURITY: ModeId.OFF,
+            Hook.FILE_OPEN: ModeId.ENFORCE,
+            Hook.SOCKET_CONNECT: ModeId.OFF,
+            Hook.PTRACE_ACCESS_CHECK: ModeId.OFF,
         }
 
 
@@ -105,16 +106,16 @@ def test_set_modes_changes_the_named_hooks_in_one_update_and_keeps_the_rest(
     layout: Path, maps: FakeMaps
 ) -> None:
     config = abi.Config()
-    config.mode[HookId.CONNECT] = ModeId.DETECT
-    config.hook_flags[HookId.CONNECT] = abi.HF_EMIT_ALL
+    config.mode[Hook.SOCKET_CONNECT.abi] = ModeId.DETECT
+    config.hook_flags[Hook.SOCKET_CONNECT.abi] = abi.HF_EMIT_ALL
     config.agent_tgid = 4242
     maps.data[str(layout / "guard_config")][bytes(4)] = bytes(config)
     control = PinnedControl(layout)
-    control.set_modes({HookId.EXEC: ModeId.ENFORCE})
+    control.set_modes({Hook.BPRM_CHECK_SECURITY: ModeId.ENFORCE})
     assert maps.updates == 1
     after = maps.config(layout)
     assert list(after.mode) == [ModeId.ENFORCE, ModeId.OFF, ModeId.DETECT, ModeId.OFF]
-    assert (after.hook_flags[HookId.CONNECT], after.agent_tgid) == (abi.HF_EMIT_ALL, 4242)
+    assert (after.hook_flags[Hook.SOCKET_CONNECT.abi], after.agent_tgid) == (abi.HF_EMIT_ALL, 4242)
     control.close()
     assert sorted(maps.closed) == sorted(maps.fds)
 
@@ -147,17 +148,17 @@ def test_bad_rule_arguments_are_refused_before_any_syscall(
     control = PinnedControl(layout)
     before = maps.calls
     with pytest.raises(MapError):
-        control.set_rule_mode(rule_id, mode)  # type: ignore[arg-type]
+        control.set_rule_mode(rule_id, mode)  # type: ignore[arg-type]  # bad arguments on purpose
     assert maps.calls == before
 
 
-@pytest.mark.parametrize("modes", [{HookId.EXEC: 5}, {9: ModeId.OFF}])
+@pytest.mark.parametrize("modes", [{Hook.BPRM_CHECK_SECURITY: 5}, {9: ModeId.OFF}])
 def test_bad_hook_modes_are_refused_before_any_write(
     layout: Path, maps: FakeMaps, modes: dict[int, int]
 ) -> None:
     control = PinnedControl(layout)
     with pytest.raises(MapError):
-        control.set_modes(modes)  # type: ignore[arg-type]
+        control.set_modes(modes)  # type: ignore[arg-type]  # bad hooks and modes on purpose
     assert maps.updates == 0
 
 
@@ -199,4 +200,4 @@ def test_from_pin_dir_needs_exactly_one_layout(layout: Path, maps: FakeMaps) -> 
 
 
 def test_the_rule_modes_map_is_pinned_with_the_others() -> None:
-    assert "guard_rule_modes" in bcc_backend.PINNED_MAPS
+    assert "guard_rule_modes" in pinned.PINNED_MAPS

@@ -9,13 +9,13 @@ import pytest
 
 from guard.errors import PolicyCompileError
 from guard.lsm import abi
-from guard.lsm.abi import HookId
 from guard.lsm.verdicts import (
     Action,
     DynamicVerdict,
     InodeRule,
     KernelPolicy,
     NetRule,
+    PathKind,
     PathRule,
     PtraceRule,
     VerdictValue,
@@ -27,8 +27,14 @@ from guard.lsm.verdicts import (
     net_lookup_keys,
     normalise_ip,
 )
+from guard.model import Hook
 
-EXEC, OPEN, CONNECT, PTRACE = HookId.EXEC, HookId.FILE_OPEN, HookId.CONNECT, HookId.PTRACE
+EXEC, OPEN, CONNECT, PTRACE = (
+    Hook.BPRM_CHECK_SECURITY,
+    Hook.FILE_OPEN,
+    Hook.SOCKET_CONNECT,
+    Hook.PTRACE_ACCESS_CHECK,
+)
 DENY, NOTIFY = Action.DENY, Action.NOTIFY
 
 
@@ -105,7 +111,7 @@ def test_prefix_key_is_bit_length_and_padded_bytes() -> None:
 def test_suffix_is_stored_reversed() -> None:
     tables = build_tables(KernelPolicy(paths=(PathRule(EXEC, "suffix", ".sh", 8),)))
     assert list(tables.suffixes) == [(24, pad(b"hs."))]
-    assert tables.suffixes[(24, pad(b"hs."))].deny[EXEC] == 8
+    assert tables.suffixes[(24, pad(b"hs."))].deny[EXEC.abi] == 8
 
 
 def test_inode_rule() -> None:
@@ -138,7 +144,7 @@ def test_contains_and_glob_rules_become_one_dfa_per_hook() -> None:
     )
     tables = build_tables(policy)
     assert set(tables.dfas) == {OPEN, EXEC}
-    assert tables.paths == tables.prefixes == tables.suffixes == {}
+    assert (tables.paths, tables.prefixes, tables.suffixes) == ({}, {}, {})
     open_dfa = tables.dfas[OPEN]
     assert open_dfa.rules == ((20, DENY), (21, NOTIFY))
     assert open_dfa.tables.walk(b"/root/.ssh/id_rsa").first == 1
@@ -195,10 +201,10 @@ def test_lpm_closure_keeps_the_smallest_deny_and_ignores_non_prefixes() -> None:
         )
     )
     tables = build_tables(policy)
-    assert tables.prefixes[(8 * 16, pad(b"/var/log/secure/"))].deny[OPEN] == 40
-    assert tables.prefixes[(8 * 9, pad(b"/var/log/"))].deny[OPEN] == 40
-    assert tables.prefixes[(8 * 5, pad(b"/var/"))].deny[OPEN] == 50
-    assert tables.prefixes[(8 * 5, pad(b"/usr/"))].deny[OPEN] == 1
+    assert tables.prefixes[(8 * 16, pad(b"/var/log/secure/"))].deny[OPEN.abi] == 40
+    assert tables.prefixes[(8 * 9, pad(b"/var/log/"))].deny[OPEN.abi] == 40
+    assert tables.prefixes[(8 * 5, pad(b"/var/"))].deny[OPEN.abi] == 50
+    assert tables.prefixes[(8 * 5, pad(b"/usr/"))].deny[OPEN.abi] == 1
 
 
 def test_suffix_closure_works_on_reversed_bytes() -> None:
@@ -295,19 +301,19 @@ def test_dfa_state_limit_is_a_compile_error() -> None:
 
 def test_verdict_value_add_treats_the_abi_constant_as_deny() -> None:
     value = VerdictValue()
-    value.add(OPEN, 7, abi.ACTION_DENY)  # type: ignore[arg-type]
-    value.add(OPEN, 8, abi.ACTION_NOTIFY)  # type: ignore[arg-type]
+    value.add(OPEN, 7, abi.ACTION_DENY)  # type: ignore[arg-type]  # the ABI int, not an Action
+    value.add(OPEN, 8, abi.ACTION_NOTIFY)  # type: ignore[arg-type]  # the ABI int, not an Action
     assert rows(value) == ([0, 7, 0, 0], [0, 8, 0, 0])
 
 
 def test_a_rule_whose_action_is_the_abi_int_is_still_a_deny() -> None:
-    rule = PathRule(EXEC, "exact", "/bin/nc", 12, abi.ACTION_DENY)  # type: ignore[arg-type]
+    rule = PathRule(EXEC, "exact", "/bin/nc", 12, abi.ACTION_DENY)  # type: ignore[arg-type]  # the ABI int
     assert rows(build_tables(KernelPolicy(paths=(rule,))).paths[b"/bin/nc"]) == ([12, 0, 0, 0], [0, 0, 0, 0])
 
 
 def test_verdict_value_add_refuses_an_unknown_action() -> None:
     with pytest.raises(ValueError, match="3 is not a valid Action"):
-        VerdictValue().add(OPEN, 7, 3)  # type: ignore[arg-type]
+        VerdictValue().add(OPEN, 7, 3)  # type: ignore[arg-type]  # no such action, on purpose
 
 
 def test_verdict_value_to_abi() -> None:
@@ -388,15 +394,15 @@ def test_over_long_prefix_names_the_rule() -> None:
 
 
 @pytest.mark.parametrize("kind", ["exact", "suffix"])
-def test_over_long_exact_and_suffix_name_the_rule(kind: str) -> None:
+def test_over_long_exact_and_suffix_name_the_rule(kind: PathKind) -> None:
     with pytest.raises(PolicyCompileError, match=rf"^rule 18 {kind} "):
-        PathRule(EXEC, kind, "/" + "b" * 256, 18)  # type: ignore[arg-type]
+        PathRule(EXEC, kind, "/" + "b" * 256, 18)
 
 
 @pytest.mark.parametrize("rule_id", [0, -1, 2**32, True, "5"])
 def test_bad_rule_id_is_named(rule_id: object) -> None:
     with pytest.raises(PolicyCompileError, match=rf"^rule id {rule_id!r}: must be an integer"):
-        PathRule(OPEN, "exact", "/x", rule_id)  # type: ignore[arg-type]
+        PathRule(OPEN, "exact", "/x", rule_id)  # type: ignore[arg-type]  # bad ids on purpose
 
 
 def test_largest_rule_id_is_accepted() -> None:
@@ -404,9 +410,10 @@ def test_largest_rule_id_is_accepted() -> None:
 
 
 @pytest.mark.parametrize("hook", [CONNECT, PTRACE])
-def test_path_rule_on_a_non_path_hook_names_the_rule_and_hook(hook: HookId) -> None:
+def test_path_rule_on_a_non_path_hook_names_the_rule_and_hook(hook: Hook) -> None:
     with pytest.raises(
-        PolicyCompileError, match=rf"^rule 19: path rules apply to exec and file_open, not {hook.name}$"
+        PolicyCompileError,
+        match=rf"^rule 19: path rules apply to exec and file_open, not {hook.short.upper()}$",
     ):
         PathRule(hook, "exact", "/x", 19)
 
@@ -420,7 +427,7 @@ def test_inode_rule_on_a_non_path_hook_names_the_rule() -> None:
 
 def test_unknown_path_kind_names_the_rule() -> None:
     with pytest.raises(PolicyCompileError, match=r"^rule 24: unknown path match kind 'regex'$"):
-        PathRule(OPEN, "regex", "/x", 24)  # type: ignore[arg-type]
+        PathRule(OPEN, "regex", "/x", 24)  # type: ignore[arg-type]  # no such kind, on purpose
 
 
 def test_case_insensitive_exact_is_refused() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from guard.lsm import abi
-from guard.lsm.abi import HookId
 from guard.lsm.verdicts import Action, NetRule, PathRule
+from guard.model import Hook
 from guard.plan.compiler import CompiledPolicy, compile_policy
 from guard.policy.loader import load_policy
 
@@ -26,7 +26,7 @@ def compiled(tmp_path: Path, *rules: tuple[str, str, str]) -> CompiledPolicy:
 
 def test_bundled_policies_take_the_documented_paths() -> None:
     c = compile_policy(load_policy(POLICIES))
-    paths = {p.rule.id: (p.path, p.hook) for p in c.plans}
+    paths = {p.rule.id: (p.path, p.to_json()["hook"]) for p in c.plans}
     assert paths == {
         "block_tmp_exec": ("kernel-inline", "exec"),
         "block_shadow_read": ("kernel-inline", "file_open"),
@@ -47,10 +47,10 @@ def test_bundled_policies_take_the_documented_paths() -> None:
     assert (seq.entity_of, seq.entity_key, seq.target_key) == ("parent", 0, 1)
     # interest: created files and chmods for the sequence's first steps, every exec for its last
     flags = c.kernel.hook_flags
-    assert flags[HookId.FILE_OPEN] & abi.HF_EMIT_CREATED
-    assert flags[HookId.FILE_OPEN] & abi.HF_EMIT_CHMOD
-    assert not flags[HookId.FILE_OPEN] & abi.HF_EMIT_ALL
-    assert flags[HookId.EXEC] & abi.HF_EMIT_ALL
+    assert flags[Hook.FILE_OPEN] & abi.HF_EMIT_CREATED
+    assert flags[Hook.FILE_OPEN] & abi.HF_EMIT_CHMOD
+    assert not flags[Hook.FILE_OPEN] & abi.HF_EMIT_ALL
+    assert flags[Hook.BPRM_CHECK_SECURITY] & abi.HF_EMIT_ALL
     assert "block_shadow_read" in {c.rule_ids[n] for n, _ in c.exemptions}
 
 
@@ -70,11 +70,11 @@ def test_inline_translations(tmp_path: Path) -> None:
     assert all(p.path == "kernel-inline" for p in c.plans)
     paths = set(c.kernel.paths)
     n = c.number
-    assert PathRule(HookId.EXEC, "prefix", "/opt/bad/", n("a")) in paths
-    assert PathRule(HookId.EXEC, "suffix", ".sh", n("a")) in paths
-    assert PathRule(HookId.FILE_OPEN, "exact", "/etc/secret", n("b")) in paths
-    assert PathRule(HookId.FILE_OPEN, "suffix", "/id_rsa", n("b")) in paths
-    assert PathRule(HookId.FILE_OPEN, "prefix", "/srv/keys/", n("c")) in paths
+    assert PathRule(Hook.BPRM_CHECK_SECURITY, "prefix", "/opt/bad/", n("a")) in paths
+    assert PathRule(Hook.BPRM_CHECK_SECURITY, "suffix", ".sh", n("a")) in paths
+    assert PathRule(Hook.FILE_OPEN, "exact", "/etc/secret", n("b")) in paths
+    assert PathRule(Hook.FILE_OPEN, "suffix", "/id_rsa", n("b")) in paths
+    assert PathRule(Hook.FILE_OPEN, "prefix", "/srv/keys/", n("c")) in paths
     assert NetRule(ipaddress.ip_network("::/0"), 23, n("d"), Action.DENY) in c.kernel.nets
     assert [t.tgid for t in c.kernel.ptrace] == [1]
 
@@ -127,10 +127,8 @@ def test_alert_rules_are_detect_only_but_ask_for_their_events(tmp_path: Path) ->
     assert plan.path == "detect-only"
     assert "never enforced" in plan.reason
     # interest push-down: a notify verdict on the path, not every open
-    assert c.kernel.paths == (
-        PathRule(HookId.FILE_OPEN, "exact", "/etc/shadow", c.number("r"), Action.NOTIFY),
-    )
-    assert not c.kernel.hook_flags.get(HookId.FILE_OPEN, 0) & abi.HF_EMIT_ALL
+    assert c.kernel.paths == (PathRule(Hook.FILE_OPEN, "exact", "/etc/shadow", c.number("r"), Action.NOTIFY),)
+    assert not c.kernel.hook_flags.get(Hook.FILE_OPEN, 0) & abi.HF_EMIT_ALL
 
 
 def test_whole_hook_arming_when_the_last_step_tests_nothing(tmp_path: Path) -> None:
@@ -140,7 +138,7 @@ def test_whole_hook_arming_when_the_last_step_tests_nothing(tmp_path: Path) -> N
     (plan,) = c.plans
     assert plan.path == "sequence-armed"
     assert plan.arm is not None
-    assert plan.arm.hook is HookId.CONNECT
+    assert plan.arm.hook is Hook.SOCKET_CONNECT
     assert plan.arm.target_key is None
 
 
