@@ -1,1 +1,1 @@
-"""Actions: verdicts, arming of dynamic verdicts, kill, rollback and modes."""
+"""Actions: kernel decisions and alerts, arming of dynamic verdicts, kill, modes and protected processes."""

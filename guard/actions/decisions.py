@@ -5,21 +5,24 @@ Every backend reports its enforcement through ring-buffer events (:class:`~guard
 ``killed`` (the compat backend's kill reaction: SIGKILL from the kernel before the task ran user
 code). :func:`kernel_decision` turns one into the :class:`~guard.audit.record.Decision` the audit
 trail records; an allowed event (interest push-down) is not a decision and gives ``None``.
+:func:`with_process` adds what the event's ECS document knows of the process, and
+:func:`budget_decision` records an engine budget overflow or a predicate trap.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from guard.audit.record import Decision, JsonValue, Kind, ProcessIdentity
 from guard.lsm import abi
-from guard.lsm.abi import HookId
-from guard.model import HOOKS
+from guard.model import Hook
+from guard.policy.engine import BudgetEvent
 
-__all__ = ["kernel_decision"]
+__all__ = ["budget_decision", "kernel_decision", "with_process"]
 
 _KINDS: Final = {
     abi.Decision.DENIED: (Kind.DENY, "deny", "blocked"),
@@ -44,7 +47,7 @@ def kernel_decision(
         kind, verdict, outcome = _KINDS[abi.Decision(event.decision)]
     except (KeyError, ValueError):
         return None
-    hook = HookId(event.hook)
+    hook = Hook.from_abi(event.hook)
     path = os.fsdecode(event.path) if event.path else ""
     detail: dict[str, JsonValue] = {
         "backend": backend,
@@ -53,9 +56,9 @@ def kernel_decision(
         "cgroup_id": event.cgroup_id,
         "thread_id": event.pid,
     }
-    if hook in (HookId.EXEC, HookId.FILE_OPEN):
+    if hook.on_file:
         detail.update(path=path, device=event.dev, inode=event.ino)
-    elif hook is HookId.CONNECT:
+    elif hook is Hook.SOCKET_CONNECT:
         ip = ipaddress.IPv6Address(bytes(event.addr))
         detail.update(destination_ip=str(ip.ipv4_mapped or ip), destination_port=event.port)
         detail["sendmsg"] = bool(event.flags & abi.EVF_SENDMSG)
@@ -70,16 +73,50 @@ def kernel_decision(
     return Decision(
         kind,
         rule_id=rule,
-        hook=HOOKS[hook].value,
+        hook=hook.value,
         process=ProcessIdentity(
             pid=event.tgid,
-            exe=path if hook is HookId.EXEC else "",
+            exe=path if hook is Hook.BPRM_CHECK_SECURITY else "",
             uid=event.uid,
             comm=event.comm.decode("utf-8", errors="replace"),
         ),
         verdict=verdict,
         outcome=outcome,
-        reason=f"{HOOKS[hook].value}: {reaction}",
+        reason=f"{hook.value}: {reaction}",
         detail=detail,
         ts=event.ts_ns + boot_offset_ns,
+    )
+
+
+def with_process(decision: Decision, doc: Mapping[str, Any]) -> Decision:
+    """Return the decision with the process identity its event's ECS document adds (entity, parent)."""
+    identity = decision.process
+    if identity is None:
+        return decision
+    process = doc.get("process", {})
+    parent = process.get("parent") or {}
+    identity = dataclasses.replace(
+        identity,
+        entity_id=str(process.get("entity_id", "")),
+        exe=identity.exe or str(process.get("executable", "")),
+        ppid=parent.get("pid"),
+        parent_exe=str(parent.get("executable", "")),
+    )
+    return dataclasses.replace(decision, process=identity)
+
+
+def budget_decision(budget: BudgetEvent) -> Decision:
+    """Return the audit record of an engine budget overflow, or of user code a predicate stopped."""
+    if budget.kind.startswith("trap_"):
+        reason = (
+            f"user code of the rule's predicate stopped ({budget.kind.removeprefix('trap_')}): "
+            f"{budget.count} event(s) given the rule's fail mode"
+        )
+    else:
+        reason = f"engine budget {budget.kind} exceeded {budget.count} time(s)"
+    return Decision(
+        Kind.BUDGET_EXCEEDED,
+        rule_id=budget.rule_id,
+        reason=reason,
+        detail={"kind": budget.kind, "count": budget.count},
     )

@@ -21,7 +21,6 @@ import contextlib
 import functools
 import http.server
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -33,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.audit.record import Kind
+from guard.audit.sink import MemoryAudit
 from guard.errors import ConfigError, PrivilegeError
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
@@ -316,7 +316,7 @@ def run_demo(
     """Run every scenario in enforce, detect and off; return the rows."""
     if os.geteuid() != 0:
         raise PrivilegeError("guardctl demo: needs root (it loads BPF programs and creates a cgroup)")
-    from guard.lsm.bcc_backend import cgroup2_root
+    from guard.lsm.pinned import cgroup2_root
 
     policy = load_policy(policy_dir)
     compiled = compile_policy(policy)
@@ -377,8 +377,3 @@ def render_rows(rows: list[DemoRow]) -> str:
     good = sum(r.ok for r in rows)
     lines.append(f"{good}/{len(rows)} as expected")
     return "\n".join(lines)
-
-
-def rows_json(rows: list[DemoRow]) -> str:
-    """Return the rows as a JSON array."""
-    return json.dumps([r.to_json() for r in rows], indent=2)

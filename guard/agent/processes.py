@@ -17,6 +17,8 @@ from typing import Any, Final
 
 import psutil
 
+from guard.model import Hook
+
 __all__ = ["ProcInfo", "ProcessCache", "entity_id", "proc_start_ticks"]
 
 _CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
@@ -114,7 +116,8 @@ class ProcessCache:
         if not isinstance(tgid, int) or not isinstance(eid, str):
             return doc
         kestrel = doc.get("kestrel") or {}
-        if kestrel.get("hook") == "exec" and kestrel.get("decision") not in ("denied", "killed"):
+        execed = kestrel.get("hook") == Hook.BPRM_CHECK_SECURITY.short
+        if execed and kestrel.get("decision") not in ("denied", "killed"):
             # the new image: remember it (the name the kernel gives is the comm, args from /proc)
             info = self.get(eid) or ProcInfo(tgid)
             info.executable = str(process.get("executable", ""))

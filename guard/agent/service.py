@@ -8,8 +8,10 @@ cleanly (everything detached, an ``agent_stop`` record).
 
 ``change_mode`` / ``confirm`` / ``status`` ask the running agent through the socket. When no agent
 answers, a mode switch is still one write to the pinned maps the last agent left
-(:class:`~guard.lsm.bcc_backend.PinnedControl`), audited by ``guardctl`` itself; confirm-within
-needs a running agent (its timer), so it is refused then.
+(:func:`~guard.actions.modes.switch_pinned`), audited by ``guardctl`` itself; confirm-within
+needs a running agent (its timer), so it is refused then. ``deploy_bundle`` / ``rollback_bundle``
+ask the running agent too; with none, :mod:`guard.bundles.deploy` updates the store for its next
+start.
 """
 
 from __future__ import annotations
@@ -19,26 +21,22 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import structlog
 
-from guard import __version__
+from guard.actions.modes import switch_pinned
 from guard.agent.control import ControlServer, Peer, request
 from guard.agent.daemon import Agent, AgentSettings
 from guard.audit.chain import AuditWriter
-from guard.audit.record import Decision, JsonValue, Kind
-from guard.bundles.bundle import BundleStore, VerifiedBundle, load_trust_store, verify_bundle
+from guard.bundles.deploy import deploy, initial_policy, rollback
 from guard.config import GuardConfig
-from guard.errors import BundleError, ConfigError, GuardError, PrivilegeError
-from guard.lsm.abi import HookId, ModeId
+from guard.errors import ConfigError, GuardError, PrivilegeError
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
-from guard.plan.compiler import CompiledPolicy, compile_policy
+from guard.plan.compiler import CompiledPolicy
 from guard.policy.engine import Budgets
-from guard.policy.loader import load_policy
 from guard.policy.predicates.abi import Budget
 from guard.signing import generate_keypair, load_signer
 
@@ -54,8 +52,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-_MODE_IDS: Final = {Mode.OFF: ModeId.OFF, Mode.DETECT: ModeId.DETECT, Mode.ENFORCE: ModeId.ENFORCE}
 
 
 def socket_path(cfg: GuardConfig) -> Path:
@@ -130,10 +126,10 @@ def _handler(cfg: GuardConfig, agent: Agent) -> Any:
         if op == "confirm":
             return agent.confirm(uid=peer.uid, reason=reason)
         if op == "deploy":
-            return _deploy(cfg, agent, agent.audit, Path(str(req.get("path"))), uid=peer.uid, reason=reason)
+            return deploy(cfg, agent, agent.audit, Path(str(req.get("path"))), uid=peer.uid, reason=reason)
         if op == "rollback":
             to = req.get("to")
-            return _rollback(
+            return rollback(
                 cfg, agent, agent.audit, int(to) if to is not None else None, uid=peer.uid, reason=reason
             )
         raise ConfigError(f"unknown operation {op!r}")
@@ -172,7 +168,7 @@ def run_agent(
         )
     audit = open_audit(cfg)
     try:
-        compiled, digest = _initial_policy(cfg, audit, policy, bundle)
+        compiled, digest = initial_policy(cfg, audit, policy, bundle)
     except BaseException:
         audit.close()
         raise
@@ -274,7 +270,7 @@ def change_mode(
 
 
 def _pinned_switch(cfg: GuardConfig, mode: Mode, rule: str | None, reason: str) -> dict[str, Any]:
-    from guard.lsm.bcc_backend import PinnedControl
+    from guard.lsm.pinned import PinnedControl
 
     try:
         state = json.loads(state_path(cfg).read_text())
@@ -291,32 +287,17 @@ def _pinned_switch(cfg: GuardConfig, mode: Mode, rule: str | None, reason: str) 
         control = (
             PinnedControl(Path(layout)) if layout else PinnedControl.from_pin_dir(Path(cfg.agent.pin_dir))
         )
-        with control:
-            before: dict[str, JsonValue]
-            if rule is None:
-                before = {h.name.lower(): m.name.lower() for h, m in control.modes().items()}
-                control.set_modes({hook: _MODE_IDS[mode] for hook in HookId})
-            else:
-                numbers = state.get("rules") or {}
-                if rule not in numbers:
-                    raise ConfigError(
-                        f"--rule {rule}: not a rule of the last agent's policy ({state_path(cfg)})"
-                    )
-                before = {rule: str(control.rule_modes().get(int(numbers[rule]), "follows its hook")).lower()}
-                control.set_rule_mode(int(numbers[rule]), _MODE_IDS[mode])
-        audit.append(
-            Decision(
-                Kind.MODE_CHANGE,
-                rule_id=rule,
-                verdict=str(mode),
-                outcome="changed",
-                reason=reason or f"mode -> {mode} (no agent running: written to the pinned maps)",
-                detail={"from": before, "to": str(mode), "uid": os.getuid(), "agent": False},
-            )
+        return switch_pinned(
+            control,
+            audit,
+            mode,
+            rule=rule,
+            numbers=state.get("rules") or {},
+            state_file=state_path(cfg),
+            reason=reason,
         )
     finally:
         audit.close()
-    return {"ok": True, "mode": str(mode), "rule": rule, "agent": False}
 
 
 def confirm(cfg: GuardConfig, *, reason: str) -> dict[str, Any]:
@@ -336,158 +317,6 @@ def status(cfg: GuardConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- bundles
-
-
-def bundle_store(cfg: GuardConfig) -> BundleStore:
-    """Return the store of kept bundles (``<[agent] state_dir>/bundles``)."""
-    return BundleStore(Path(cfg.agent.state_dir) / "bundles", keep=cfg.agent.keep_bundles)
-
-
-def _verify(cfg: GuardConfig, path: Path, *, active: int | None, allow_older: bool = False) -> VerifiedBundle:
-    return verify_bundle(
-        path,
-        load_trust_store(Path(cfg.agent.trust_dir)),
-        active_version=active,
-        now=datetime.now(UTC),
-        agent_version=__version__,
-        allow_older=allow_older,
-    )
-
-
-def _rejected(audit: Any, exc: GuardError, path: Path, uid: int | None, reason: str) -> None:
-    audit.append(
-        Decision(
-            Kind.BUNDLE_REJECTED,
-            verdict="reject",
-            outcome="rejected",
-            reason=str(exc),
-            detail={
-                "check": getattr(exc, "check", "apply"),
-                "file": str(path),
-                "uid": uid,
-                "why": reason,
-            },
-        )
-    )
-
-
-def _deployed(
-    audit: Any,
-    verified: VerifiedBundle,
-    previous: int | None,
-    uid: int | None,
-    reason: str,
-    *,
-    rollback: bool,
-) -> dict[str, Any]:
-    detail: dict[str, JsonValue] = {
-        "version": verified.version,
-        "previous": previous,
-        "sha256": verified.digest,
-        "signers": list(verified.signers),
-        "rollback": rollback,
-        "uid": uid,
-    }
-    what = "rolled back to" if rollback else "deployed"
-    audit.append(
-        Decision(
-            Kind.BUNDLE_DEPLOYED,
-            verdict="deploy",
-            outcome="rolled_back" if rollback else "deployed",
-            reason=reason or f"bundle version {verified.version} {what} (was {previous})",
-            detail=detail,
-        )
-    )
-    return {
-        "version": verified.version,
-        "previous": previous,
-        "sha256": verified.digest,
-        "rollback": rollback,
-    }
-
-
-def _deploy(
-    cfg: GuardConfig, agent: Agent | None, audit: Any, path: Path, *, uid: int | None, reason: str
-) -> dict[str, Any]:
-    """Verify and compile, swap the agent's policy (when it runs), keep the bundle, make it active."""
-    store = bundle_store(cfg)
-    previous = store.active()
-    try:
-        verified = _verify(cfg, path, active=previous)
-        compiled = verified.compile()
-        store.add(verified)
-        if agent is not None:
-            agent.swap(compiled)
-        store.activate(verified.version)
-    except GuardError as exc:
-        _rejected(audit, exc, path, uid, reason)
-        raise
-    return {**_deployed(audit, verified, previous, uid, reason, rollback=False), "agent": agent is not None}
-
-
-def _rollback(
-    cfg: GuardConfig, agent: Agent | None, audit: Any, to: int | None, *, uid: int | None, reason: str
-) -> dict[str, Any]:
-    """Re-verify a kept bundle (older versions allowed), swap it in and make it active."""
-    store = bundle_store(cfg)
-    previous = store.active()
-    kept = store.versions()
-    if to is None:
-        older = [v for v in kept if previous is not None and v < previous]
-        if not older:
-            raise BundleError(
-                "store", f"{store.root}: no kept bundle older than the active version {previous}"
-            )
-        to = older[-1]
-    path = store.get(to)
-    try:
-        verified = _verify(cfg, path, active=previous, allow_older=True)
-        compiled = verified.compile()
-        if agent is not None:
-            agent.swap(compiled)
-        store.activate(verified.version)
-    except GuardError as exc:
-        _rejected(audit, exc, path, uid, reason)
-        raise
-    return {**_deployed(audit, verified, previous, uid, reason, rollback=True), "agent": agent is not None}
-
-
-def _initial_policy(
-    cfg: GuardConfig, audit: Any, policy: Path | None, bundle: Path | None
-) -> tuple[CompiledPolicy, str]:
-    """Return the starting policy: a directory, a bundle (verified, then kept), or the active kept bundle."""
-    if policy is not None and bundle is not None:
-        raise ConfigError("agent run: --policy and --bundle exclude each other")
-    if policy is not None:
-        loaded = load_policy(policy)
-        return compile_policy(loaded), loaded.digest
-    store = bundle_store(cfg)
-    active = store.active()
-    if bundle is None:
-        if active is None:
-            raise ConfigError(
-                "agent run: no policy: give --policy DIR or --bundle FILE, or deploy a bundle "
-                f"({store.root} holds none)"
-            )
-        verified = _verify(cfg, store.get(active), active=active, allow_older=True)
-        return verified.compile(), verified.digest
-    try:
-        verified = _verify(cfg, bundle, active=active)
-    except BundleError as exc:
-        if exc.check != "downgrade" or active is None:
-            _rejected(audit, exc, bundle, os.getuid(), "agent run --bundle")
-            raise
-        # restarting on the active bundle itself is no replay
-        verified = _verify(cfg, bundle, active=active, allow_older=True)
-        if verified.version != active or verified.archive != store.get(active).read_bytes():
-            _rejected(audit, exc, bundle, os.getuid(), "agent run --bundle")
-            raise
-    compiled = verified.compile()
-    if active != verified.version:
-        store.add(verified)
-        store.activate(verified.version)
-        _deployed(audit, verified, active, os.getuid(), "agent run --bundle", rollback=False)
-    return compiled, verified.digest
 
 
 def _through_agent_or_store(cfg: GuardConfig, req: dict[str, Any], what: str, local: Any) -> dict[str, Any]:
@@ -514,7 +343,7 @@ def deploy_bundle(cfg: GuardConfig, path: Path, *, reason: str) -> dict[str, Any
         cfg,
         req,
         "bundle deploy",
-        lambda audit: _deploy(cfg, None, audit, path, uid=os.getuid(), reason=reason),
+        lambda audit: deploy(cfg, None, audit, path, uid=os.getuid(), reason=reason),
     )
 
 
@@ -522,5 +351,5 @@ def rollback_bundle(cfg: GuardConfig, to: int | None, *, reason: str) -> dict[st
     """``guardctl rollback``: through the running agent, or (none) in the store for its next start."""
     req = {"op": "rollback", "to": to, "reason": reason}
     return _through_agent_or_store(
-        cfg, req, "rollback", lambda audit: _rollback(cfg, None, audit, to, uid=os.getuid(), reason=reason)
+        cfg, req, "rollback", lambda audit: rollback(cfg, None, audit, to, uid=os.getuid(), reason=reason)
     )

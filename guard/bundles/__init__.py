@@ -1,1 +1,1 @@
-"""Signed policy bundles: build, sign, verify against a trust store, keep, deploy and roll back."""
+"""Signed policy bundles: manifest, archive, build and sign, verify against a trust store, keep, deploy."""

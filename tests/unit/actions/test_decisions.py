@@ -10,12 +10,13 @@ import pytest
 from guard.actions.decisions import kernel_decision
 from guard.audit.record import Kind
 from guard.lsm import abi
-from guard.lsm.abi import Decision, HookId, Match
+from guard.lsm.abi import Decision, Match
+from guard.model import Hook
 
 
-def _event(hook: HookId, decision: Decision, **fields: object) -> abi.Event:
+def _event(hook: Hook, decision: Decision, **fields: object) -> abi.Event:
     ev = abi.Event()
-    ev.ts_ns, ev.hook, ev.decision, ev.rule_id, ev.match = 5_000, hook, decision, 7, Match.INODE
+    ev.ts_ns, ev.hook, ev.decision, ev.rule_id, ev.match = 5_000, hook.abi, decision, 7, Match.INODE
     ev.pid, ev.tgid, ev.uid, ev.comm = 101, 100, 1000, b"tool"
     for name, value in fields.items():
         setattr(ev, name, value)
@@ -23,7 +24,7 @@ def _event(hook: HookId, decision: Decision, **fields: object) -> abi.Event:
 
 
 def test_a_kill_reaction_becomes_a_kill_record_with_the_policy_rule_id() -> None:
-    ev = _event(HookId.EXEC, Decision.KILLED, path=b"/tmp/x", dev=3, ino=44)
+    ev = _event(Hook.BPRM_CHECK_SECURITY, Decision.KILLED, path=b"/tmp/x", dev=3, ino=44)
     d = kernel_decision(ev, backend="compat", boot_offset_ns=1_000_000, rule_ids={7: "no-tmp-exec"})
     assert d is not None
     assert (d.kind, d.rule_id, d.hook, d.verdict, d.outcome) == (
@@ -44,7 +45,9 @@ def test_a_kill_reaction_becomes_a_kill_record_with_the_policy_rule_id() -> None
 )
 def test_denies_and_would_blocks(decision: Decision, kind: Kind, verdict: str) -> None:
     addr = ipaddress.IPv6Address("::ffff:10.1.2.3").packed
-    ev = _event(HookId.CONNECT, decision, port=443, addr=(ctypes.c_uint8 * 16)(*addr), flags=abi.EVF_SENDMSG)
+    ev = _event(
+        Hook.SOCKET_CONNECT, decision, port=443, addr=(ctypes.c_uint8 * 16)(*addr), flags=abi.EVF_SENDMSG
+    )
     d = kernel_decision(ev, backend="lsm", boot_offset_ns=0)
     assert d is not None
     assert (d.kind, d.verdict, d.hook) == (kind, verdict, "socket_connect")
@@ -55,10 +58,10 @@ def test_denies_and_would_blocks(decision: Decision, kind: Kind, verdict: str) -
 
 
 def test_allowed_events_are_not_decisions_and_rule_zero_is_no_rule() -> None:
-    assert (
-        kernel_decision(_event(HookId.FILE_OPEN, Decision.ALLOWED), backend="lsm", boot_offset_ns=0) is None
+    assert kernel_decision(_event(Hook.FILE_OPEN, Decision.ALLOWED), backend="lsm", boot_offset_ns=0) is None
+    ev = _event(
+        Hook.PTRACE_ACCESS_CHECK, Decision.DENIED, rule_id=0, target_tgid=9, flags=abi.EVF_PATH_TOO_LONG
     )
-    ev = _event(HookId.PTRACE, Decision.DENIED, rule_id=0, target_tgid=9, flags=abi.EVF_PATH_TOO_LONG)
     d = kernel_decision(ev, backend="lsm", boot_offset_ns=0)
     assert d is not None
     assert d.rule_id is None

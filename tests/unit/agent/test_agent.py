@@ -8,22 +8,32 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
-from guard.agent.daemon import SELF_RULE, Agent, AgentSettings, MemoryAudit
+from guard.actions.protection import SELF_RULE
+from guard.agent.daemon import Agent, AgentSettings
 from guard.agent.processes import ProcessCache
 from guard.audit.record import Kind
+from guard.audit.sink import MemoryAudit
 from guard.errors import ConfigError
-from guard.lsm.abi import HookId, ModeId
+from guard.lsm.abi import ModeId
 from guard.lsm.fake import FakeBackend
 from guard.lsm.verdicts import kernel_dev
-from guard.model import Mode
+from guard.model import Hook, Mode
 from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 CG = 77
+
+
+class Lineage(TypedDict):
+    """A caller's parent, as the fake hooks take it."""
+
+    ppid: int
+    parent_start_ns: int
 
 
 class Clock:
@@ -69,11 +79,18 @@ def kinds(audit: MemoryAudit, rule: str | None = None) -> list[Kind]:
     return [d.kind for d in audit.decisions if rule is None or d.rule_id == rule]
 
 
+def mode_now(agent: Agent) -> Mode:
+    """The agent's mode, read afresh (a checker would keep an asserted property narrowed across step())."""
+    return agent.mode
+
+
 def test_start_writes_modes_scope_tables_and_audits(tmp_path: Path) -> None:
     agent, fake, audit, _ = make_agent(tmp_path)
-    assert fake.modes() == dict.fromkeys(HookId, ModeId.ENFORCE)
+    assert fake.modes() == dict.fromkeys(Hook, ModeId.ENFORCE)
     assert kinds(audit) == [Kind.AGENT_START]
-    assert audit.decisions[0].detail["rules"]["block_download_chmod_exec"] == "sequence-armed"
+    rules = audit.decisions[0].detail["rules"]
+    assert isinstance(rules, dict)
+    assert rules["block_download_chmod_exec"] == "sequence-armed"
     # the agent protects itself: ptrace of its own tgid is denied (from a governed task)
     assert fake.ptrace(900, target_tgid=os.getpid(), cgroup=CG) == errno.EPERM
     agent.step(timeout_ms=0)
@@ -103,7 +120,7 @@ def test_sequence_arms_the_last_step_for_the_entity(tmp_path: Path, work: Path) 
     payload.write_bytes(b"\x7fELF")
     st = os.stat(payload)
     dev, ino = kernel_dev(st.st_dev), st.st_ino
-    lineage = {"ppid": 50, "parent_start_ns": 500}
+    lineage: Lineage = {"ppid": 50, "parent_start_ns": 500}
     fake.open(
         101, path=str(payload), created=True, write=True, comm=b"curl", cgroup=CG, start_ns=1, **lineage
     )
@@ -111,7 +128,7 @@ def test_sequence_arms_the_last_step_for_the_entity(tmp_path: Path, work: Path) 
     agent.step(timeout_ms=0)
     assert Kind.ARM in kinds(audit, "block_download_chmod_exec")
     (armed,) = fake.armed()
-    assert (armed.hook, armed.dev, armed.ino) == (HookId.EXEC, dev, ino)
+    assert (armed.hook, armed.dev, armed.ino) == (Hook.BPRM_CHECK_SECURITY, dev, ino)
     assert fake.group_of(50) == armed.group
     # a child the entity forks after arming inherits the verdict: its exec of the payload is denied
     fake.fork(50, 103)
@@ -129,7 +146,7 @@ def test_creation_by_another_tool_does_not_arm(tmp_path: Path, work: Path) -> No
     agent, fake, audit, _ = make_agent(tmp_path)
     payload = work / "payload"
     payload.write_bytes(b"x")
-    lineage = {"ppid": 50, "parent_start_ns": 500}
+    lineage: Lineage = {"ppid": 50, "parent_start_ns": 500}
     fake.open(101, path=str(payload), created=True, comm=b"vim", cgroup=CG, **lineage)
     fake.chmod(102, path=str(payload), mode=0o755, cgroup=CG, **lineage)
     agent.step(timeout_ms=0)
@@ -141,7 +158,7 @@ def test_arming_a_gone_entity_is_audited_as_skipped(tmp_path: Path, work: Path) 
     agent, fake, audit, _ = make_agent(tmp_path)
     payload = work / "payload"
     payload.write_bytes(b"x")
-    lineage = {"ppid": 70, "parent_start_ns": 700}  # alive() says 70 is gone
+    lineage: Lineage = {"ppid": 70, "parent_start_ns": 700}  # alive() says 70 is gone
     fake.open(101, path=str(payload), created=True, comm=b"wget", cgroup=CG, **lineage)
     fake.chmod(102, path=str(payload), mode=0o755, cgroup=CG, **lineage)
     agent.step(timeout_ms=0)
@@ -153,7 +170,7 @@ def test_arming_a_gone_entity_is_audited_as_skipped(tmp_path: Path, work: Path) 
 def test_modes_global_and_per_rule_are_kernel_writes_and_audited(tmp_path: Path) -> None:
     agent, fake, audit, _ = make_agent(tmp_path)
     agent.set_mode(Mode.DETECT, uid=1234, reason="rollout")
-    assert fake.modes() == dict.fromkeys(HookId, ModeId.DETECT)
+    assert fake.modes() == dict.fromkeys(Hook, ModeId.DETECT)
     assert fake.exec(300, path="/tmp/x", cgroup=CG) == 0
     agent.set_mode(Mode.ENFORCE, rule="block_tmp_exec", uid=0, reason="this one is safe")
     number = agent.compiled.number("block_tmp_exec")
@@ -177,21 +194,21 @@ def test_confirm_within_reverts_unless_confirmed(tmp_path: Path) -> None:
         tmp_path, settings=AgentSettings(mode=Mode.DETECT, scope_cgroups=(CG,))
     )
     agent.set_mode(Mode.ENFORCE, uid=0, reason="try", confirm_within=300)
-    assert fake.modes()[HookId.EXEC] == ModeId.ENFORCE
+    assert fake.modes()[Hook.BPRM_CHECK_SECURITY] == ModeId.ENFORCE
     clock.now += 299
     agent.step(timeout_ms=0)
-    assert agent.mode is Mode.ENFORCE
+    assert mode_now(agent) is Mode.ENFORCE
     clock.now += 2
     agent.step(timeout_ms=0)
-    assert agent.mode is Mode.DETECT
-    assert fake.modes()[HookId.EXEC] == ModeId.DETECT
+    assert mode_now(agent) is Mode.DETECT
+    assert fake.modes()[Hook.BPRM_CHECK_SECURITY] == ModeId.DETECT
     assert audit.decisions[-1].outcome == "reverted"
     # confirmed in time: kept
     agent.set_mode(Mode.ENFORCE, uid=0, confirm_within=10)
     agent.confirm(uid=0)
     clock.now += 60
     agent.step(timeout_ms=0)
-    assert agent.mode is Mode.ENFORCE
+    assert mode_now(agent) is Mode.ENFORCE
     assert audit.decisions[-1].outcome == "confirmed"
     with pytest.raises(ConfigError, match="no mode change is waiting"):
         agent.confirm(uid=0)
@@ -239,19 +256,21 @@ def test_stop_audits_and_releases(tmp_path: Path) -> None:
     assert not fake.loaded
 
 
-def test_a_restarted_agent_without_mode_adopts_the_pinned_modes(tmp_path: Path) -> None:
+def test_a_restarted_agent_without_mode_adopts_the_pinned_modes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = FakeBackend()
-    fake.adopted = True  # type: ignore[attr-defined]  # as a bcc plane that found its maps pinned
+    monkeypatch.setattr(fake, "adopted", True, raising=False)  # as a bcc plane that found its maps pinned
     policy = compile_policy(load_policy(POLICIES))
     number = policy.number("block_shadow_read")
     original_load = fake.load
 
     def load() -> None:  # the pinned state the previous agent (or guardctl off) left
         original_load()
-        fake.configure(dict.fromkeys(HookId, ModeId.DETECT), agent_tgid=1)
+        fake.configure(dict.fromkeys(Hook, ModeId.DETECT), agent_tgid=1)
         fake.set_rule_modes({number: ModeId.OFF, 12345: ModeId.ENFORCE})
 
-    fake.load = load  # type: ignore[method-assign]
+    monkeypatch.setattr(fake, "load", load)
     agent = Agent(
         policy,
         fake,

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from guard import __version__
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.agent.processes import ProcessCache
-from guard.agent.service import _deploy, _initial_policy, _rollback, bundle_store
 from guard.audit.record import Kind
-from guard.bundles.bundle import build_bundle, sign_bundle
+from guard.audit.sink import MemoryAudit
+from guard.bundles.build import build_bundle, sign_bundle
+from guard.bundles.deploy import bundle_store, deploy, initial_policy, rollback
 from guard.config import GuardConfig, apply_overrides
 from guard.errors import BundleError
 from guard.lsm.fake import FakeBackend
@@ -56,7 +57,7 @@ def make_bundle(base: Path, version: int, rules: str, *, sign: bool = True, tag:
 
 def start(cfg: GuardConfig, base: Path, first: Path) -> tuple[Agent, FakeBackend, MemoryAudit]:
     audit = MemoryAudit()
-    compiled, _digest = _initial_policy(cfg, audit, None, first)
+    compiled, _digest = initial_policy(cfg, audit, None, first)
     fake = FakeBackend()
     agent = Agent(
         compiled,
@@ -79,7 +80,7 @@ def test_deploy_swaps_keeps_and_audits_then_rollback_restores(env: tuple[GuardCo
     agent, fake, audit = start(cfg, base, make_bundle(base, 1, V1))
     assert bundle_store(cfg).active() == 1
     assert fake.exec(10, path="/tmp/x", cgroup=CG) == errno.EPERM
-    result = _deploy(cfg, agent, audit, make_bundle(base, 2, V2), uid=0, reason="release 2")
+    result = deploy(cfg, agent, audit, make_bundle(base, 2, V2), uid=0, reason="release 2")
     assert (result["version"], result["previous"]) == (2, 1)
     assert fake.exec(11, path="/tmp/x", cgroup=CG) == 0
     assert fake.exec(12, path="/opt/bad/y", cgroup=CG) == errno.EPERM
@@ -89,7 +90,7 @@ def test_deploy_swaps_keeps_and_audits_then_rollback_restores(env: tuple[GuardCo
     assert [d.detail["version"] for d in deployed] == [1, 2]
     assert deployed[-1].reason == "release 2"
     # rollback (to the newest kept version below the active one): re-verified, swapped, audited
-    back = _rollback(cfg, agent, audit, None, uid=0, reason="bad release")
+    back = rollback(cfg, agent, audit, None, uid=0, reason="bad release")
     assert (back["version"], back["rollback"]) == (1, True)
     assert fake.exec(13, path="/tmp/x", cgroup=CG) == errno.EPERM
     assert fake.exec(14, path="/opt/bad/y", cgroup=CG) == 0
@@ -114,7 +115,7 @@ def test_a_rejected_bundle_changes_nothing_and_is_audited(env: tuple[GuardConfig
         bad.write_bytes(bytes(data))
         check = ""
     with pytest.raises(BundleError) as info:
-        _deploy(cfg, agent, audit, bad, uid=1000, reason="try")
+        deploy(cfg, agent, audit, bad, uid=1000, reason="try")
     if check:
         assert info.value.check == check
     rejected = [d for d in audit.decisions if d.kind is Kind.BUNDLE_REJECTED]
@@ -135,7 +136,7 @@ def test_a_rule_kept_across_versions_keeps_its_operators_override(env: tuple[Gua
     cfg, base = env
     agent, fake, audit = start(cfg, base, make_bundle(base, 1, V1))
     agent.set_mode(Mode.DETECT, rule="no_tmp", uid=0, reason="noisy")
-    _deploy(cfg, agent, audit, make_bundle(base, 2, V1 + "\n" + V2), uid=0, reason="add a rule")
+    deploy(cfg, agent, audit, make_bundle(base, 2, V1 + "\n" + V2), uid=0, reason="add a rule")
     assert agent.rule_modes == {"no_tmp": Mode.DETECT}
     assert fake.exec(30, path="/tmp/x", cgroup=CG) == 0  # still detect
     assert fake.exec(31, path="/opt/bad/z", cgroup=CG) == errno.EPERM
@@ -145,7 +146,7 @@ def test_agent_restart_on_the_active_bundle_is_no_replay(env: tuple[GuardConfig,
     cfg, base = env
     first = make_bundle(base, 3, V1)
     start(cfg, base, first)
-    compiled, _ = _initial_policy(cfg, MemoryAudit(), None, first)  # the same file again: fine
+    compiled, _ = initial_policy(cfg, MemoryAudit(), None, first)  # the same file again: fine
     assert [p.rule.id for p in compiled.plans] == ["no_tmp"]
-    compiled, _ = _initial_policy(cfg, MemoryAudit(), None, None)  # no flag: the active kept bundle
+    compiled, _ = initial_policy(cfg, MemoryAudit(), None, None)  # no flag: the active kept bundle
     assert [p.rule.id for p in compiled.plans] == ["no_tmp"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.agent.processes import ProcessCache
+from guard.audit.sink import MemoryAudit
 from guard.lsm.fake import FakeBackend
 from guard.plan.compiler import INLINE, compile_policy
 from guard.policy.loader import Policy, load_policy
@@ -21,6 +23,14 @@ from guard.policy.loader import Policy, load_policy
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 CG = 5
 EXES = {"/usr/bin/cat": 1001, "/usr/bin/ssh": 1002, "/usr/bin/passwd": 1003}
+
+
+class Task(TypedDict):
+    """The calling task of a file hook: its cgroup and its executable's identity."""
+
+    cgroup: int
+    exe_dev: int
+    exe_ino: int
 
 
 def _cases() -> list[tuple[str, int]]:
@@ -50,7 +60,7 @@ def test_inline_rule_cases_decided_in_kernel(rule_id: str, case: int) -> None:
     )
     agent.start()
     exe = str(event.get("process.executable", "/usr/bin/cat"))
-    task = {"cgroup": CG, "exe_dev": 1, "exe_ino": EXES.get(exe, 9999)}
+    task: Task = {"cgroup": CG, "exe_dev": 1, "exe_ino": EXES.get(exe, 9999)}
     category = event["event.category"]
     if category == "process" and event.get("event.action") == "ptrace":
         result = fake.ptrace(100, target_tgid=target_pid, cgroup=CG)
@@ -59,7 +69,7 @@ def test_inline_rule_cases_decided_in_kernel(rule_id: str, case: int) -> None:
     elif category == "file":
         result = fake.open(100, path=str(event["file.path"]), **task)
     else:
-        result = fake.connect(
-            100, address=str(event["destination.ip"]), port=int(event["destination.port"]), cgroup=CG
-        )
+        port = event["destination.port"]
+        assert isinstance(port, int | str), (rule_id, event)
+        result = fake.connect(100, address=str(event["destination.ip"]), port=int(port), cgroup=CG)
     assert (result == errno.EPERM) == (test.expect == "match"), (rule_id, event)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.agent.processes import ProcessCache
 from guard.audit.record import Kind
-from guard.cli import _render_status
+from guard.audit.sink import MemoryAudit
+from guard.cli.status import render_status
 from guard.lsm.fake import FakeBackend
 from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
@@ -72,9 +73,10 @@ def test_a_runaway_user_function_is_audited_and_fails_closed(tmp_path: Path, lan
     assert fake.exec(303, path="/usr/bin/wget", cgroup=CG) == 0
     agent.step(timeout_ms=0)  # the agent and the predicate keep working
     assert json.loads(alerts.getvalue().splitlines()[-1])["process"]["name"] == "wget"
-    (pred,) = agent.status()["predicates"].values()  # type: ignore[union-attr]
+    predicates = agent.status()["predicates"]
+    assert isinstance(predicates, dict)
+    (pred,) = predicates.values()
+    assert isinstance(pred, dict)
     assert (pred["runtime"], pred["rules"], pred["events"], pred["fuel"]) == (lang, ["odd_binary"], 4, 1)
-    (row,) = [
-        line.split() for line in _render_status(agent.status()).splitlines() if line.startswith("pred_")
-    ]
+    (row,) = [line.split() for line in render_status(agent.status()).splitlines() if line.startswith("pred_")]
     assert row[1:] == [lang, "4", "0", "1", "odd_binary"]  # runtime, events, escaped, trapped, rules

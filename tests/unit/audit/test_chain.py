@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, TypedDict, Unpack
 
 import pytest
 
@@ -34,12 +35,26 @@ class Clock:
         return self.mono
 
 
+class WriterOptions(TypedDict, total=False):
+    """The writer's options a test may set beside the ones write_log fixes."""
+
+    checkpoint_seconds: float
+    rotate_bytes: int
+    fsync: str
+
+
 def write_log(
-    path: Path, signer: Signer, n: int, *, every: int = 10, clock: Clock | None = None, **kw: object
+    path: Path,
+    signer: Signer,
+    n: int,
+    *,
+    every: int = 10,
+    clock: Clock | None = None,
+    **kw: Unpack[WriterOptions],
 ) -> AuditWriter:
     clock = clock or Clock()
     w = AuditWriter(path, signer, host="test-host", checkpoint_every=every, clock=clock.time,
-                    monotonic=clock.monotonic, **kw)  # type: ignore[arg-type]  # fmt: skip
+                    monotonic=clock.monotonic, **kw)  # fmt: skip
     w.open()
     for i in range(n):
         kind = Kind.DENY if i % 3 == 0 else Kind.WOULD_BLOCK
@@ -50,15 +65,15 @@ def write_log(
     return w
 
 
-def lines(path: Path) -> list[dict]:
+def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
-def save(path: Path, records: list[dict]) -> None:
+def save(path: Path, records: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records))
 
 
-def rehash_from(records: list[dict], start: int) -> None:
+def rehash_from(records: list[dict[str, Any]], start: int) -> None:
     """What a careful attacker does after changing record ``start``: re-link and re-hash the rest."""
     for i in range(start, len(records)):
         if i > 0:

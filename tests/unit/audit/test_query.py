@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -21,6 +22,7 @@ from guard.audit.query import (
 from guard.audit.record import Decision, Kind, ProcessIdentity, read_records
 from guard.errors import AuditError
 from guard.signing import generate_keypair, load_signer
+from tests.fields import dig
 
 S = 1_000_000_000
 T08 = 1_795_334_400 * S  # 2026-11-22T08:00:00Z
@@ -125,8 +127,12 @@ def _events(selected: list[dict[str, object]]) -> list[tuple[object, object]]:
     return [(r["event"], r["rule_id"]) for r in selected]
 
 
-def _seqs(selected: list[dict[str, object]]) -> list[object]:
-    return [r["seq"] for r in selected]
+def _seqs(selected: list[dict[str, object]]) -> list[int]:
+    return [cast(int, r["seq"]) for r in selected]
+
+
+def _pids(selected: list[dict[str, object]]) -> list[object]:
+    return [dig(r, "process", "pid") for r in selected]
 
 
 def test_log_has_checkpoints(records: list[dict[str, object]]) -> None:
@@ -187,7 +193,7 @@ def test_filter_verdicts(records: list[dict[str, object]]) -> None:
 
 
 def test_filter_exe_glob(records: list[dict[str, object]]) -> None:
-    assert [r["process"]["pid"] for r in select(records, Filter(exe="/tmp/*"))] == [100, 104]  # type: ignore[index]
+    assert _pids(select(records, Filter(exe="/tmp/*"))) == [100, 104]
     assert len(select(records, Filter(exe="*/curl"))) == 2
     assert len(select(records, Filter(exe="/tmp/?"))) == 2
     assert select(records, Filter(exe="/TMP/*")) == []  # case-sensitive
@@ -195,7 +201,7 @@ def test_filter_exe_glob(records: list[dict[str, object]]) -> None:
 
 
 def test_filter_users(records: list[dict[str, object]]) -> None:
-    assert [r["process"]["pid"] for r in select(records, Filter(users=("1000",)))] == [100, 103]  # type: ignore[index]
+    assert _pids(select(records, Filter(users=("1000",)))) == [100, 103]
     assert len(select(records, Filter(users=("0", "1001")))) == 3
 
 
@@ -212,7 +218,7 @@ def test_process_filters_skip_records_without_process(records: list[dict[str, ob
 
 def test_filters_combine_with_and(records: list[dict[str, object]]) -> None:
     flt = Filter(kinds=("deny",), exe="/tmp/*", users=("1001",), since_ns=T08 + 2 * S)
-    assert [r["process"]["pid"] for r in select(records, flt)] == [104]  # type: ignore[index]
+    assert _pids(select(records, flt)) == [104]
     assert select(records, Filter(kinds=("deny",), rules=("watch-ssh-keys",))) == []
 
 

@@ -11,28 +11,21 @@ import subprocess
 import sys
 import tarfile
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
 from guard import __version__
 from guard.audit.record import canonical_json
-from guard.bundles.bundle import (
-    CHECKS,
-    BundleStore,
-    Limits,
-    TrustStore,
-    VerifiedBundle,
-    build_bundle,
-    load_trust_store,
-    parse_expires,
-    read_bundle,
-    sign_bundle,
-    verify_bundle,
-)
+from guard.bundles.archive import Limits, read_bundle
+from guard.bundles.build import build_bundle, sign_bundle
+from guard.bundles.manifest import parse_expires
+from guard.bundles.store import BundleStore
+from guard.bundles.verify import CHECKS, TrustStore, VerifiedBundle, load_trust_store, verify_bundle
 from guard.errors import BundleError, exit_code_for
 from guard.policy.loader import load_policy
 from guard.signing import Signer, generate_keypair, load_signer
@@ -90,13 +83,23 @@ def bundle(signed: Path, tmp_path: Path) -> Path:
     return Path(shutil.copy(signed, tmp_path / "b.bundle"))
 
 
-def verify(path: Path, trust: TrustStore, **kw: object) -> VerifiedBundle:
-    args: dict[str, object] = {"active_version": 2, "now": LATER, "agent_version": __version__}
+class VerifyOptions(TypedDict, total=False):
+    """verify_bundle's options; verify() fills in the ones a test leaves out."""
+
+    active_version: int | None
+    now: datetime
+    agent_version: str
+    allow_older: bool
+    limits: Limits
+
+
+def verify(path: Path, trust: TrustStore, **kw: Unpack[VerifyOptions]) -> VerifiedBundle:
+    args: VerifyOptions = {"active_version": 2, "now": LATER, "agent_version": __version__}
     args.update(kw)
-    return verify_bundle(path, trust, **args)  # type: ignore[arg-type]
+    return verify_bundle(path, trust, **args)
 
 
-def refused(path: Path, trust: TrustStore, check: str, **kw: object) -> str:
+def refused(path: Path, trust: TrustStore, check: str, **kw: Unpack[VerifyOptions]) -> str:
     with pytest.raises(BundleError) as info:
         verify(path, trust, **kw)
     assert info.value.check == check, str(info.value)
@@ -118,7 +121,7 @@ def members(path: Path) -> list[tuple[str, bytes]]:
         return out
 
 
-def pack(path: Path, entries: list[tuple[str, bytes] | tarfile.TarInfo]) -> Path:
+def pack(path: Path, entries: Sequence[tuple[str, bytes] | tarfile.TarInfo]) -> Path:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in entries:
