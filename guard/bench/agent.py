@@ -32,12 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from guard.agent.daemon import Agent, AgentSettings, MemoryAudit
+from guard.agent.daemon import Agent, AgentSettings
 from guard.audit.record import Kind
+from guard.audit.sink import MemoryAudit
 from guard.errors import PrivilegeError
-from guard.lsm.abi import Counter, HookId
+from guard.lsm.abi import Counter
 from guard.lsm.backend import KernelBackend
-from guard.model import Mode
+from guard.model import Hook, Mode
 from guard.plan.compiler import compile_policy
 from guard.policy.loader import load_policy
 
@@ -101,7 +102,7 @@ def _phase(
     first = len(agent.arm_latencies_ns)
     audit = agent.audit
     records0 = len(audit.decisions) if isinstance(audit, MemoryAudit) else 0
-    drops0 = agent.backend.counters(HookId.FILE_OPEN).get(Counter.RINGBUF_DROPS, 0)
+    drops0 = agent.backend.counters(Hook.FILE_OPEN).get(Counter.RINGBUF_DROPS, 0)
     events0 = agent.events_seen
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -140,7 +141,7 @@ def _phase(
         "p99_us": round(_percentile(lat, 0.99) / 1000, 1),
         "max_us": round(max(lat, default=0) / 1000, 1),
         "mean_us": round(statistics.fmean(lat) / 1000, 1) if lat else 0.0,
-        "ringbuf_drops": agent.backend.counters(HookId.FILE_OPEN).get(Counter.RINGBUF_DROPS, 0) - drops0,
+        "ringbuf_drops": agent.backend.counters(Hook.FILE_OPEN).get(Counter.RINGBUF_DROPS, 0) - drops0,
     }
 
 
@@ -154,7 +155,7 @@ def run_agent_benchmark(
     """Measure arming latency idle and under load in one run; return the figures and the ratio."""
     if os.geteuid() != 0:
         raise PrivilegeError("guardctl bench agent: needs root (it loads BPF programs and creates a cgroup)")
-    from guard.lsm.bcc_backend import cgroup2_root
+    from guard.lsm.pinned import cgroup2_root
 
     work = Path(tempfile.mkdtemp(prefix="guard-bench-agent-", dir="/var/tmp"))
     (work / "policy.toml").write_text(_POLICY)

@@ -14,13 +14,15 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from guard.audit.chain import AuditWriter
 from guard.audit.record import Decision, Kind, ProcessIdentity
+from guard.model import Hook
 from guard.signing import generate_keypair, load_signer
 
-__all__ = ["run_benchmark"]
+__all__ = ["render_audit_benchmark", "run_benchmark"]
 
 
 def _decisions(n: int) -> list[Decision]:
@@ -31,7 +33,7 @@ def _decisions(n: int) -> list[Decision]:
             Decision(
                 kind,
                 rule_id=f"rule-{i % 37}",
-                hook="file_open",
+                hook=Hook.FILE_OPEN.value,
                 process=ProcessIdentity(pid=1000 + i % 500, exe=f"/usr/bin/tool{i % 50}", uid=1000 + i % 7),
                 verdict="deny",
                 outcome="blocked" if kind is Kind.DENY else "allowed",
@@ -86,3 +88,15 @@ def run_benchmark(records: int = 20_000, directory: Path | None = None) -> dict[
         "ratio_default_to_plain": round(default / plain, 3),
         "ratio_checkpoint_only_to_plain": round(checkpoint_only / plain, 3),
     }
+
+
+def render_audit_benchmark(result: Mapping[str, object]) -> str:
+    """Render :func:`run_benchmark`'s result as the text ``guardctl bench audit`` prints."""
+    return (
+        f"{result['records']} records, 10% denies\n"
+        f"  plain JSON lines:                {result['plain_jsonl_per_s']:>9} records/s (baseline)\n"
+        f"  chained, default fsync policy:   {result['chained_default_fsync_per_s']:>9} records/s "
+        f"({result['ratio_default_to_plain']}x)\n"
+        f"  chained, fsync at checkpoints:   {result['chained_checkpoint_fsync_per_s']:>9} records/s "
+        f"({result['ratio_checkpoint_only_to_plain']}x)"
+    )

@@ -50,9 +50,10 @@ from typing import Any, Final
 
 from guard.errors import KernelError
 from guard.lsm import bpfsys
-from guard.lsm.abi import Counter, HookId, ModeId
-from guard.lsm.bcc_backend import CompatBackend, LsmBackend, cgroup2_root
+from guard.lsm.abi import Counter, ModeId
+from guard.lsm.bcc_backend import CompatBackend, LsmBackend
 from guard.lsm.btf import Btf
+from guard.lsm.pinned import cgroup2_root
 from guard.lsm.probe import ProbeReport, probe_kernel
 from guard.lsm.verdicts import (
     InodeRule,
@@ -63,7 +64,7 @@ from guard.lsm.verdicts import (
     VerdictTables,
     build_tables,
 )
-from guard.model import HOOKS, BackendName
+from guard.model import HOOKS, BackendName, Hook
 
 __all__ = [
     "BENCH_BACKENDS",
@@ -101,7 +102,7 @@ def bench_policy(rules: int, *, path_verdicts: bool = True) -> KernelPolicy:
         for i in range(rules)
     )
     if not path_verdicts:
-        inodes = tuple(InodeRule(HookId.FILE_OPEN, 0xFFFFF, 1_000_000 + i, i + 1) for i in range(rules))
+        inodes = tuple(InodeRule(Hook.FILE_OPEN, 0xFFFFF, 1_000_000 + i, i + 1) for i in range(rules))
         return KernelPolicy(inodes=inodes, nets=nets)
     exact = rules // 2
     prefix = rules // 5
@@ -118,7 +119,7 @@ def bench_policy(rules: int, *, path_verdicts: bool = True) -> KernelPolicy:
     paths: list[PathRule] = []
     for kind, count, template in kinds:
         for i in range(count):
-            paths.append(PathRule(HookId.FILE_OPEN, kind, template.format(i=i, m=i % 37), len(paths) + 1))
+            paths.append(PathRule(Hook.FILE_OPEN, kind, template.format(i=i, m=i % 37), len(paths) + 1))
     return KernelPolicy(paths=tuple(paths), nets=nets)
 
 
@@ -209,7 +210,7 @@ class _Child:
         os.waitpid(self.pid, 0)
 
 
-def _measure(plane: Plane, hook: HookId, cg: Path, loop: Loop, iterations: int) -> dict[str, Any]:
+def _measure(plane: Plane, hook: Hook, cg: Path, loop: Loop, iterations: int) -> dict[str, Any]:
     prog = plane.program_fd(hook)
     child = _Child(cg, loop, iterations)
     loop_ns: list[float] = []
@@ -310,7 +311,7 @@ def _run_settings(
     plane: Plane,
     scope: tuple[Path, Path],
     tables: VerdictTables,
-    cases: Mapping[HookId, _Case],
+    cases: Mapping[Hook, _Case],
     iterations: int,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Measure every hook in every setting, then check the scope; leave the plane off, unscoped, empty."""
@@ -325,7 +326,7 @@ def _run_settings(
             for setting in SETTINGS:
                 plane.apply(tables if setting == "enforce_rules" else empty)
                 mode = ModeId.OFF if setting == "off" else ModeId.ENFORCE
-                plane.configure({h: mode for h in HookId}, agent_tgid=os.getpid())
+                plane.configure({h: mode for h in HOOKS}, agent_tgid=os.getpid())
                 before = plane.counters(hook)
                 where = outside if setting == "bare_scope" else cg
                 per[setting] = _measure(plane, hook, where, case.loop, iterations)
@@ -336,13 +337,13 @@ def _run_settings(
             if case.denied_call is not None:  # the rules and the enforce mode are still in place
                 before_denies = plane.counters(hook)[Counter.DENIES]
                 outcome = _call_in(cg, case.denied_call)
-                checks[HOOKS[hook].value] = {
+                checks[hook.value] = {
                     "call": case.denied_what,
                     "outcome": outcome,
                     "denied": plane.counters(hook)[Counter.DENIES] - before_denies,
                 }
                 plane.poll_events(0)
-            results[HOOKS[hook].value] = per
+            results[hook.value] = per
     finally:
         plane.configure({}, agent_tgid=os.getpid())
         plane.set_scope()
@@ -420,12 +421,12 @@ def run_kernel_benchmark(
             denied_file.write_text("x")
             port = recv.getsockname()[1]
             cases = {
-                HookId.FILE_OPEN: _Case(
+                Hook.FILE_OPEN: _Case(
                     _open_loop(str(target)),
                     (lambda: os.close(os.open(denied_file, os.O_RDONLY))) if policy.paths else None,
                     f"open {denied_file}",
                 ),
-                HookId.CONNECT: _Case(
+                Hook.SOCKET_CONNECT: _Case(
                     _connect_loop(port),
                     lambda: _connect_once(*DENIED_NET),
                     f"connect udp {DENIED_NET[0]}:{DENIED_NET[1]}",
@@ -449,7 +450,7 @@ def run_kernel_benchmark(
         )
         ratios[f"{hook}_loop_enforce_vs_off"] = _ratio(loop_ns["enforce_rules"], loop_ns["off"])
         ratios[f"{hook}_loop_bare_scope_vs_off"] = _ratio(loop_ns["bare_scope"], loop_ns["off"])
-    dfa = tables.dfas.get(HookId.FILE_OPEN)
+    dfa = tables.dfas.get(Hook.FILE_OPEN)
     kinds = collections.Counter([r.kind for r in policy.paths] + ["inode"] * len(policy.inodes))
     return {
         "kernel": os.uname().release,

@@ -1,7 +1,7 @@
 """``guardctl bench runtimes``: per-event cost of each predicate runtime on the same batch, in one run.
 
 The batch is the first ``batch`` process events of the engine benchmark's synthetic stream
-(:func:`guard.bench.engine.generate_events`). For each condition, every runtime decides the
+(:func:`guard.bench.synth.generate_events`). For each condition, every runtime decides the
 same events:
 
 - ``python``: the codegen predicate called per event (the engine's default path), the baseline;
@@ -23,15 +23,15 @@ from functools import partial
 from pathlib import Path
 from typing import Final
 
-from guard.bench.engine import generate_events
+from guard.bench.synth import generate_events
 from guard.errors import GuardError
 from guard.policy.analyzer import compile_query
 from guard.policy.codegen import compile_predicate
-from guard.policy.evaluator import Event
 from guard.policy.predicates import backend
 from guard.policy.predicates.abi import Budget, NativeValue, UserModule
 from guard.policy.predicates.batch import BatchPredicate
 from guard.policy.schema import ECS
+from guard.policy.semantics import Event
 
 __all__ = ["CONDITIONS", "RuntimeRow", "render_runtime_benchmark", "run_runtime_benchmark"]
 

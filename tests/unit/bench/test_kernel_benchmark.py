@@ -8,22 +8,22 @@ import pytest
 from guard.bench.kernel import DENIED_FILE, DENIED_NET, bench_backend, bench_policy, render_kernel_benchmark
 from guard.cli import build_parser
 from guard.errors import KernelError
-from guard.lsm.abi import HookId, ModeId
+from guard.lsm.abi import ModeId
 from guard.lsm.fake import FakeBackend
 from guard.lsm.probe import ProbeReport
-from guard.lsm.verdicts import build_tables
-from guard.model import BackendName
+from guard.lsm.verdicts import KernelPolicy, build_tables
+from guard.model import BackendName, Hook
 
 TGID = 4242
 TARGET = "/tmp/guard-bench-x/var/lib/app/data/allowed-file.txt"
 
 
-def fake_with(policy: object) -> FakeBackend:
+def fake_with(policy: KernelPolicy) -> FakeBackend:
     fake = FakeBackend()
     fake.load()
     fake.set_scope(pids=[TGID])
-    fake.apply(build_tables(policy))  # type: ignore[arg-type]
-    fake.configure({h: ModeId.ENFORCE for h in HookId}, agent_tgid=1)
+    fake.apply(build_tables(policy))
+    fake.configure({h: ModeId.ENFORCE for h in Hook}, agent_tgid=1)
     return fake
 
 

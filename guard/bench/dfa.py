@@ -1,33 +1,34 @@
-"""Build the path-pattern DFA for a realistic rule set and time the Python walk against `re`.
+"""``guardctl bench dfa``: build the path-pattern DFA of a realistic rule set; time its walk against ``re``.
 
-The rule set is ~200 `contains` literals ("/.ssh/id_", "/etc/shadow", "/proc/self/mem", ...) and
-~100 globs ("/tmp/*", "/home/*/.ssh/*", "*.so", ...), each its own rule. Printed: build time,
+The rule set is ~200 ``contains`` literals ("/.ssh/id_", "/etc/shadow", "/proc/self/mem", ...) and
+~100 globs ("/tmp/*", "/home/*/.ssh/*", "*.so", ...), each its own rule. Reported: build time,
 states, byte classes, table bytes (what the BPF maps must hold), transition lookups per walked
 byte in the BPF loop (1 plus the anchored lane while it is alive), and the cost of one
-`DfaTables.walk` per path over generated paths (the user-space twin of the kernel loop, e.g. to
-list every matching rule of an event). The baseline, measured in the same run on the same paths,
-is Python's `re` (C) with one alternation regex per kind: `contains_re.search(path)` plus
-`globs_re.fullmatch(path)`; it only answers "does anything match" while the walk returns every
-matching rule id. `--single-lane` builds the one-lane product automaton instead of two lanes.
-Run: .venv/bin/python bench/dfa_build.py [--json] [--paths N] [--seed S] [--single-lane]
+:meth:`DfaTables.walk` per path over generated paths (the user-space twin of the kernel loop, e.g.
+to list every matching rule of an event). The baseline, measured in the same run on the same
+paths, is Python's ``re`` (C) with one alternation regex per kind: ``contains_re.search(path)``
+plus ``globs_re.fullmatch(path)``; it only answers "does anything match" while the walk returns
+every matching rule id. ``single_lane`` builds the one-lane product automaton instead of two lanes.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import re
 import time
+from collections.abc import Mapping
+from typing import Any, Final
 
 from guard.lsm.dfa import MAX_PATH, DfaTables, Pattern, compile_patterns, contains, glob, reference_match
 
+__all__ = ["render_dfa_benchmark", "rule_set", "run_dfa_benchmark"]
 
-def words(text: str) -> list[str]:
+
+def _words(text: str) -> list[str]:
     return text.split()
 
 
-SECRET_LITERALS = words(
+_SECRET_LITERALS: Final = _words(
     """
     /.ssh/id_ /.ssh/authorized_keys /.ssh/known_hosts /.ssh/config /.gnupg/ /.aws/credentials
     /.aws/config /.azure/ /.config/gcloud/ /.kube/config /.docker/config.json /.netrc /.pgpass
@@ -37,7 +38,7 @@ SECRET_LITERALS = words(
     .keytab
 """
 )
-SYSTEM_LITERALS = words(
+_SYSTEM_LITERALS: Final = _words(
     """
     /etc/shadow /etc/gshadow /etc/passwd /etc/group /etc/sudoers /etc/sudoers.d/ /etc/pam.d/
     /etc/security/ /etc/ssh/sshd_config /etc/ssh/ssh_host_ /etc/crontab /etc/cron.d/
@@ -60,7 +61,7 @@ SYSTEM_LITERALS = words(
     /capsh /bpftool /ngrok
 """
 )
-APPS = words(
+_APPS: Final = _words(
     """
     autostart systemd google-chrome chromium BraveSoftware Slack discord Signal keepassxc 1Password
     Bitwarden filezilla remmina openvpn wireguard gh hub rclone syncthing Code JetBrains pulse dconf
@@ -68,7 +69,7 @@ APPS = words(
     qBittorrent
 """
 )
-GLOBS = words(
+_GLOBS: Final = _words(
     """
     /tmp/* /var/tmp/* /dev/shm/* /run/shm/* /run/user/*/* /home/*/.ssh/* /root/.ssh/* *.so *.so.*
     *.ko *.ko.xz *.ko.zst /home/*/.cache/* /root/* /home/*/Downloads/* /usr/lib/*/security/pam_*.so
@@ -85,10 +86,10 @@ GLOBS = words(
     /home/*/.gnupg/private-keys-v1.d/* /home/*/.password-store/*
 """
 )
-GLOBS_CI = ["*.EXE", "*.DLL", "*.BAT", "*.PS1", "*.VBS", "*/AUTORUN.INF"]
-APP_GLOBS = ["/home/*/.config/{}/*"]
+_GLOBS_CI: Final = ["*.EXE", "*.DLL", "*.BAT", "*.PS1", "*.VBS", "*/AUTORUN.INF"]
+_APP_GLOBS: Final = ["/home/*/.config/{}/*"]
 
-DIRS = words(
+_DIRS: Final = _words(
     """
     /usr/bin/ /usr/sbin/ /usr/lib/x86_64-linux-gnu/ /usr/share/locale/de/LC_MESSAGES/ /home/alice/
     /home/bob/.config/ /home/carol/src/project/ /tmp/ /var/tmp/ /dev/shm/ /proc/4242/ /proc/self/
@@ -97,7 +98,7 @@ DIRS = words(
     /home/alice/.mozilla/firefox/abcd.default/ /sys/fs/cgroup/
 """
 )
-NAMES = words(
+_NAMES: Final = _words(
     """
     ls bash python3.12 libc.so.6 libssl.so.3 README.md config notes.txt id_ed25519.pub known_hosts
     cmdline environ mem status shadow passwd a.out payload.sh x main.py index.php e1000e.ko.zst
@@ -107,8 +108,9 @@ NAMES = words(
 
 
 def rule_set() -> list[Pattern]:
-    literals = SECRET_LITERALS + SYSTEM_LITERALS + [f"/.config/{app}/" for app in APPS]
-    globs = GLOBS + [g.format(app) for app in APPS[:12] for g in APP_GLOBS]
+    """Return the benchmark's patterns: contains literals, then globs, then case-insensitive globs."""
+    literals = _SECRET_LITERALS + _SYSTEM_LITERALS + [f"/.config/{app}/" for app in _APPS]
+    globs = _GLOBS + [g.format(app) for app in _APPS[:12] for g in _APP_GLOBS]
     patterns: list[Pattern] = []
     rule_id = 1
     for lit in literals:
@@ -117,13 +119,13 @@ def rule_set() -> list[Pattern]:
     for text in globs:
         patterns.append(glob(text, rule_id))
         rule_id += 1
-    for text in GLOBS_CI:
+    for text in _GLOBS_CI:
         patterns.append(glob(text, rule_id, case_insensitive=True))
         rule_id += 1
     return patterns
 
 
-def fill(text: bytes, rng: random.Random) -> bytes:
+def _fill(text: bytes, rng: random.Random) -> bytes:
     """Turn a glob into a path it matches (or a literal into a path containing it)."""
     out = bytearray()
     for ch in text:
@@ -136,35 +138,35 @@ def fill(text: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-def gen_paths(patterns: list[Pattern], count: int, seed: int) -> list[bytes]:
+def _gen_paths(patterns: list[Pattern], count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     paths = []
     for _ in range(count):
         roll = rng.random()
         if roll < 0.15:
             pat = rng.choice(patterns)
-            body = fill(pat.text, rng)
-            path = body if pat.kind == "glob" else rng.choice(DIRS).encode() + body.lstrip(b"/")
+            body = _fill(pat.text, rng)
+            path = body if pat.kind == "glob" else rng.choice(_DIRS).encode() + body.lstrip(b"/")
         else:
             depth = rng.choice([0, 0, 1, 1, 2, 3])
-            path = rng.choice(DIRS).encode()
+            path = rng.choice(_DIRS).encode()
             for _ in range(depth):
                 path += rng.choice([b"src/", b"lib/", b".cache/", b"node_modules/", b"tmp/", b"a/b/"])
-            path += rng.choice(NAMES).encode()
+            path += rng.choice(_NAMES).encode()
         if rng.random() < 0.002:
             path = path + b"/long" * 60  # over-long: more than MAX_PATH bytes
         paths.append(path)
     return paths
 
 
-def glob_regex(pat: Pattern) -> bytes:
+def _glob_regex(pat: Pattern) -> bytes:
     body = b"".join(
         b".*" if ch == 0x2A else b"." if ch == 0x3F else re.escape(bytes((ch,))) for ch in pat.text
     )
     return b"(?i:" + body + b")" if pat.case_insensitive else body
 
 
-def kernel_lookups(tables: DfaTables, paths: list[bytes]) -> float:
+def _kernel_lookups(tables: DfaTables, paths: list[bytes]) -> float:
     """Mean transition lookups per walked byte in the BPF loop (1 + the anchored lane while alive)."""
     nc, trans, classes, dead = tables.num_classes, tables.transitions, tables.byte_class, tables.dead
     lookups = walked = 0
@@ -179,46 +181,38 @@ def kernel_lookups(tables: DfaTables, paths: list[bytes]) -> float:
     return lookups / max(1, walked)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--paths", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--single-lane", action="store_true", help="compile with split_anchored=False (one product automaton)"
-    )
-    args = parser.parse_args()
-
+def run_dfa_benchmark(paths: int = 100_000, seed: int = 1, *, single_lane: bool = False) -> dict[str, Any]:
+    """Build the DFA of :func:`rule_set`, walk ``paths`` generated paths, time ``re``; return the figures."""
     patterns = rule_set()
     t0 = time.perf_counter()
-    tables = compile_patterns(patterns, split_anchored=not args.single_lane)
+    tables = compile_patterns(patterns, split_anchored=not single_lane)
     build_s = time.perf_counter() - t0
     info = tables.describe()
 
-    paths = gen_paths(patterns, args.paths, args.seed)
+    walked = _gen_paths(patterns, paths, seed)
     walk = tables.walk
     t0 = time.perf_counter()
-    results = [walk(p) for p in paths]
+    results = [walk(p) for p in walked]
     walk_s = time.perf_counter() - t0
 
     lits = sorted((p.text for p in patterns if p.kind == "contains"), key=len, reverse=True)
     contains_re = re.compile(b"|".join(re.escape(lit) for lit in lits))
-    globs_re = re.compile(b"|".join(glob_regex(p) for p in patterns if p.kind == "glob"), re.DOTALL)
+    globs_re = re.compile(b"|".join(_glob_regex(p) for p in patterns if p.kind == "glob"), re.DOTALL)
     search, fullmatch = contains_re.search, globs_re.fullmatch
     t0 = time.perf_counter()
-    base = [(search(p[:MAX_PATH]) is not None) | (fullmatch(p[:MAX_PATH]) is not None) for p in paths]
+    base = [(search(p[:MAX_PATH]) is not None) | (fullmatch(p[:MAX_PATH]) is not None) for p in walked]
     base_s = time.perf_counter() - t0
 
-    check = min(len(paths), 2000)
-    disagree = sum(results[i].rule_ids != reference_match(patterns, paths[i]) for i in range(check))
+    check = min(len(walked), 2000)
+    disagree = sum(results[i].rule_ids != reference_match(patterns, walked[i]) for i in range(check))
     any_disagree = sum(bool(r.rule_ids) != b for r, b in zip(results, base, strict=True))
-    walk_us = walk_s / len(paths) * 1e6
-    base_us = base_s / len(paths) * 1e6
-    result = {
+    walk_us = walk_s / len(walked) * 1e6
+    base_us = base_s / len(walked) * 1e6
+    return {
         "patterns": len(patterns),
         "contains": sum(p.kind == "contains" for p in patterns),
         "globs": sum(p.kind == "glob" for p in patterns),
-        "split_anchored": not args.single_lane,
+        "split_anchored": not single_lane,
         "build_s": round(build_s, 3),
         "num_states": info["num_states"],
         "num_classes": info["num_classes"],
@@ -227,11 +221,11 @@ def main() -> None:
         "table_bytes": info["bytes"],
         "kernel_bytes": info["kernel_bytes"],
         "blob_bytes": info["total_bytes"],
-        "paths": len(paths),
-        "mean_path_bytes": round(sum(map(len, paths)) / len(paths), 1),
+        "paths": len(walked),
+        "mean_path_bytes": round(sum(map(len, walked)) / len(walked), 1),
         "over_long_paths": sum(r.over_long for r in results),
         "matched_fraction": round(sum(bool(r.rule_ids) for r in results) / len(results), 3),
-        "kernel_transitions_per_byte": round(kernel_lookups(tables, paths[:check]), 3),
+        "kernel_transitions_per_byte": round(_kernel_lookups(tables, walked[:check]), 3),
         "walk_us_per_path": round(walk_us, 2),
         "baseline_re_us_per_path": round(base_us, 2),
         "ratio_to_baseline": round(walk_us / base_us, 2),
@@ -239,30 +233,26 @@ def main() -> None:
         "reference_disagreements": disagree,
         "baseline_any_match_disagreements": any_disagree,
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return
+
+
+def render_dfa_benchmark(result: Mapping[str, Any]) -> str:
+    """Render :func:`run_dfa_benchmark`'s result as the text ``guardctl bench dfa`` prints."""
     r = result
     lanes = "two lanes" if r["split_anchored"] else "one lane"
-    print(f"DFA for {r['patterns']} patterns ({r['contains']} contains, {r['globs']} globs), {lanes}")
-    print(f"  built in {build_s:.2f} s: {r['num_states']} states x {r['num_classes']} byte classes")
-    print(f"  start 0, anchored_start {r['anchored_start']}, dead {r['dead']}")
-    print(
-        f"  kernel tables {r['kernel_bytes']} bytes (transitions {info['bytes']['transitions']}); "
-        f"full blob {r['blob_bytes']} bytes"
+    return "\n".join(
+        [
+            f"DFA for {r['patterns']} patterns ({r['contains']} contains, {r['globs']} globs), {lanes}",
+            f"  built in {r['build_s']:.2f} s: {r['num_states']} states x {r['num_classes']} byte classes",
+            f"  start 0, anchored_start {r['anchored_start']}, dead {r['dead']}",
+            f"  kernel tables {r['kernel_bytes']} bytes (transitions {r['table_bytes']['transitions']}); "
+            f"full blob {r['blob_bytes']} bytes",
+            f"  walk: {r['walk_us_per_path']} us/path over {r['paths']} paths "
+            f"(mean {r['mean_path_bytes']} bytes, {r['matched_fraction']:.1%} matched, "
+            f"{r['over_long_paths']} over-long)",
+            f"  BPF loop: {r['kernel_transitions_per_byte']} transition lookups per walked byte",
+            f"  baseline re search+fullmatch: {r['baseline_re_us_per_path']} us/path; "
+            f"ratio to baseline: {r['ratio_to_baseline']}x",
+            f"  disagreements: {r['reference_disagreements']} of {r['reference_checked']} "
+            f"vs reference_match, {r['baseline_any_match_disagreements']} any-match vs re",
+        ]
     )
-    print(
-        f"  walk: {r['walk_us_per_path']} us/path over {r['paths']} paths "
-        f"(mean {r['mean_path_bytes']} bytes, {r['matched_fraction']:.1%} matched, "
-        f"{r['over_long_paths']} over-long)"
-    )
-    print(f"  BPF loop: {r['kernel_transitions_per_byte']} transition lookups per walked byte")
-    print(
-        f"  baseline re search+fullmatch: {r['baseline_re_us_per_path']} us/path; "
-        f"ratio to baseline: {r['ratio_to_baseline']}x"
-    )
-    print(f"  disagreements: {disagree} of {check} vs reference_match, {any_disagree} any-match vs re")
-
-
-if __name__ == "__main__":
-    main()
