@@ -132,7 +132,7 @@ def test_probe_without_root_exits_4(
     # In-process: a subprocess as another user cannot reach a venv under a private home.
     from guard import cli
 
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(cli, "probe_kernel", lambda *a, **k: pytest.fail("probe ran without root"))
     assert cli.main(["probe", "--json"]) == 4
     err = capsys.readouterr().err.strip()
@@ -144,7 +144,7 @@ def test_bench_kernel_without_root_exits_4(
 ) -> None:
     from guard import cli
 
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(cli, "run_kernel_benchmark", lambda *a, **k: pytest.fail("ran without root"))
     assert cli.main(["bench", "kernel", "--json"]) == 4
     assert "guardctl bench kernel needs root" in capsys.readouterr().err
@@ -166,7 +166,7 @@ def test_bench_kernel_prints_a_row_per_hook_and_setting(
         "programs": {"file_open": "lsm/file_open", "socket_connect": "lsm/socket_connect"},
         "scope_check": {}, "notes": [],
     }  # fmt: skip
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(cli, "run_kernel_benchmark", lambda **k: result)
     assert cli.main(["bench", "kernel"]) == 0
     out = capsys.readouterr().out
