@@ -33,6 +33,7 @@ from guard.policy.ast import (
 from guard.policy.ir import QueryIR, StepIR
 from guard.policy.parser import parse_query
 from guard.policy.schema import ECS, Kind, Schema
+from guard.policy.walker import Walker
 
 __all__ = ["analyze", "compile_query"]
 
@@ -58,19 +59,16 @@ def _kind_of_spec(text: str) -> Kind:
 
 
 @dataclass
-class _Checker:
+class _Checker(Walker[Kind]):
+    """Infers each node's kind (``visit``), raising on unknown names and mismatched types."""
+
     schema: Schema
     kinds: dict[str, Kind] = field(default_factory=dict)
 
     def fail(self, message: str) -> PolicySemanticError:
         return PolicySemanticError(message)
 
-    def infer(self, e: Expr) -> Kind:
-        method = getattr(self, "_infer_" + type(e).__name__.lower())
-        kind: Kind = method(e)
-        return kind
-
-    def _infer_literal(self, e: Literal) -> Kind:
+    def visit_Literal(self, e: Literal) -> Kind:
         v = e.value
         if v is None:
             return Kind.NULL
@@ -80,7 +78,7 @@ class _Checker:
             return Kind.STRING
         return Kind.NUMBER
 
-    def _infer_field(self, e: Field) -> Kind:
+    def visit_Field(self, e: Field) -> Kind:
         kind = self.schema.kind(e.name)
         if kind is None:
             if not e.optional:
@@ -92,10 +90,10 @@ class _Checker:
         # An optional field may be absent or typed differently where the rule runs: not type-checked.
         return Kind.ANY if e.optional else kind
 
-    def _infer_call(self, e: Call) -> Kind:
+    def visit_Call(self, e: Call) -> Kind:
         if ":" in e.name:  # lua:name / wasm:name: a user function; its module is resolved when compiled
             for arg in e.args:
-                self.infer(arg)
+                self.visit(arg)
             return Kind.ANY
         spec = functions.lookup(e.name)
         if spec is None:
@@ -112,7 +110,7 @@ class _Checker:
         if e.case_insensitive and not spec.case_insensitive_ok:
             raise self.fail(f"{spec.name} has no case-insensitive form ({spec.name}~)")
         for i, arg in enumerate(e.args):
-            got = self.infer(arg)
+            got = self.visit(arg)
             if not spec.arg_kinds:
                 continue
             want_kind = _kind_of_spec(spec.arg_kinds[min(i, len(spec.arg_kinds) - 1)])
@@ -123,18 +121,18 @@ class _Checker:
                 )
         return _kind_of_spec(spec.returns)
 
-    def _infer_comparison(self, e: Comparison) -> Kind:
-        left, right = self.infer(e.left), self.infer(e.right)
+    def visit_Comparison(self, e: Comparison) -> Kind:
+        left, right = self.visit(e.left), self.visit(e.right)
         if not _compatible(left, right):
             raise self.fail(
                 f"type mismatch: {e.left.render()} ({left.value}) {e.op} {e.right.render()} ({right.value})"
             )
         return Kind.BOOLEAN
 
-    def _infer_inset(self, e: InSet) -> Kind:
-        value = self.infer(e.value)
+    def visit_InSet(self, e: InSet) -> Kind:
+        value = self.visit(e.value)
         for item in e.items:
-            kind = self.infer(item)
+            kind = self.visit(item)
             if not _compatible(value, kind):
                 raise self.fail(
                     f"type mismatch: {e.value.render()} ({value.value}) in "
@@ -142,8 +140,8 @@ class _Checker:
                 )
         return Kind.BOOLEAN
 
-    def _infer_stringmatch(self, e: StringMatch) -> Kind:
-        kind = self.infer(e.value)
+    def visit_StringMatch(self, e: StringMatch) -> Kind:
+        kind = self.visit(e.value)
         if kind not in _STRINGY and kind not in _LOOSE:
             raise self.fail(f"{e.op} needs a string: {e.value.render()} is {kind.value}")
         if e.op == "regex":
@@ -154,34 +152,34 @@ class _Checker:
                     raise self.fail(f"invalid regex {pattern!r}: {exc}") from None
         return Kind.BOOLEAN
 
-    def _infer_arithmetic(self, e: Arithmetic) -> Kind:
+    def visit_Arithmetic(self, e: Arithmetic) -> Kind:
         for side in (e.left, e.right):
-            kind = self.infer(side)
+            kind = self.visit(side)
             if kind not in (Kind.NUMBER, *_LOOSE):
                 raise self.fail(f"type mismatch: {e.op} needs numbers, {side.render()} is {kind.value}")
         return Kind.NUMBER
 
-    def _infer_negate(self, e: Negate) -> Kind:
-        kind = self.infer(e.expr)
+    def visit_Negate(self, e: Negate) -> Kind:
+        kind = self.visit(e.expr)
         if kind not in (Kind.NUMBER, *_LOOSE):
             raise self.fail(f"type mismatch: unary minus needs a number, {e.expr.render()} is {kind.value}")
         return Kind.NUMBER
 
     def condition(self, e: Expr) -> None:
-        kind = self.infer(e)
+        kind = self.visit(e)
         if kind not in (Kind.BOOLEAN, *_LOOSE):
             raise self.fail(f"a condition must be boolean: {e.render()} is {kind.value}")
 
-    def _infer_not(self, e: Not) -> Kind:
+    def visit_Not(self, e: Not) -> Kind:
         self.condition(e.expr)
         return Kind.BOOLEAN
 
-    def _infer_and(self, e: And) -> Kind:
+    def visit_And(self, e: And) -> Kind:
         for t in e.terms:
             self.condition(t)
         return Kind.BOOLEAN
 
-    def _infer_or(self, e: Or) -> Kind:
+    def visit_Or(self, e: Or) -> Kind:
         for t in e.terms:
             self.condition(t)
         return Kind.BOOLEAN
@@ -190,7 +188,7 @@ class _Checker:
 def _step(checker: _Checker, filt: EventFilter, keys: tuple[Expr, ...], missing: bool) -> StepIR:
     checker.condition(filt.condition)
     for key in keys:
-        checker.infer(key)
+        checker.visit(key)
     return StepIR(filt.category, filt.condition, keys, missing)
 
 

@@ -12,7 +12,8 @@ Python's short-circuit operators over two views of each node: "is True" and "is 
 is neither), which is three-valued logic without materialising the null.
 
 Each field a predicate reads is fetched once per call by a generated getter: the flat dotted key,
-then the nested objects, falling back to the evaluator's getter for lists and odd shapes.
+then the nested objects, falling back to :func:`~guard.policy.semantics.field_getter` for lists and
+odd shapes. Values are decided by :mod:`guard.policy.semantics`.
 """
 
 from __future__ import annotations
@@ -25,33 +26,35 @@ from typing import Final
 
 from guard.policy import functions
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
-from guard.policy.evaluator import (
+from guard.policy.evaluator import compile_expr
+from guard.policy.schema import ECS, Schema
+from guard.policy.semantics import (
     Event,
     Getter,
-    _as_value,
-    _compare,
-    _regex,
-    _truth,
-    compile_expr,
+    as_value,
+    compare,
+    compile_regex,
     field_getter,
+    field_vs_literal,
+    plain_field,
+    truth,
 )
-from guard.policy.schema import ECS, Kind, Schema
-from guard.policy.wildcard import _to_regex
+from guard.policy.walker import Node, Walker
+from guard.policy.wildcard import wildcard_regex
 
 __all__ = ["Predicate", "compile_predicate", "fast_getter"]
 
-_FLIP: Final = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _CIDR_MATCH: Final = functions.FUNCTIONS["cidrmatch"].impl
 _AFFIX: Final = {"startswith": "startswith", "endswith": "endswith"}
 _IDENT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def fast_getter(name: str, path: tuple[str, ...], null_value: object = None) -> Getter:
-    """Return a getter equal to :func:`~guard.policy.evaluator.field_getter`, faster on plain events.
+    """Return a getter equal to :func:`~guard.policy.semantics.field_getter`, faster on plain events.
 
     Flat dotted key first, then the nested objects level by level (a level that lacks the next
-    part answers with its dotted remainder, as the evaluator does); a list on the way, or any
-    other shape, is the evaluator's own lookup. Lists of strings are returned as they are.
+    part answers with its dotted remainder, as the shared lookup does); a list on the way, or any
+    other shape, is the shared lookup itself. Lists of strings are returned as they are.
     """
     slow = field_getter(name, path, null_value)
     if null_value is not None:
@@ -84,7 +87,7 @@ def fast_getter(name: str, path: tuple[str, ...], null_value: object = None) -> 
         "    return as_value(v)",
     ]
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, object] = {"slow": slow, "as_value": _as_value}
+    namespace: dict[str, object] = {"slow": slow, "as_value": as_value}
     exec(compile(source, f"<getter {name}>", "exec"), namespace)  # noqa: S102 - our own generated source
     getter: Getter = namespace["get"]  # type: ignore[assignment]
     return getter
@@ -109,12 +112,12 @@ class Predicate:
     fields: tuple[str, ...]
 
 
-class _Gen:
-    """Emits Python expressions for the "is True" (:meth:`yes`) and "is False" (:meth:`no`) views."""
+class _Gen(Walker[str]):
+    """Emits Python expressions for a node's "is True" (``visit(e, True)``) and "is False" views."""
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.namespace: dict[str, object] = {"_truth": _truth, "_compare": _compare, "_cidr_is": _cidr_is}
+        self.namespace: dict[str, object] = {"_truth": truth, "_compare": compare, "_cidr_is": _cidr_is}
         self.fields: dict[str, str] = {}  # field name -> local variable
         self.getters: dict[str, Getter] = {}
         self._ids = itertools.count()
@@ -134,68 +137,41 @@ class _Gen:
         """Return the node's truth through the offline evaluator's closure."""
         return f"_truth({self.const(compile_expr(e, self.schema), 'C')}(ev))"
 
-    # ---- the two views
-    def yes(self, e: Expr) -> str:
-        if isinstance(e, Not):
-            return self.no(e.expr)
-        if isinstance(e, And):
-            return "(" + " and ".join(self.yes(t) for t in e.terms) + ")"
-        if isinstance(e, Or):
-            return "(" + " or ".join(self.yes(t) for t in e.terms) + ")"
-        return self._view(e, truth=True)
+    # ---- the two views: and/or/not swap under "is False" (De Morgan); other nodes are leaves
+    def visit_Not(self, e: Not, want: bool) -> str:
+        return self.visit(e.expr, not want)
 
-    def no(self, e: Expr) -> str:
-        if isinstance(e, Not):
-            return self.yes(e.expr)
-        if isinstance(e, And):
-            return "(" + " or ".join(self.no(t) for t in e.terms) + ")"
-        if isinstance(e, Or):
-            return "(" + " and ".join(self.no(t) for t in e.terms) + ")"
-        return self._view(e, truth=False)
+    def visit_And(self, e: And, want: bool) -> str:
+        return "(" + (" and " if want else " or ").join(self.visit(t, want) for t in e.terms) + ")"
 
-    def _view(self, e: Expr, *, truth: bool) -> str:
+    def visit_Or(self, e: Or, want: bool) -> str:
+        return "(" + (" or " if want else " and ").join(self.visit(t, want) for t in e.terms) + ")"
+
+    def generic_visit(self, node: Node, *args: object) -> str:
         """Return a leaf's "is True" or "is False" test: inline on the fast type, else the evaluator's."""
-        slow = f"{self.generic(e)} is {truth}"
-        fast = self.leaf(e)
+        assert isinstance(node, Expr)  # noqa: S101 - conditions hold only expressions
+        want = args[0]
+        slow = f"{self.generic(node)} is {want}"
+        method = self.handler(node, "leaf_")
+        fast: _Fast | None = None if method is None else method(node)
         if fast is None:
             return f"({slow})"
-        test = fast.yes if truth else (fast.no or f"not {fast.yes}")
+        test = fast.yes if want else (fast.no or f"not {fast.yes}")
         return f"({test} if type({fast.var}) is {fast.kind} else {slow})"
 
-    # ---- leaves with a fast path
-    def leaf(self, e: Expr) -> _Fast | None:
-        if isinstance(e, Comparison):
-            return self._comparison(e)
-        if isinstance(e, InSet):
-            return self._inset(e)
-        if isinstance(e, StringMatch):
-            return self._match(e)
-        if isinstance(e, Call):
-            return self._call(e)
-        return None
-
-    def _plain_field(self, e: Expr) -> Field | None:
-        if not isinstance(e, Field):
+    # ---- leaves with a fast path (``leaf_<Node>``)
+    def leaf_Comparison(self, e: Comparison) -> _Fast | None:
+        found = field_vs_literal(e, self.schema)
+        if found is None:
             return None
-        if self.schema.kind(e.name) in (Kind.DATE, Kind.VERSION):
-            return None  # compared as dates / versions: the evaluator's closure decides
-        return e
-
-    def _comparison(self, e: Comparison) -> _Fast | None:
-        op, left, right = e.op, e.left, e.right
-        if isinstance(left, Literal) and isinstance(right, Field):
-            op, left, right = _FLIP[op], right, left
-        f = self._plain_field(left)
-        if f is None or not isinstance(right, Literal):
-            return None
-        lit = right.value
+        op, f, lit = found
         if not (isinstance(lit, str) or type(lit) is int):
             return None
         var = self.var(f)
         return _Fast(var, "str" if isinstance(lit, str) else "int", f"({var} {op} {self.const(lit)})")
 
-    def _inset(self, e: InSet) -> _Fast | None:
-        f = self._plain_field(e.value)
+    def leaf_InSet(self, e: InSet) -> _Fast | None:
+        f = plain_field(e.value, self.schema)
         if f is None or not e.items or not all(isinstance(i, Literal) for i in e.items):
             return None
         values = [i.value for i in e.items if isinstance(i, Literal)]
@@ -212,29 +188,29 @@ class _Gen:
         test = f"({probe} {'not in' if e.negated else 'in'} {self.const(items, 'S')})"
         return _Fast(var, kind, test)
 
-    def _match(self, e: StringMatch) -> _Fast | None:
-        f = self._plain_field(e.value)
+    def leaf_StringMatch(self, e: StringMatch) -> _Fast | None:
+        f = plain_field(e.value, self.schema)
         if f is None:
             return None
         var = self.var(f)
         if e.op == "regex":
-            regexes = tuple(_regex(p, e.case_insensitive) for p in e.patterns)
+            regexes = tuple(compile_regex(p, e.case_insensitive) for p in e.patterns)
             if len(regexes) == 1:
                 return _Fast(var, "str", f"({self.const(regexes[0], 'R')}.fullmatch({var}) is not None)")
             rs = self.const(regexes, "R")
             return _Fast(var, "str", f"any(r.fullmatch({var}) is not None for r in {rs})")
         ci = e.op == ":" or e.case_insensitive
         flags = re.DOTALL | (re.IGNORECASE if ci else 0)
-        combined = re.compile("|".join(f"(?:{_to_regex(p)})" for p in e.patterns), flags)
+        combined = re.compile("|".join(f"(?:{wildcard_regex(p)})" for p in e.patterns), flags)
         return _Fast(var, "str", f"({self.const(combined, 'R')}.fullmatch({var}) is not None)")
 
-    def _call(self, e: Call) -> _Fast | None:
+    def leaf_Call(self, e: Call) -> _Fast | None:
         name = e.name.lower()
         if name == "cidrmatch":
             return self._cidr(e)
         if name not in ("startswith", "endswith", "stringcontains") or len(e.args) != 2:
             return None
-        f = self._plain_field(e.args[0])
+        f = plain_field(e.args[0], self.schema)
         lit = e.args[1]
         if f is None or not isinstance(lit, Literal) or not isinstance(lit.value, str):
             return None
@@ -249,7 +225,7 @@ class _Gen:
         return _Fast(var, "str", f"{probe}.{_AFFIX[name]}({k})")
 
     def _cidr(self, e: Call) -> _Fast | None:
-        f = self._plain_field(e.args[0]) if e.args else None
+        f = plain_field(e.args[0], self.schema) if e.args else None
         cidrs = e.args[1:]
         if (
             f is None
@@ -278,7 +254,7 @@ def compile_predicate(condition: Expr, schema: Schema = ECS, *, name: str = "pre
     if not _IDENT.fullmatch(name):
         raise ValueError(f"not a Python identifier: {name!r}")
     gen = _Gen(schema)
-    body = gen.yes(condition)
+    body = gen.visit(condition, True)
     lines = [f"def {name}(ev):"]
     for field_name, var in gen.fields.items():
         getter = gen.const(gen.getters[field_name], "G")

@@ -24,6 +24,9 @@ on the same events, rule by rule, as long as no budget is exceeded:
 - **Determinism**: events are processed in (event time, tie-breaker, arrival) order; alerts come
   out in completion order within an event, rules in policy order, so the same events and rules
   give the same alerts, always.
+
+Size: over 700 lines on purpose: one streaming engine; the sequence NFA, its budgets and the
+dispatch loop share the per-rule state and must change together.
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ from guard.errors import PolicyError
 from guard.policy.ast import Expr
 from guard.policy.ast import Field as FieldNode
 from guard.policy.codegen import compile_predicate, fast_getter
-from guard.policy.evaluator import Event, Getter, Value, _compile_step, _key_tuples, _num, _Step, timestamp_ms
+from guard.policy.evaluator import CompiledStep, compile_step, key_tuples
 from guard.policy.loader import Rule
 from guard.policy.predicates import backend
 from guard.policy.predicates.abi import Budget, UserModule
 from guard.policy.predicates.batch import TRAP_KINDS, BatchPredicate
 from guard.policy.prefilter import DEFAULT_MEMO_CAP, CategoryIndex, build_indexes
 from guard.policy.schema import ECS, Schema
+from guard.policy.semantics import Event, Getter, Value, timestamp_ms, to_number
 
 __all__ = [
     "OVERFLOW_COUNTERS",
@@ -197,8 +201,8 @@ class _Sequence:
         self.rule_index = rule_index
         self.rule = rule
         self.stats = engine.stats[rule.id]
-        self.steps: list[_Step] = [_compile_step(s, schema) for s in ir.steps]
-        self.until: _Step | None = _compile_step(ir.until, schema) if ir.until is not None else None
+        self.steps: list[CompiledStep] = [compile_step(s, schema) for s in ir.steps]
+        self.until: CompiledStep | None = compile_step(ir.until, schema) if ir.until is not None else None
         self.positive = [i for i, s in enumerate(ir.steps) if not s.missing]
         self.stage_of = {s: k for k, s in enumerate(self.positive)}
         n = len(self.positive)
@@ -238,7 +242,7 @@ class _Sequence:
                     values = tuple(g(ev) for g in getters)
                 if all(type(v) is str or type(v) is int for v in values):
                     return (values,)  # one scalar per key: the evaluator's answer without its general case
-        return _key_tuples(self.key_steps[s], ev)
+        return key_tuples(self.key_steps[s], ev)
 
     # ---- partial bookkeeping
     def _signal(self, kind: str, p: _Partial) -> None:
@@ -475,7 +479,7 @@ class _Clock:
 
     def _tb_key(self, ev: Event, arrival: int) -> float:
         b = self.tb(ev) if self.tb is not None else None
-        n = float(b) if type(b) is int or type(b) is float else _num(b)
+        n = float(b) if type(b) is int or type(b) is float else to_number(b)
         return n if n is not None else float(arrival)
 
 

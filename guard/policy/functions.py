@@ -44,6 +44,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
+from guard.policy.semantics import Value, non_null
 from guard.policy.wildcard import wildcard_match
 
 __all__ = [
@@ -51,14 +52,12 @@ __all__ = [
     "LEGACY_FUNCTIONS",
     "FunctionError",
     "FunctionSpec",
-    "Value",
     "call",
     "java_string",
     "lookup",
     "validate",
 ]
 
-Value = None | bool | int | float | str | list["Value"]
 Impl = Callable[[Sequence[Value], bool], Value]
 
 
@@ -591,19 +590,10 @@ def _modulo(args: Sequence[Value], ci: bool) -> Value:
 # --------------------------------------------------------------------------- multi-valued arguments
 
 
-def _flatten_into(values: list[Value], out: list[Value]) -> None:
-    for x in values:
-        if isinstance(x, list):
-            _flatten_into(x, out)
-        elif x is not None:
-            out.append(x)
-
-
 def _values(arg: Value) -> list[Value]:
     if not isinstance(arg, list):
         return [arg]
-    flat: list[Value] = []
-    _flatten_into(arg, flat)
+    flat = list(non_null(arg))
     if not flat:
         return [None]
     unique: dict[tuple[type, Value], Value] = {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -29,21 +29,19 @@ import ahocorasick
 
 from guard.policy.ast import (
     And,
-    Arithmetic,
     Call,
     Comparison,
     Expr,
     Field,
     InSet,
     Literal,
-    Negate,
-    Not,
     Or,
     StringMatch,
 )
 from guard.policy.codegen import compile_predicate, fast_getter
-from guard.policy.evaluator import Event, Getter, Value
-from guard.policy.schema import ECS, Kind, Schema
+from guard.policy.schema import ECS, Schema
+from guard.policy.semantics import Event, Getter, Value, non_null, plain_field
+from guard.policy.walker import Node, Walker, fields_read, iter_nodes
 from guard.policy.wildcard import is_literal, literal_parts
 
 __all__ = ["CategoryIndex", "FieldIndex", "Guard", "build_indexes", "guard_of"]
@@ -102,38 +100,9 @@ class Guard:
         )
 
 
-def _fields(e: Expr) -> dict[str, Field]:
-    """Every field an expression reads, by name (the first occurrence)."""
-    if isinstance(e, Field):
-        return {e.name: e}
-    out: dict[str, Field] = {}
-    for child in _children(e):
-        for name, f in _fields(child).items():
-            out.setdefault(name, f)
-    return out
-
-
-def _children(e: Expr) -> Iterable[Expr]:
-    if isinstance(e, And | Or):
-        return e.terms
-    if isinstance(e, Not | Negate):
-        return (e.expr,)
-    if isinstance(e, Comparison | Arithmetic):
-        return (e.left, e.right)
-    if isinstance(e, InSet):
-        return (e.value, *e.items)
-    if isinstance(e, StringMatch):
-        return (e.value,)
-    if isinstance(e, Call):
-        return e.args
-    return ()
-
-
 def _calls_user(e: Expr) -> bool:
     """Whether an expression calls a user function (``lua:name(...)``, ``wasm:name(...)``)."""
-    if isinstance(e, Call) and ":" in e.name:
-        return True
-    return any(_calls_user(child) for child in _children(e))
+    return any(isinstance(n, Call) and ":" in n.name for n in iter_nodes(e))
 
 
 def _folded(text: str) -> str | None:
@@ -141,20 +110,16 @@ def _folded(text: str) -> str | None:
     return text.lower() if text.isascii() else None
 
 
-class _Extractor:
+class _Extractor(Walker[Guard | None]):
+    """A condition's guard: a literal test's own, the best of an ``and``, the merge of an ``or``."""
+
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-
-    def plain(self, e: Expr) -> Field | None:
-        """Return the field when it is compared as plain values (not dates or versions)."""
-        if isinstance(e, Field) and self.schema.kind(e.name) not in (Kind.DATE, Kind.VERSION):
-            return e
-        return None
 
     def single_field(self, e: Expr) -> Guard | None:
         if _calls_user(e):
             return None  # user code runs only in its runtime, under its budget
-        read = _fields(e)
+        read = fields_read(e)
         if len(read) != 1:
             return None
         ((name, f),) = read.items()
@@ -162,56 +127,72 @@ class _Extractor:
             return None  # null and missing differ there; a one-value memo cannot tell them apart
         return Guard(f, conditions=(e,))
 
-    def guard(self, e: Expr) -> Guard | None:
-        found = self._literal(e)
-        if found is not None:
-            return found
-        if isinstance(e, And):
-            guards = [g for g in (self.guard(t) for t in e.terms) if g is not None]
-            if guards:
-                return min(guards, key=lambda g: g.score)
-        if isinstance(e, Or):
-            parts = [self.guard(t) for t in e.terms]
-            if all(p is not None for p in parts):
-                merged = [p for p in parts if p is not None]
-                if len({p.field.name for p in merged}) == 1:
-                    out = merged[0]
-                    for p in merged[1:]:
-                        out = out.merge(p)
-                    return out
+    def generic_visit(self, node: Node, *args: object) -> Guard | None:
+        """Return a literal test's guard, else the guard of the one field the node reads."""
+        assert isinstance(node, Expr)  # noqa: S101 - conditions hold only expressions
+        method = self.handler(node, "literal_")
+        found: Guard | None = None if method is None else method(node)
+        return found if found is not None else self.single_field(node)
+
+    def visit_And(self, e: And) -> Guard | None:
+        guards = [g for g in (self.visit(t) for t in e.terms) if g is not None]
+        if guards:
+            return min(guards, key=lambda g: g.score)
         return self.single_field(e)
 
-    def _literal(self, e: Expr) -> Guard | None:
-        if isinstance(e, Comparison) and e.op == "==":
-            f, lit = (e.left, e.right) if isinstance(e.right, Literal) else (e.right, e.left)
-            pf = self.plain(f)
-            if pf is None or not isinstance(lit, Literal):
-                return None
-            return self._equal_to(pf, [lit.value], case_insensitive=False)
-        if isinstance(e, InSet) and not e.negated:
-            pf = self.plain(e.value)
-            if pf is None or not all(isinstance(i, Literal) for i in e.items):
-                return None
-            values = [i.value for i in e.items if isinstance(i, Literal)]
-            return self._equal_to(pf, values, case_insensitive=e.case_insensitive)
-        if isinstance(e, StringMatch) and e.op != "regex":
-            pf = self.plain(e.value)
-            if pf is None:
-                return None
-            return self._patterns(pf, e.patterns, case_insensitive=e.op == ":" or e.case_insensitive)
-        if isinstance(e, Call) and len(e.args) >= 2:
-            name = e.name.lower()
-            pf = self.plain(e.args[0])
-            lits = e.args[1:]
-            if pf is None or not all(isinstance(a, Literal) and isinstance(a.value, str) for a in lits):
-                return None
-            texts = [str(a.value) for a in lits if isinstance(a, Literal)]
-            if name == "wildcard":
-                return self._patterns(pf, tuple(texts), case_insensitive=e.case_insensitive)
-            if name in _AFFIX_FUNCTIONS and len(texts) == 1:
-                folded = _folded(texts[0])
-                if folded:
-                    return Guard(pf, contains=frozenset({folded}))
+    def visit_Or(self, e: Or) -> Guard | None:
+        parts = [self.visit(t) for t in e.terms]
+        if all(p is not None for p in parts):
+            merged = [p for p in parts if p is not None]
+            if len({p.field.name for p in merged}) == 1:
+                out = merged[0]
+                for p in merged[1:]:
+                    out = out.merge(p)
+                return out
+        return self.single_field(e)
+
+    # ---- literal tests (``literal_<Node>``): their own guard, or None
+    def literal_Comparison(self, e: Comparison) -> Guard | None:
+        if e.op != "==":
+            return None
+        f, lit = (e.left, e.right) if isinstance(e.right, Literal) else (e.right, e.left)
+        pf = plain_field(f, self.schema)
+        if pf is None or not isinstance(lit, Literal):
+            return None
+        return self._equal_to(pf, [lit.value], case_insensitive=False)
+
+    def literal_InSet(self, e: InSet) -> Guard | None:
+        if e.negated:
+            return None
+        pf = plain_field(e.value, self.schema)
+        if pf is None or not all(isinstance(i, Literal) for i in e.items):
+            return None
+        values = [i.value for i in e.items if isinstance(i, Literal)]
+        return self._equal_to(pf, values, case_insensitive=e.case_insensitive)
+
+    def literal_StringMatch(self, e: StringMatch) -> Guard | None:
+        if e.op == "regex":
+            return None
+        pf = plain_field(e.value, self.schema)
+        if pf is None:
+            return None
+        return self._patterns(pf, e.patterns, case_insensitive=e.op == ":" or e.case_insensitive)
+
+    def literal_Call(self, e: Call) -> Guard | None:
+        if len(e.args) < 2:
+            return None
+        name = e.name.lower()
+        pf = plain_field(e.args[0], self.schema)
+        lits = e.args[1:]
+        if pf is None or not all(isinstance(a, Literal) and isinstance(a.value, str) for a in lits):
+            return None
+        texts = [str(a.value) for a in lits if isinstance(a, Literal)]
+        if name == "wildcard":
+            return self._patterns(pf, tuple(texts), case_insensitive=e.case_insensitive)
+        if name in _AFFIX_FUNCTIONS and len(texts) == 1:
+            folded = _folded(texts[0])
+            if folded:
+                return Guard(pf, contains=frozenset({folded}))
         return None
 
     def _equal_to(self, f: Field, values: Sequence[object], *, case_insensitive: bool) -> Guard | None:
@@ -256,7 +237,7 @@ class _Extractor:
 
 def guard_of(condition: Expr, schema: Schema = ECS) -> Guard | None:
     """Return a necessary condition on one field for ``condition`` to hold, or None."""
-    return _Extractor(schema).guard(condition)
+    return _Extractor(schema).visit(condition)
 
 
 @dataclass(slots=True)
@@ -359,21 +340,13 @@ class FieldIndex:
     def _compute(self, v: Value) -> tuple[int, ...]:
         if isinstance(v, list):
             units: set[int] = set()
-            for item in _flatten(v):
+            for item in non_null(v):
                 units |= self._literals(item)
         else:
             units = self._literals(v)
         if self.conditions:
             units.update(self._conditions_on(v))
         return tuple(sorted(units))
-
-
-def _flatten(v: list[Value]) -> Iterable[Value]:
-    for x in v:
-        if isinstance(x, list):
-            yield from _flatten(x)
-        elif x is not None:
-            yield x
 
 
 @dataclass(slots=True)

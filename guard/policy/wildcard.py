@@ -16,13 +16,21 @@ import re
 from functools import lru_cache
 from typing import Final
 
-__all__ = ["WILDCARD_CHARS", "compile_wildcard", "is_literal", "literal_parts", "wildcard_match"]
+__all__ = [
+    "WILDCARD_CHARS",
+    "compile_wildcard",
+    "is_literal",
+    "literal_parts",
+    "wildcard_match",
+    "wildcard_regex",
+]
 
 WILDCARD_CHARS: Final = frozenset("*?")
 _SPLIT: Final = re.compile(r"[*?]")
 
 
-def _to_regex(pattern: str) -> str:
+def wildcard_regex(pattern: str) -> str:
+    """Return the regex source of an EQL wildcard pattern (to use anchored, with ``re.DOTALL``)."""
     pieces: list[str] = []
     start = 0
     for m in _SPLIT.finditer(pattern):
@@ -37,7 +45,7 @@ def _to_regex(pattern: str) -> str:
 def compile_wildcard(pattern: str, *, case_insensitive: bool) -> re.Pattern[str]:
     """Compile an EQL wildcard pattern into a regex to use with ``fullmatch`` (the match is anchored)."""
     flags = re.DOTALL | (re.IGNORECASE if case_insensitive else 0)
-    return re.compile(_to_regex(pattern), flags)
+    return re.compile(wildcard_regex(pattern), flags)
 
 
 def wildcard_match(value: str, pattern: str, *, case_insensitive: bool) -> bool:

@@ -32,7 +32,7 @@ Native leaf semantics (the only value types a leaf sees are ``None`` and its col
   or, with ``op`` None, taken as a boolean. A result of another type is null.
 
 Budgets: a backend runs each batch under :class:`Budget` (fuel or instructions per event, a
-memory cap) and raises :class:`PredicateTrap` when user code exceeds it or fails; the runtime
+memory cap) and raises :class:`~guard.errors.PredicateTrap` when user code exceeds it or fails; the runtime
 must stay usable after a trap. The host (:mod:`.batch`) isolates the trapping events and gives
 them the rule's fail mode.
 """
@@ -65,7 +65,6 @@ __all__ = [
     "POr",
     "PUser",
     "PWildcard",
-    "PredicateTrap",
     "UserModule",
 ]
 
@@ -207,15 +206,6 @@ class Budget:
         return self.base + self.per_event * n
 
 
-class PredicateTrap(Exception):
-    """User code exceeded its budget or failed; ``kind`` is fuel | memory | stack | error."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-
-
 class CompiledBatch(Protocol):
     """A condition compiled by one backend."""
 
@@ -225,7 +215,7 @@ class CompiledBatch(Protocol):
     def run(self, columns: Sequence[Sequence[NativeValue]], host: Sequence[HostColumn], n: int) -> int:
         """Decide ``n`` events; return a bitmask, bit i set when the condition is True for event i.
 
-        Raises :class:`PredicateTrap` when user code exceeds the budget or fails.
+        Raises :class:`~guard.errors.PredicateTrap` when user code exceeds the budget or fails.
         """
         ...
 

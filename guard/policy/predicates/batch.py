@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Final
 
+from guard.errors import PredicateTrap
 from guard.policy.ast import Expr
-from guard.policy.evaluator import Event
 from guard.policy.predicates.abi import (
     Backend,
     Budget,
@@ -41,7 +41,6 @@ from guard.policy.predicates.abi import (
     PIn,
     PNot,
     POr,
-    PredicateTrap,
     PUser,
     PWildcard,
     UserModule,
@@ -49,6 +48,7 @@ from guard.policy.predicates.abi import (
 from guard.policy.predicates.lowering import Lowered, int_range, lower
 from guard.policy.predicates.reference import evaluate as reference_evaluate
 from guard.policy.schema import ECS, Schema
+from guard.policy.semantics import Event
 
 __all__ = ["FAIL_MODES", "MAX_ISOLATION_CALLS", "TRAP_KINDS", "BatchPredicate", "PredicateStats"]
 

@@ -27,8 +27,8 @@ from typing import Final
 
 from guard.errors import PolicyError
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
-from guard.policy.codegen import _FLIP, fast_getter
-from guard.policy.evaluator import Event, Getter, _truth, compile_expr
+from guard.policy.codegen import fast_getter
+from guard.policy.evaluator import compile_expr
 from guard.policy.predicates.abi import (
     COMPARE_OPS,
     USER_LANGS,
@@ -45,7 +45,9 @@ from guard.policy.predicates.abi import (
     PUser,
     PWildcard,
 )
-from guard.policy.schema import ECS, Kind, Schema
+from guard.policy.schema import ECS, Schema
+from guard.policy.semantics import FLIPPED_OPS, Event, Getter, field_vs_literal, plain_field, truth
+from guard.policy.walker import Node, Walker, iter_nodes
 
 __all__ = ["ANY_KINDS", "Lowered", "fits", "int_range", "lower", "user_calls"]
 
@@ -99,10 +101,10 @@ def _count_users(e: PExpr) -> int:
 
 
 def _truth_of(getter: Getter) -> Callable[[Event], Truth]:
-    def truth(ev: Event) -> Truth:
-        return _truth(getter(ev))
+    def truth_of(ev: Event) -> Truth:
+        return truth(getter(ev))
 
-    return truth
+    return truth_of
 
 
 def _user_name(e: Expr) -> tuple[str, str] | None:
@@ -115,22 +117,7 @@ def _user_name(e: Expr) -> tuple[str, str] | None:
 
 def user_calls(e: Expr) -> list[Call]:
     """Every user-function call in an expression, outermost first."""
-    found: list[Call] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, Call) and _user_name(node) is not None:
-            found.append(node)
-        for attr in getattr(node, "__slots__", ()):
-            value = getattr(node, attr, None)
-            if isinstance(value, Expr):
-                walk(value)
-            elif isinstance(value, tuple):
-                for item in value:
-                    if isinstance(item, Expr):
-                        walk(item)
-
-    walk(e)
-    return found
+    return [node for node in iter_nodes(e) if isinstance(node, Call) and _user_name(node) is not None]
 
 
 @dataclass(slots=True)
@@ -161,26 +148,37 @@ _Tree = tuple[str, object]  # ("and"|"or", list) | ("not", tree) | ("const", tru
 
 
 @dataclass
-class _Lowerer:
+class _Lowerer(Walker[_Tree]):
+    """An IR condition to a plan tree: and/or/not and constants kept, every other node a leaf."""
+
     schema: Schema
     int_bits: int
     host_exprs: list[Expr] = field(default_factory=list)
     langs: set[str] = field(default_factory=set)
 
-    def plan(self, e: Expr) -> _Tree:
-        if isinstance(e, Not):
-            return ("not", self.plan(e.expr))
-        if isinstance(e, And | Or):
-            return ("and" if isinstance(e, And) else "or", [self.plan(t) for t in e.terms])
-        if isinstance(e, Literal):
-            return ("const", _truth(e.value))
-        user = self._user(e)
+    def visit_Not(self, e: Not) -> _Tree:
+        return ("not", self.visit(e.expr))
+
+    def visit_And(self, e: And) -> _Tree:
+        return ("and", self.visit_children(e))
+
+    def visit_Or(self, e: Or) -> _Tree:
+        return ("or", self.visit_children(e))
+
+    def visit_Literal(self, e: Literal) -> _Tree:
+        return ("const", truth(e.value))
+
+    def generic_visit(self, node: Node, *args: object) -> _Tree:
+        """Return a user call, else a native leaf, else a host leaf."""
+        assert isinstance(node, Expr)  # noqa: S101 - conditions hold only expressions
+        user = self._user(node)
         if user is not None:
             return ("user", user)
-        leaf = self._leaf(e)
+        method = self.handler(node, "leaf_")
+        leaf: _Leaf | None = None if method is None else method(node)
         if leaf is not None:
             return ("leaf", leaf)
-        return self.host(e)
+        return self.host(node)
 
     def host(self, e: Expr) -> _Tree:
         calls = user_calls(e)
@@ -200,7 +198,7 @@ class _Lowerer:
         if isinstance(e, Comparison):
             left, right, op = e.left, e.right, e.op
             if isinstance(left, Literal) and _user_name(right) is not None:
-                left, right, op = right, left, _FLIP[op]
+                left, right, op = right, left, FLIPPED_OPS[op]
             if _user_name(left) is None:
                 return None
             if (
@@ -228,57 +226,45 @@ class _Lowerer:
         return _User(lang, function, args, op, value)
 
     # ---- native leaves
-    def _field(self, e: Expr) -> Field | None:
-        if not isinstance(e, Field):
+    def leaf_Comparison(self, e: Comparison) -> _Leaf | None:
+        found = field_vs_literal(e, self.schema)
+        if found is None:
             return None
-        if self.schema.kind(e.name) in (Kind.DATE, Kind.VERSION):
-            return None
-        return e
-
-    def _leaf(self, e: Expr) -> _Leaf | None:
-        if isinstance(e, Comparison):
-            op, left, right = e.op, e.left, e.right
-            if isinstance(left, Literal) and isinstance(right, Field):
-                op, left, right = _FLIP[op], right, left
-            f = self._field(left)
-            if f is None or not isinstance(right, Literal):
-                return None
-            lit = right.value
-            if isinstance(lit, str):
-                text: str = lit
-                return _Leaf(f.name, f.path, "str", False, lambda c: PCompare(c, op, text), e)
-            if isinstance(lit, int) and not isinstance(lit, bool) and fits(lit, self.int_bits):
-                number: int = lit
-                return _Leaf(f.name, f.path, "int", False, lambda c: PCompare(c, op, number), e)
-            return None
-        if isinstance(e, InSet):
-            return self._inset(e)
-        if isinstance(e, StringMatch):
-            f = self._field(e.value)
-            if f is None or e.op == "regex":
-                return None
-            ci = e.op == ":" or e.case_insensitive
-            if ci and not all(p.isascii() for p in e.patterns):
-                return None
-            patterns = tuple(p.lower() for p in e.patterns) if ci else e.patterns
-            return _Leaf(f.name, f.path, "str", ci, lambda c: PWildcard(c, patterns, ci), e)
-        if isinstance(e, Call):
-            kind = _AFFIX.get(e.name.lower())
-            if kind is None or len(e.args) != 2:
-                return None
-            f = self._field(e.args[0])
-            arg = e.args[1]
-            if f is None or not isinstance(arg, Literal) or not isinstance(arg.value, str):
-                return None
-            ci = e.case_insensitive
-            if ci and not arg.value.isascii():
-                return None
-            text = arg.value.lower() if ci else arg.value
-            return _Leaf(f.name, f.path, "str", ci, lambda c: PAffix(c, kind, text, ci), e)
+        op, f, lit = found
+        if isinstance(lit, str):
+            text: str = lit
+            return _Leaf(f.name, f.path, "str", False, lambda c: PCompare(c, op, text), e)
+        if isinstance(lit, int) and not isinstance(lit, bool) and fits(lit, self.int_bits):
+            number: int = lit
+            return _Leaf(f.name, f.path, "int", False, lambda c: PCompare(c, op, number), e)
         return None
 
-    def _inset(self, e: InSet) -> _Leaf | None:
-        f = self._field(e.value)
+    def leaf_StringMatch(self, e: StringMatch) -> _Leaf | None:
+        f = plain_field(e.value, self.schema)
+        if f is None or e.op == "regex":
+            return None
+        ci = e.op == ":" or e.case_insensitive
+        if ci and not all(p.isascii() for p in e.patterns):
+            return None
+        patterns = tuple(p.lower() for p in e.patterns) if ci else e.patterns
+        return _Leaf(f.name, f.path, "str", ci, lambda c: PWildcard(c, patterns, ci), e)
+
+    def leaf_Call(self, e: Call) -> _Leaf | None:
+        kind = _AFFIX.get(e.name.lower())
+        if kind is None or len(e.args) != 2:
+            return None
+        f = plain_field(e.args[0], self.schema)
+        arg = e.args[1]
+        if f is None or not isinstance(arg, Literal) or not isinstance(arg.value, str):
+            return None
+        ci = e.case_insensitive
+        if ci and not arg.value.isascii():
+            return None
+        text = arg.value.lower() if ci else arg.value
+        return _Leaf(f.name, f.path, "str", ci, lambda c: PAffix(c, kind, text, ci), e)
+
+    def leaf_InSet(self, e: InSet) -> _Leaf | None:
+        f = plain_field(e.value, self.schema)
         if f is None or not e.items or not all(isinstance(i, Literal) for i in e.items):
             return None
         values = [i.value for i in e.items if isinstance(i, Literal)]
@@ -299,7 +285,7 @@ class _Lowerer:
 def lower(condition: Expr, schema: Schema = ECS, *, int_bits: int = 64) -> Lowered:
     """Lower a condition for a runtime whose columns carry ints of ``int_bits`` bits."""
     lw = _Lowerer(schema, int_bits)
-    tree = lw.plan(condition)
+    tree = lw.visit(condition)
     leaves: list[_Leaf] = []
     users: list[_User] = []
     _collect(tree, leaves, users)

@@ -56,6 +56,9 @@ the error message, so a module that raises ``"stack overflow"`` itself is report
 (``fuel`` and ``memory`` are not spoofable: a flag set by the hook, lupa's memory-error type).
 Outside the ABI (a leaf seeing a value of a kind its column does not declare): unequal to every
 literal, not in any set, not ordered (false), and null for the string functions.
+
+Size: over 700 lines on purpose: one runtime — the Lua code generator, its sandbox and its budget
+hook — whose generated code and sandbox depend on each other line by line.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from typing import Any, Final
 
 import lupa.luajit21 as lj
 
-from guard.errors import PolicyCompileError, PolicyError
+from guard.errors import PolicyCompileError, PolicyError, PredicateTrap
 from guard.policy.predicates.abi import (
     COMPARE_OPS,
     Budget,
@@ -83,7 +86,6 @@ from guard.policy.predicates.abi import (
     PIn,
     PNot,
     POr,
-    PredicateTrap,
     PUser,
     PWildcard,
     UserModule,

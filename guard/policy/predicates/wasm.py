@@ -62,6 +62,10 @@ or ``error`` (anything else); the predicate is re-instantiated before its next b
 
 Exactness: an int column value compares with an int literal exactly (i64); a float value with an
 int literal, and a user ``f64`` result with an int value, as f64 (inexact past 2**53).
+
+Size: over 700 lines on purpose: one runtime — the WAT generator with its string, wildcard and
+folding routines, the batch packer that lays out the memory those routines read, and the module
+limits — which share one memory layout.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ from typing import Any, Final, TypeVar, cast
 
 import wasmtime
 
-from guard.errors import PolicyError
+from guard.errors import PolicyError, PredicateTrap
 from guard.policy.predicates.abi import (
     Budget,
     ColumnSpec,
@@ -93,7 +97,6 @@ from guard.policy.predicates.abi import (
     PIn,
     PNot,
     POr,
-    PredicateTrap,
     PUser,
     PWildcard,
     UserModule,

@@ -9,9 +9,11 @@ import pytest
 from guard.errors import GuardError
 from guard.policy.analyzer import compile_query
 from guard.policy.codegen import compile_predicate, fast_getter
-from guard.policy.conformance import default_corpus, load_corpus, schema_for
-from guard.policy.evaluator import _truth, compile_expr, field_getter
-from guard.policy.parser import parse_query
+from guard.policy.conformance import schema_for
+from guard.policy.corpus import default_corpus, load_corpus
+from guard.policy.evaluator import compile_expr
+from guard.policy.parser import parse_expression
+from guard.policy.semantics import field_getter, truth
 
 
 def test_every_corpus_condition_agrees_with_the_evaluator_on_every_event() -> None:
@@ -35,7 +37,7 @@ def test_every_corpus_condition_agrees_with_the_evaluator_on_every_event() -> No
             reference = compile_expr(step.condition, schemas[case.dataset])
             fast += "if type(" in pred.source
             for ev in [*ds.events, *_perturbed(ds.events[:25], pred.fields)]:
-                want = _truth(reference(ev)) is True
+                want = truth(reference(ev)) is True
                 assert pred.fn(ev) is want, f"{case.id}: {text} on {ev}\n{pred.source}"
                 checked += 1
     assert len(seen) >= 200
@@ -82,10 +84,10 @@ CASES = [
 
 @pytest.mark.parametrize(("condition", "event", "want"), CASES)
 def test_shapes(condition: str, event: dict[str, object], want: bool) -> None:
-    expr = parse_query(f"any where {condition}").body.condition  # type: ignore[union-attr]
+    expr = parse_expression(condition)
     pred = compile_predicate(expr)
     assert pred.fn(event) is want, pred.source
-    assert (_truth(compile_expr(expr)(event)) is True) is want
+    assert (truth(compile_expr(expr)(event)) is True) is want
 
 
 @pytest.mark.parametrize(
@@ -106,7 +108,7 @@ def test_fast_getter_equals_field_getter(event: dict[str, object]) -> None:
 
 
 def test_rejects_a_bad_function_name() -> None:
-    expr = parse_query('any where a == "x"').body.condition  # type: ignore[union-attr]
+    expr = parse_expression('a == "x"')
     with pytest.raises(ValueError, match="identifier"):
         compile_predicate(expr, name="not valid")
 

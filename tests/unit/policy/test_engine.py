@@ -9,10 +9,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from guard.bench.engine import generate_events, generate_rules
+from guard.bench.synth import generate_events, generate_rules
 from guard.errors import GuardError, PolicyError
 from guard.policy.analyzer import compile_query
-from guard.policy.conformance import default_corpus, load_corpus, schema_for
+from guard.policy.conformance import schema_for
+from guard.policy.corpus import Dataset, default_corpus, load_corpus
 from guard.policy.engine import Alert, Budgets, Engine
 from guard.policy.evaluator import evaluate
 from guard.policy.loader import Rule, load_policy
@@ -21,8 +22,8 @@ from guard.policy.schema import ECS, Schema
 Row = tuple[tuple[object, ...], object]
 
 
-def _rule(rule_id: str, query: str, schema: Schema = ECS, **kw: object) -> Rule:
-    return Rule(rule_id, rule_id, "low", "alert", None, query, compile_query(query, schema), "<test>", **kw)  # type: ignore[arg-type]
+def _rule(rule_id: str, query: str, schema: Schema = ECS) -> Rule:
+    return Rule(rule_id, rule_id, "low", "alert", None, query, compile_query(query, schema), "<test>")
 
 
 def _ids(events: Sequence[Mapping[str, object] | None], tiebreaker: str) -> tuple[object, ...]:
@@ -30,10 +31,10 @@ def _ids(events: Sequence[Mapping[str, object] | None], tiebreaker: str) -> tupl
 
 
 @pytest.fixture(scope="module")
-def corpus_rules() -> dict[str, tuple[list[Rule], object]]:
+def corpus_rules() -> dict[str, tuple[list[Rule], Dataset]]:
     """Per dataset: every compilable corpus query as a rule (pipes dropped: rules alert on every match)."""
     cases, datasets = load_corpus(default_corpus())
-    out: dict[str, tuple[list[Rule], object]] = {}
+    out: dict[str, tuple[list[Rule], Dataset]] = {}
     for case in cases:
         ds = datasets[case.dataset]
         schema = schema_for(ds)
@@ -49,14 +50,14 @@ def corpus_rules() -> dict[str, tuple[list[Rule], object]]:
 
 @pytest.mark.parametrize("batch", [1, 7, 100_000])
 def test_all_corpus_queries_at_once_stream_to_the_offline_results(
-    corpus_rules: dict[str, tuple[list[Rule], object]], batch: int
+    corpus_rules: dict[str, tuple[list[Rule], Dataset]], batch: int
 ) -> None:
     sequences = compared = 0
     for name, (rules, ds) in corpus_rules.items():
-        schema = schema_for(ds)  # type: ignore[arg-type]
-        events = list(ds.ordered())  # type: ignore[attr-defined]
-        tb = ds.tiebreaker  # type: ignore[attr-defined]
-        engine = Engine(rules, schema=schema, timestamp_field=ds.timestamp_field, tiebreaker_field=tb)  # type: ignore[attr-defined]
+        schema = schema_for(ds)
+        events = list(ds.ordered())
+        tb = ds.tiebreaker
+        engine = Engine(rules, schema=schema, timestamp_field=ds.timestamp_field, tiebreaker_field=tb)
         alerts: list[Alert] = []
         for start in range(0, len(events), batch):
             alerts.extend(engine.process(events[start : start + batch]))
@@ -65,7 +66,7 @@ def test_all_corpus_queries_at_once_stream_to_the_offline_results(
         for a in sorted(alerts, key=lambda a: a.seq):
             streamed.setdefault(a.rule.id, []).append((_ids(a.events, tb), a.join_keys))
         for rule in rules:
-            offline = evaluate(rule.ir, events, schema=schema, timestamp_field=ds.timestamp_field,  # type: ignore[attr-defined]
+            offline = evaluate(rule.ir, events, schema=schema, timestamp_field=ds.timestamp_field,
                                tiebreaker_field=tb, limit=None)  # fmt: skip
             want = [(_ids(m.events, tb), m.join_keys) for m in offline]
             assert streamed.get(rule.id, []) == want, f"{name}: {rule.id}: {rule.query}"
@@ -103,7 +104,8 @@ def test_rule_budget_evicts_least_recently_used_and_counts() -> None:
 
 
 def test_drop_new_refuses_instead_of_evicting() -> None:
-    engine = Engine([_rule("s", SEQ, overflow="drop_new")], budgets=Budgets(max_pending_per_rule=2))
+    rule = dataclasses.replace(_rule("s", SEQ), overflow="drop_new")
+    engine = Engine([rule], budgets=Budgets(max_pending_per_rule=2))
     engine.process([_ev(i, "a", f"e{i}") for i in range(4)])
     assert engine.stats["s"].refused == 2
     alerts = engine.process([_ev(10, "b", "e0"), _ev(11, "b", "e3")])
@@ -251,7 +253,7 @@ def test_leading_missing_keys_are_forgotten_after_maxspan() -> None:
 
 
 def _arm_events(engine: Engine, events: list[dict[str, object]]) -> list[tuple[str, tuple[object, ...], int]]:
-    out = []
+    out: list[tuple[str, tuple[object, ...], int]] = []
     for ev in events:
         engine.process([ev])
         out += [(s.kind, s.join_keys, len(s.events)) for s in engine.take_arm_signals()]

@@ -6,15 +6,16 @@ import pytest
 
 from guard.policy.analyzer import compile_query
 from guard.policy.evaluator import DEFAULT_LIMIT, evaluate
+from tests.fields import dig
 
 
 def proc(seq: int, t: int, **fields: object) -> dict[str, object]:
     return {"@timestamp": t, "event": {"category": "process", "sequence": seq}, **fields}
 
 
-def ids(query: str, events: list[dict[str, object]]) -> list[list[int | None]]:
+def ids(query: str, events: list[dict[str, object]]) -> list[list[object]]:
     rows = evaluate(compile_query(query), events, tiebreaker_field="event.sequence")
-    return [[None if e is None else e["event"]["sequence"] for e in r.events] for r in rows]  # type: ignore[index]
+    return [[None if e is None else dig(e, "event", "sequence") for e in r.events] for r in rows]
 
 
 EVENTS = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,8 +13,9 @@ from guard.policy.ast import render_string
 from guard.policy.engine import Engine
 from guard.policy.evaluator import evaluate
 from guard.policy.loader import Rule
-from guard.policy.parser import parse_query
+from guard.policy.parser import parse_expression
 from guard.policy.prefilter import guard_of
+from tests.fields import dig
 
 # letters whose case folding differs between str.lower, casefold and regex IGNORECASE
 TEXT = st.text(alphabet="aAsS\u017fkK\u212a\u00df\u1e9eiI\u0130\u0131/*?1", min_size=0, max_size=4)
@@ -25,7 +28,7 @@ VALUES = st.one_of(
 )
 
 
-FOLDS = (str, str.upper, str.lower, str.swapcase, str.casefold)
+FOLDS: tuple[Callable[[str], str], ...] = (str, str.upper, str.lower, str.swapcase, str.casefold)
 
 
 @st.composite
@@ -85,17 +88,17 @@ def test_engine_equals_the_evaluator_on_random_conditions(case: tuple[str, list[
         return  # type errors of random combinations are not this test's subject
     rule = Rule("r", "r", "low", "alert", None, query, ir, "<hypothesis>")
     engine = Engine([rule])
-    got = [a.events[0]["event"]["sequence"] for a in engine.process(evs) + engine.flush()]  # type: ignore[index]
+    got = [dig(a.events[0], "event", "sequence") for a in engine.process(evs) + engine.flush()]
     want = [
-        m.events[0]["event"]["sequence"]
+        dig(m.events[0], "event", "sequence")
         for m in evaluate(ir, evs, tiebreaker_field="event.sequence", limit=None)
-    ]  # type: ignore[index]
+    ]
     assert got == want, (query, engine.guards)
 
 
 def test_guards_pick_selective_fields_and_merge_or() -> None:
     def guard(condition: str) -> dict[str, object]:
-        g = guard_of(parse_query(f"any where {condition}").body.condition)  # type: ignore[union-attr]
+        g = guard_of(parse_expression(condition))
         assert g is not None
         return {"field": g.field.name, "exact": g.exact, "ci": g.exact_ci, "contains": g.contains,
                 "numbers": g.numbers, "conditions": len(g.conditions)}  # fmt: skip
@@ -107,7 +110,7 @@ def test_guards_pick_selective_fields_and_merge_or() -> None:
     }  # fmt: skip
     assert guard("destination.port in (22, 2222)")["numbers"] == {22, 2222}
     assert guard('cidrMatch(destination.ip, "10.0.0.0/8")')["conditions"] == 1
-    assert guard_of(parse_query('any where process.name == "a" or file.path == "b"').body.condition) is None  # type: ignore[union-attr]
+    assert guard_of(parse_expression('process.name == "a" or file.path == "b"')) is None
     assert (
         guard('process.name : "\u017fh"')["conditions"] == 1
     )  # not ASCII: no folded literal, the condition itself

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from guard.errors import PolicyError
+from guard.errors import PolicyError, PredicateTrap
 from guard.policy.analyzer import compile_query
+from guard.policy.ast import Expr
 from guard.policy.codegen import compile_predicate
-from guard.policy.conformance import default_corpus, load_corpus, schema_for
+from guard.policy.conformance import schema_for
+from guard.policy.corpus import Dataset, default_corpus, load_corpus
 from guard.policy.predicates import backend
 from guard.policy.predicates.abi import (
     Backend,
@@ -23,7 +25,6 @@ from guard.policy.predicates.abi import (
     HostColumn,
     NativeValue,
     PExpr,
-    PredicateTrap,
     UserModule,
 )
 from guard.policy.predicates.batch import MAX_ISOLATION_CALLS, BatchPredicate
@@ -71,7 +72,7 @@ class RefBackend:
         return c
 
 
-def _conditions() -> list[tuple[str, object, object]]:
+def _conditions() -> list[tuple[str, Expr, Dataset]]:
     cases, datasets = load_corpus(default_corpus())
     out = []
     seen: set[tuple[str, str]] = set()
@@ -93,13 +94,13 @@ def test_every_corpus_condition_agrees_with_codegen_on_every_dataset_event(runti
     rt: Backend = backend(runtime) if runtime in ("wasm", "lua") else RefBackend(int(runtime[-2:]))
     checked = escaped = 0
     for case_id, condition, dataset in _conditions():
-        schema = schema_for(dataset)  # type: ignore[arg-type]
-        pred = compile_predicate(condition, schema).fn  # type: ignore[arg-type]
-        events = list(dataset.events)  # type: ignore[attr-defined]
-        bp = BatchPredicate(condition, rt, schema=schema)  # type: ignore[arg-type]
+        schema = schema_for(dataset)
+        pred = compile_predicate(condition, schema).fn
+        events = list(dataset.events)
+        bp = BatchPredicate(condition, rt, schema=schema)
         got = bp.decide(events)
         want = [pred(ev) for ev in events]
-        assert got == want, f"{case_id}: {condition.render()}"  # type: ignore[attr-defined]
+        assert got == want, f"{case_id}: {condition.render()}"
         checked += 1
         escaped += bp.stats.escaped
     assert checked > 150

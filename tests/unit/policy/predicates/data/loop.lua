@@ -1,14 +1,21 @@
+-- iterations of the outer loop of spin / swallow since the module loaded
+local count = 0
+
 function spin(s)
-  local n = 0
-  while true do n = n + 1 end
+  while true do count = count + 1 end
 end
 
 -- catches every error it can and keeps going
 function swallow(s)
   while true do
+    count = count + 1
     pcall(function() while true do end end)
     xpcall(function() while true do end end, function(e) while true do end end)
   end
+end
+
+function iterations(s)
+  return count
 end
 
 function ok(s)
