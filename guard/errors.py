@@ -7,23 +7,25 @@ Our exception hierarchy::
     ├── PrivilegeError                  (a root-only command run without root)
     ├── SigningKeyError                 (a key file missing, unreadable or not Ed25519)
     ├── BundleError(check)              (a policy bundle refused: the failed check names why)
+    ├── ConformanceError                (the EQL spec corpus is missing or malformed)
     ├── PolicyError
     │   ├── PolicySyntaxError(path, line, column, source)
     │   ├── PolicySemanticError
     │   └── PolicyCompileError
     ├── PredicateError
-    │   └── PredicateBudgetError        (fuel / instructions / memory exhausted)
+    │   └── PredicateTrap(kind)         (user code over its budget - fuel, memory, stack - or failed)
     ├── KernelError
     │   ├── KernelUnsupportedError(feature)
     │   ├── BpfLoadError(verifier_log)
     │   ├── BtfError(path)              (missing, unreadable or corrupt BTF)
     │   │   └── BtfLookupError          (no such type, member or function)
+    │   ├── SyscallError(what, errno)   (a bpf(2) or landlock call failed)
     │   └── MapError
-    ├── ActionError
-    │   ├── KillError
-    │   └── RollbackError
     └── AuditError
         └── AuditIntegrityError(seq)
+
+A :class:`PredicateTrap` never leaves the batch predicate that ran the user code: it gives
+the events of that call their rule's ``fail_mode`` and is counted (``trap_<kind>``).
 
 Foreign exceptions (``LarkError``, bcc's bare ``Exception``, ``OSError`` from a
 syscall, ``tomllib.TOMLDecodeError``) are translated once, at the boundary of the
@@ -33,11 +35,12 @@ to exit codes (see :data:`EXIT_CODES`).
 
 from __future__ import annotations
 
+import errno as errno_mod
+import os
 from typing import Final
 
 __all__ = [
     "EXIT_CODES",
-    "ActionError",
     "AuditError",
     "AuditIntegrityError",
     "BpfLoadError",
@@ -45,20 +48,20 @@ __all__ = [
     "BtfLookupError",
     "BundleError",
     "ConfigError",
+    "ConformanceError",
     "GuardError",
     "KernelError",
     "KernelUnsupportedError",
-    "KillError",
     "MapError",
     "PolicyCompileError",
     "PolicyError",
     "PolicySemanticError",
     "PolicySyntaxError",
-    "PredicateBudgetError",
     "PredicateError",
+    "PredicateTrap",
     "PrivilegeError",
-    "RollbackError",
     "SigningKeyError",
+    "SyscallError",
     "exit_code_for",
 ]
 
@@ -92,6 +95,10 @@ class BundleError(GuardError):
         self.path = path
         self.detail = message
         super().__init__(f"{path}: {check}: {message}" if path else f"{check}: {message}")
+
+
+class ConformanceError(GuardError):
+    """The conformance corpus is missing or malformed, or a run was asked for something it lacks."""
 
 
 class PolicyError(GuardError):
@@ -149,8 +156,13 @@ class PredicateError(GuardError):
     """A predicate runtime failed."""
 
 
-class PredicateBudgetError(PredicateError):
-    """A predicate exhausted its fuel, instruction or memory budget."""
+class PredicateTrap(PredicateError):
+    """User code exceeded its budget or failed; ``kind`` is fuel | memory | stack | error."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
 
 
 class KernelError(GuardError):
@@ -187,20 +199,18 @@ class BtfLookupError(BtfError):
     """A type, member or function is not in the BTF."""
 
 
+class SyscallError(KernelError):
+    """A system call failed; carries the errno and the call's description."""
+
+    def __init__(self, what: str, err: int) -> None:
+        self.what = what
+        self.errno = err
+        name = errno_mod.errorcode.get(err, str(err))
+        super().__init__(f"{what}: {name} ({os.strerror(err)})")
+
+
 class MapError(KernelError):
     """A BPF map operation failed."""
-
-
-class ActionError(GuardError):
-    """An enforcement action failed."""
-
-
-class KillError(ActionError):
-    """A kill action could not be carried out."""
-
-
-class RollbackError(ActionError):
-    """A rollback to a kept bundle failed."""
 
 
 class AuditError(GuardError):

@@ -23,7 +23,7 @@ def test_defaults_are_valid_and_frozen() -> None:
     assert cfg.fail_mode == "open"
     assert cfg.limits.ring_buffer_pages == 256
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.fail_mode = "closed"  # type: ignore[misc]
+        cfg.fail_mode = "closed"  # type: ignore[misc]  # writing a frozen field on purpose
 
 
 def test_load_file_overrides_defaults_and_keeps_the_rest(tmp_path: Path) -> None:
