@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Final, TextIO
+from typing import Final, TextIO, cast
 
 import structlog
 
@@ -24,6 +24,19 @@ LEVELS: Final[dict[str, int]] = {
 _configured = False
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is when it writes (a replaced stderr is followed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> bool:
     """Configure structlog for the process; later calls are ignored. Return True on the first call.
 
@@ -32,7 +45,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     global _configured  # the one sanctioned piece of process state: structlog itself is global
     if _configured:
         return False
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else cast(TextIO, _CurrentStderr())
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=False) if use_console else structlog.processors.JSONRenderer()
