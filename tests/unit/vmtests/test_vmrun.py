@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from vmrun.archive import host_archive_uris
@@ -201,7 +202,9 @@ def test_job_script_runs_guardctl_instead_of_the_tests() -> None:
     assert "ip link set lo up" in script  # a guest's loopback is up, as on a real machine
 
 
-def record(tests: list[dict[str, str]] | None, exit_code: int | None = 0, reason: str = "ok") -> dict:
+def record(
+    tests: list[dict[str, str]] | None, exit_code: int | None = 0, reason: str = "ok"
+) -> dict[str, Any]:
     features = {
         "lsm_program": {"available": True, "detail": "ok"},
         "lsm_active": {"available": True, "detail": "bpf"},
