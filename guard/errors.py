@@ -5,6 +5,7 @@ Our exception hierarchy::
     GuardError
     ├── ConfigError
     ├── PrivilegeError                  (a root-only command run without root)
+    ├── AgentUnavailableError           (the agent runs but its control socket gave no answer in time)
     ├── SigningKeyError                 (a key file missing, unreadable or not Ed25519)
     ├── BundleError(check)              (a policy bundle refused: the failed check names why)
     ├── ConformanceError                (the EQL spec corpus is missing or malformed)
@@ -41,6 +42,7 @@ from typing import Final
 
 __all__ = [
     "EXIT_CODES",
+    "AgentUnavailableError",
     "AuditError",
     "AuditIntegrityError",
     "BpfLoadError",
@@ -76,6 +78,10 @@ class ConfigError(GuardError):
 
 class PrivilegeError(GuardError):
     """A command that needs root (or a configured group) was run without it."""
+
+
+class AgentUnavailableError(GuardError):
+    """The agent runs but did not answer its control socket in time: guardctl did nothing itself."""
 
 
 class SigningKeyError(GuardError):
@@ -230,6 +236,7 @@ EXIT_CODES: Final[tuple[tuple[type[GuardError], int, str], ...]] = (
     (KernelUnsupportedError, 3, "a kernel feature the command needs is unavailable"),
     (PrivilegeError, 4, "the command needs root"),
     (ConfigError, 5, "the configuration is invalid or unreadable"),
+    (AgentUnavailableError, 6, "the agent runs but did not answer: nothing was changed by guardctl"),
     (GuardError, 1, "any other error (policy, kernel, audit, ...)"),
 )
 

@@ -1,4 +1,4 @@
-"""The control socket: one JSON request per connection, authorised by SO_PEERCRED."""
+"""The control socket: one JSON request per connection, authorised by SO_PEERCRED; who counts as the running agent."""
 
 from __future__ import annotations
 
@@ -105,3 +105,71 @@ def test_an_unprivileged_peer_is_refused_before_the_handler(server: tuple[Path, 
 def test_no_agent_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no agent is listening"):
         request(tmp_path / "absent.sock", {"op": "status"})
+
+
+def test_a_connection_error_after_connecting_is_no_agent_unavailable(tmp_path: Path) -> None:
+    """Something listening that does not answer is not "no agent": the caller must not act alone."""
+    import socket
+
+    from guard.errors import AgentUnavailableError
+
+    path = tmp_path / "c.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        listener.listen(1)  # never accepted: the request waits in the backlog
+        with pytest.raises(AgentUnavailableError, match=r"did not answer within 0\.2 s"):
+            request(path, {"op": "status"}, timeout=0.2)
+
+
+def _cfg(run_dir: Path) -> Any:
+    from guard.config import GuardConfig, apply_overrides
+
+    return apply_overrides(GuardConfig(), {"agent": {"run_dir": str(run_dir)}})
+
+
+def test_the_running_agent_is_its_pid_alive_with_its_start_time(tmp_path: Path) -> None:
+    from guard.agent.processes import proc_start_ticks
+    from guard.agent.service import pid_path, running_agent
+
+    cfg = _cfg(tmp_path)
+    assert running_agent(cfg) is None  # no pid file
+    start = proc_start_ticks(os.getpid())
+    assert start is not None
+    for record, expected in [
+        ({"pid": os.getpid(), "start_ticks": start}, os.getpid()),
+        ({"pid": os.getpid(), "start_ticks": start + 1}, None),  # the pid now names another process
+        ({"pid": os.getpid()}, None),  # no start time: never trusted
+        ({"pid": "x", "start_ticks": start}, None),
+        ([], None),
+    ]:
+        pid_path(cfg).write_text(json.dumps(record))
+        assert running_agent(cfg) == expected, record
+    pid_path(cfg).write_text("{not json")
+    assert running_agent(cfg) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="agent run needs root")
+def test_a_second_agent_is_refused_before_it_opens_the_trail(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from guard.agent.processes import proc_start_ticks
+    from guard.agent.service import pid_path, run_agent
+    from guard.config import GuardConfig, apply_overrides
+
+    cfg = apply_overrides(
+        GuardConfig(),
+        {"agent": {"run_dir": str(tmp_path / "run")}, "audit": {"path": str(tmp_path / "audit.jsonl")}},
+    )
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        pid_path(cfg).parent.mkdir()
+        pid_path(cfg).write_text(json.dumps({"pid": other.pid, "start_ticks": proc_start_ticks(other.pid)}))
+        with pytest.raises(ConfigError, match=f"an agent already runs \\(pid {other.pid}"):
+            run_agent(
+                cfg, policy=None, backend="fake", mode=None, cgroups=[], pids=[other.pid],
+                cache_dir=tmp_path, alerts=None,
+            )  # fmt: skip
+        assert not (tmp_path / "audit.jsonl").exists()
+    finally:
+        other.communicate(b"")
