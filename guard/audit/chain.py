@@ -1,17 +1,22 @@
 """The audit writer: appends hash-chained records, signs checkpoints, rotates, survives a crash.
 
 Each record is written with a single ``write(2)`` of one complete line to a file opened with
-``O_APPEND``; a crash can tear at most the line being written. ``open()`` finds the last complete
-record (in the active file, else the newest rotated one), cuts a torn tail off and reports it, and
-the chain continues from there. Checkpoints (signed chain heads) are written every N records or T
-seconds, before a rotation and on ``close()``. Rotation renames the active file to
-``<stem>.<first seq, 12 digits>.jsonl``; the chain runs on across files. The writer never goes
-through the logging system.
+``O_APPEND``; a crash can tear at most the line being written. One process writes a trail: ``open()``
+takes an exclusive ``flock`` on ``<trail>.lock`` (holding the writer's pid) for the writer's
+lifetime, and a second writer fails with an :class:`AuditError` naming the holder. ``open()`` then
+finds the last complete record (in the active file, else the newest rotated one), cuts a torn tail
+off, records what it cut in a ``recovered`` record, and the chain continues from there.
+Checkpoints (signed chain heads) are written every N records or T seconds, before a rotation and
+on ``close()``. Rotation renames the active file to ``<stem>.<first seq, 12 digits>.jsonl``; the
+chain runs on across files. A ``detail`` too large or too deep for readers is replaced by its size
+and digest. The writer never goes through the logging system.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import fcntl
+import hashlib
 import os
 import socket
 import threading
@@ -23,6 +28,8 @@ from typing import Final
 
 from guard.audit.record import (
     GENESIS,
+    MAX_DEPTH,
+    MAX_LINE_BYTES,
     SCHEMA_VERSION,
     SYNC_KINDS,
     Decision,
@@ -30,6 +37,9 @@ from guard.audit.record import (
     canonical_json,
     checkpoint_payload,
     compute_hash,
+    iter_lines,
+    nesting_depth,
+    parse_line,
     sorted_log_files,
 )
 from guard.errors import AuditError, AuditIntegrityError
@@ -66,32 +76,44 @@ class _Tail:
 
 
 def _scan(path: Path) -> _Tail:
-    """Read a log once: its last complete record, a torn tail, and what the last checkpoint left unsigned."""
-    data = path.read_bytes()
-    good_end = data.rfind(b"\n") + 1
-    records: list[Record] = []
-    for raw in data[:good_end].splitlines():
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            record = None
-        records.append(record if isinstance(record, dict) else {})
-    last = records[-1] if records else None
+    """Read a log once, streamed: its last complete record, a torn tail, and what is still unsigned."""
+    last: Record | None = None
+    good_end, torn = 0, 0
+    first_seq: int | None = None
+    unsealed, checkpoint_seq = 0, 0
+    for line in iter_lines([path]):
+        if not line.complete:
+            torn = line.size
+            break
+        good_end = line.offset + line.size + 1
+        last = parse_line(line).record or {}
+        seq = last.get("seq")
+        if not isinstance(seq, int):
+            continue
+        first_seq = seq if first_seq is None else first_seq
+        if last.get("event") == Kind.CHECKPOINT:
+            unsealed, checkpoint_seq = 0, seq
+        else:
+            unsealed += 1
     if last is not None and not isinstance(last.get("seq"), int):
         raise AuditIntegrityError(
             f"{path}: the last complete line is not a record with a seq; "
             "run `guardctl audit verify` before writing"
         )
-    unsealed, checkpoint_seq = 0, 0
-    for record in records:
-        seq = record.get("seq")
-        if record.get("event") == Kind.CHECKPOINT and isinstance(seq, int):
-            unsealed, checkpoint_seq = 0, seq
-        elif record:
-            unsealed += 1
-    first = records[0].get("seq") if records else None
-    return _Tail(last, good_end, len(data) - good_end, first if isinstance(first, int) else None, unsealed,
-                 checkpoint_seq)  # fmt: skip
+    return _Tail(last, good_end, torn, first_seq, unsealed, checkpoint_seq)
+
+
+def _holder(lock_fd: int) -> str:
+    """Return who holds a writer lock, as its lock file says (``pid N (comm)``), or "unknown"."""
+    try:
+        pid = int(os.pread(lock_fd, 32, 0).split()[0])
+    except (OSError, ValueError, IndexError):
+        return "unknown"
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid} ({comm})"
 
 
 class AuditWriter:
@@ -122,6 +144,8 @@ class AuditWriter:
         self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._lock_fd: int | None = None
         self._fd: int | None = None
         self._seq = 0
         self._hash = GENESIS
@@ -134,12 +158,51 @@ class AuditWriter:
     # ------------------------------------------------------------------ lifecycle
 
     def open(self) -> Recovery:
-        """Open for appending; continue the chain from the last good record."""
+        """Take the writer lock, open for appending, and continue the chain from the last good record.
+
+        A torn tail is cut off and recorded in a ``recovered`` record (``detail.discarded_bytes``).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        discarded, discarded_from = 0, ""
+        self._acquire()
+        try:
+            return self._open_locked()
+        except BaseException:
+            self._release()
+            raise
+
+    def _acquire(self) -> None:
+        """Take the exclusive writer lock beside the trail, or fail naming its holder."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            raise AuditError(f"{self.lock_path}: cannot open the writer lock: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _holder(fd)
+            os.close(fd)
+            raise AuditError(
+                f"{self.path}: another writer holds the audit trail ({holder}, lock {self.lock_path}); "
+                "one process appends to a trail: go through the running agent or stop that writer"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    def _open_locked(self) -> Recovery:
+        discarded, discarded_from, torn_bytes = 0, "", b""
         tail = _scan(self.path) if self.path.exists() else None
         if tail is not None and tail.torn:
             with self.path.open("r+b") as f:
+                f.seek(tail.good_end)
+                torn_bytes = f.read(tail.torn)
                 f.truncate(tail.good_end)
                 os.fsync(f.fileno())
             discarded, discarded_from = tail.torn, f"{self.path}:{tail.good_end}"
@@ -158,7 +221,10 @@ class AuditWriter:
         self._last_checkpoint_time = self._monotonic()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._size = os.fstat(self._fd).st_size
-        return Recovery(self._seq, self._hash, discarded, discarded_from, unsealed)
+        recovery = Recovery(self._seq, self._hash, discarded, discarded_from, unsealed)
+        if discarded:
+            self.append(_recovered(recovery, torn_bytes))
+        return recovery
 
     def close(self) -> None:
         """Seal what is unsigned with a final checkpoint, fsync and close."""
@@ -170,6 +236,7 @@ class AuditWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+            self._release()
 
     def __enter__(self) -> AuditWriter:
         self.open()
@@ -229,6 +296,7 @@ class AuditWriter:
     def _write(self, record: Record) -> Record:
         if self._fd is None:
             raise AuditError(f"{self.path}: the audit writer is not open")
+        _bound(record)
         record["hash"] = compute_hash(record)
         line = canonical_json(record) + b"\n"
         written = os.write(self._fd, line)
@@ -273,3 +341,38 @@ class AuditWriter:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._size = 0
         self._file_first_seq = self._seq + 1
+
+
+#: How much of a torn tail the ``recovered`` record keeps as text (the rest is in its sha256).
+RECOVERED_HEAD_BYTES: Final = 1024
+
+
+def _recovered(recovery: Recovery, torn: bytes) -> Decision:
+    """Return the record of a torn tail cut off at open: how many bytes, where, and what they were."""
+    return Decision(
+        Kind.RECOVERED,
+        reason=f"torn tail cut off at open: {recovery.discarded_bytes} bytes after seq {recovery.last_seq}",
+        detail={
+            "discarded_bytes": recovery.discarded_bytes,
+            "discarded_from": recovery.discarded_from,
+            "after_seq": recovery.last_seq,
+            "discarded_sha256": hashlib.sha256(torn).hexdigest(),
+            "discarded_head": torn[:RECOVERED_HEAD_BYTES].decode("utf-8", errors="replace"),
+        },
+    )
+
+
+def _bound(record: Record) -> None:
+    """Keep a record within what readers parse: an oversize or too deep ``detail`` becomes its digest."""
+    detail = canonical_json({"d": record["detail"]})
+    if len(detail) <= MAX_LINE_BYTES // 2 and nesting_depth(detail) <= MAX_DEPTH - 2:
+        return
+    record["detail"] = {
+        "detail_dropped": {
+            "bytes": len(detail),
+            "sha256": hashlib.sha256(detail).hexdigest(),
+            "why": f"over {MAX_LINE_BYTES // 2} bytes or {MAX_DEPTH - 2} levels",
+        }
+    }
+    if len(canonical_json(record)) > MAX_LINE_BYTES:
+        raise AuditError(f"a {record['event']} record is over {MAX_LINE_BYTES} bytes even without its detail")

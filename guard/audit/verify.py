@@ -11,16 +11,20 @@ The first problem found is reported with its seq (or file and line) and a reason
 - ``forged``: a checkpoint's signature does not verify, or its key is not trusted;
 - ``missing checkpoint``: more records than the writer's checkpoint interval went unsigned
   between two checkpoints, or a checkpoint does not name the previous one;
-- ``corrupt``: a line is not a JSON record of this schema.
+- ``noncanonical``: a line is not byte for byte the canonical JSON of the record it parses to (a
+  duplicate key, another key order, whitespace, another spelling of a number or string): the writer
+  never writes one, and readers could disagree on what it says;
+- ``corrupt``: a line is not a JSON record of this schema (or is over the line or depth limit);
+- ``empty``: the trail holds no record.
 
 Records after the last checkpoint are reported as an unsealed tail: the chain links them, but no
-signature covers them yet (a writer that is still running, or one that died).
+signature covers them yet (a writer that is still running, or one that died). What verification
+cannot prove is listed in ``not_checked``. Files are read streamed, one bounded line at a time.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +36,9 @@ from guard.audit.record import (
     Line,
     checkpoint_payload,
     compute_hash,
+    is_canonical,
     iter_lines,
+    parse_line,
     sorted_log_files,
 )
 from guard.signing import Verifier
@@ -67,6 +73,7 @@ class VerifyResult:
     unsealed: int = 0
     key_ids: set[str] = field(default_factory=set)
     problem: Problem | None = None
+    not_checked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +92,7 @@ class VerifyResult:
             "last_checkpoint_seq": self.last_checkpoint_seq,
             "unsealed_records": self.unsealed,
             "key_ids": sorted(self.key_ids),
+            "not_checked": self.not_checked,
             "problem": None
             if self.problem is None
             else {
@@ -107,6 +115,7 @@ class VerifyResult:
                 f"unsealed tail: {self.unsealed} record(s) after the last checkpoint "
                 f"(seq {self.last_checkpoint_seq})"
             )
+        lines += [f"not checked: {what}" for what in self.not_checked]
         lines.append("OK: chain and checkpoints verified" if self.ok else f"FAILED: {self.problem}")
         return "\n".join(lines)
 
@@ -118,67 +127,86 @@ def verify_logs(paths: list[Path], keys: Mapping[str, Verifier]) -> VerifyResult
     if not files:
         result.problem = Problem("corrupt", None, ", ".join(map(str, paths)), "no audit files found")
         return result
+    result.problem = _walk(iter_lines(files), keys, result)
+    if result.problem is None and result.records == 0:
+        result.problem = Problem(
+            "empty", None, ", ".join(result.files), "no records: an empty trail proves nothing"
+        )
+    result.not_checked = _not_checked(result)
+    return result
+
+
+def _not_checked(result: VerifyResult) -> list[str]:
+    """Say what a verification, even a passing one, could not prove."""
+    if result.problem is not None:
+        return [] if result.problem.kind == "empty" else [f"everything after {result.problem.where}"]
+    notes = []
+    if result.unsealed:
+        notes.append(
+            f"{result.unsealed} record(s) after the last checkpoint (seq {result.last_checkpoint_seq}) "
+            "carry no signature: they could be edited or removed without a trace"
+        )
+    notes.append(
+        f"anything after seq {result.last_seq}: records or whole files removed from the end leave no "
+        "trace in what remains"
+    )
+    notes.append("decisions never written (ring-buffer drops are counted in `guardctl status`, not here)")
+    return notes
+
+
+def _walk(lines: Iterator[Line], keys: Mapping[str, Verifier], result: VerifyResult) -> Problem | None:
+    """Check every line in chain order; return the first problem (``result`` counts what was proved)."""
     expected_seq = 1
     prev_hash = GENESIS
-    seen: dict[int, str] = {}
     checkpoint_seq = 0
     since_checkpoint = 0
     interval: int | None = None
-    lines = list(iter_lines(files))
-    first_seq_of_file: dict[Path, int] = {}
-    for index, line in enumerate(lines):
+    for line in lines:
         where = f"{line.path}:{line.number}"
         if not line.complete:
-            last = seen and max(seen)
-            result.problem = Problem(
-                "truncated",
-                None,
-                where,
-                f"the last line is a partial record ({len(line.text)} bytes after seq {last})",
-            )
-            return result
-        try:
-            record = json.loads(line.text)
-        except ValueError as exc:
-            result.problem = Problem("corrupt", None, where, f"not JSON: {exc}")
-            return result
-        missing = [f for f in REQUIRED_FIELDS if not isinstance(record, dict) or f not in record]
+            return Problem(
+                "truncated", None, where,
+                f"the last line is a partial record ({line.size} bytes after seq {expected_seq - 1})",
+            )  # fmt: skip
+        parsed = parse_line(line)
+        record = parsed.record
+        if record is None:
+            return Problem(parsed.kind, None, where, parsed.message)
+        missing = [f for f in REQUIRED_FIELDS if f not in record]
         if missing or not isinstance(record.get("seq"), int):
-            result.problem = Problem(
-                "corrupt", None, where, f"not an audit record (missing {missing or ['seq']})"
-            )
-            return result
-        seq = int(record["seq"])
+            return Problem("corrupt", None, where, f"not an audit record (missing {missing or ['seq']})")
+        seq = int(record["seq"])  # type: ignore[call-overload]
         if record.get("v") != SCHEMA_VERSION:
-            result.problem = Problem(
+            return Problem(
                 "corrupt", seq, where, f"schema version {record.get('v')!r}, expected {SCHEMA_VERSION}"
             )
-            return result
-        first_seq_of_file.setdefault(line.path, seq)
         if compute_hash(record) != record["hash"]:
-            result.problem = Problem("edited", seq, where, "the record's content does not match its hash")
-            return result
+            return Problem("edited", seq, where, "the record's content does not match its hash")
         if seq != expected_seq:
-            result.problem = _sequence_problem(seq, expected_seq, seen, lines[index + 1 :], where)
-            return result
+            return _sequence_problem(seq, expected_seq, lines, where)
         if record["prev_hash"] != prev_hash:
-            result.problem = Problem(
+            return Problem(
                 "edited", seq - 1 if seq > 1 else seq, where,
-                f"seq {seq} does not link to the record before it (prev_hash {record['prev_hash'][:12]}..., "
-                f"chain has {prev_hash[:12]}...): that record was changed and re-hashed, or this one forged",
+                f"seq {seq} does not link to the record before it (prev_hash "
+                f"{str(record['prev_hash'])[:12]}..., chain has {prev_hash[:12]}...): that record was "
+                "changed and re-hashed, or this one forged",
             )  # fmt: skip
-            return result
-        seen[seq] = record["hash"]
+        if not is_canonical(record, line.raw):
+            return Problem(
+                "noncanonical", seq, where,
+                "the line is not the canonical JSON of its record (key order, spacing or number form): "
+                "the writer never writes it",
+            )  # fmt: skip
         result.records += 1
         result.first_seq = result.first_seq or seq
         result.last_seq = seq
         if record["event"] == Kind.CHECKPOINT:
             problem = _check_checkpoint(record, keys, checkpoint_seq, since_checkpoint, where)
             if problem is not None:
-                result.problem = problem
-                return result
+                return problem
             detail = record["detail"]
-            interval = int(detail.get("every", 0)) or None
+            every = detail.get("every", 0) if isinstance(detail, dict) else 0
+            interval = every if isinstance(every, int) and every > 0 else None
             result.checkpoints += 1
             result.key_ids.add(str(record["key_id"]))
             checkpoint_seq, since_checkpoint = seq, 0
@@ -186,23 +214,23 @@ def verify_logs(paths: list[Path], keys: Mapping[str, Verifier]) -> VerifyResult
         else:
             since_checkpoint += 1
             if interval is not None and since_checkpoint > interval:
-                result.problem = Problem(
+                return Problem(
                     "missing checkpoint", seq, where,
                     f"{since_checkpoint} records since the checkpoint at seq {checkpoint_seq}; "
                     f"the writer signs every {interval}",
                 )  # fmt: skip
-                return result
-        prev_hash = record["hash"]
+        prev_hash = str(record["hash"])
         expected_seq = seq + 1
     result.unsealed = since_checkpoint
-    return result
+    return None
 
 
-def _sequence_problem(seq: int, expected: int, seen: dict[int, str], rest: list[Line], where: str) -> Problem:
-    """Name what an unexpected sequence number means."""
-    if seq in seen:
+def _sequence_problem(seq: int, expected: int, rest: Iterator[Line], where: str) -> Problem:
+    """Name what an unexpected sequence number means (seqs 1..expected-1 were seen, in order)."""
+    if 1 <= seq < expected:
         return Problem("inserted", seq, where, f"seq {seq} was already seen: a record was inserted")
-    comes_later = any(f'"seq":{expected},' in ln.text for ln in rest)
+    marker = f'"seq":{expected},'.encode()
+    comes_later = seq > expected and any(marker in ln.raw for ln in rest)
     if seq > expected and comes_later:
         return Problem("reordered", expected, where, f"seq {seq} comes before seq {expected}")
     if seq > expected:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from guard.audit import query as audit_query
 from guard.audit import report as audit_report
-from guard.audit.record import read_records
+from guard.audit.record import iter_records
 from guard.audit.verify import verify_logs
 from guard.cli.command import Handler, Subparsers, group
 from guard.cli.output import emit
@@ -55,10 +55,14 @@ def _cmd_audit_verify(args: argparse.Namespace, cfg: GuardConfig) -> int:
 
 
 def _cmd_audit_query(args: argparse.Namespace, cfg: GuardConfig) -> int:
-    records = audit_query.select(read_records(_audit_paths(args, cfg)), _filter(args))
+    stream = iter_records(_audit_paths(args, cfg))  # streamed: only the matches are kept
     if args.ndjson:
-        sys.stdout.write(audit_query.render_ndjson(records))
+        flt = _filter(args)
+        for record in stream:
+            if audit_query.select([record], flt):
+                sys.stdout.write(audit_query.render_ndjson([record]))
         return 0
+    records = audit_query.select(stream, _filter(args))
     # the records keep their non-ASCII text, as in the trail
     emit(args, lambda: records, lambda: audit_query.render_table(records), ensure_ascii=False)
     return 0
@@ -68,7 +72,7 @@ def _cmd_audit_report(args: argparse.Namespace, cfg: GuardConfig) -> int:
     paths = _audit_paths(args, cfg)
     flt = _filter(args)
     verification = verify_logs(paths, _verifiers(args, cfg)) if not args.no_verify else None
-    records = audit_query.select(read_records(paths), flt)
+    records = audit_query.select(iter_records(paths), flt)
     report = audit_report.build_report(records, verification, since_ns=flt.since_ns, until_ns=flt.until_ns)
     render = {
         "text": audit_report.render_text,
