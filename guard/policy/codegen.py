@@ -4,7 +4,8 @@
 exactly when the offline evaluator's three-valued truth is True), compiles it and returns a
 :class:`Predicate` holding both. The shapes rules are made of get inline code on the common value
 type (a string or an integer field against literals): ``==``/``!=``/ordering against a literal,
-``in``/``in~`` over literals, ``:``/``like``/``regex`` (one combined, anchored regex per test),
+``in``/``in~`` over literals, ``:``/``like``/``regex`` (one combined, anchored regex per wildcard test,
+linear in the value: :mod:`guard.policy.wildcard`, :mod:`guard.policy.regex`),
 ``startsWith``/``endsWith``/``stringContains``; any other value type, and every other node, goes
 through the offline evaluator's compiled closure for that node, so the semantics (Elastic's nulls,
 multi-valued fields, coercions) are the evaluator's by construction. ``and``/``or``/``not`` become
@@ -40,7 +41,7 @@ from guard.policy.semantics import (
     truth,
 )
 from guard.policy.walker import Node, Walker
-from guard.policy.wildcard import wildcard_regex
+from guard.policy.wildcard import compile_wildcards
 
 __all__ = ["Predicate", "compile_predicate", "fast_getter"]
 
@@ -200,8 +201,7 @@ class _Gen(Walker[str]):
             rs = self.const(regexes, "R")
             return _Fast(var, "str", f"any(r.fullmatch({var}) is not None for r in {rs})")
         ci = e.op == ":" or e.case_insensitive
-        flags = re.DOTALL | (re.IGNORECASE if ci else 0)
-        combined = re.compile("|".join(f"(?:{wildcard_regex(p)})" for p in e.patterns), flags)
+        combined = compile_wildcards(tuple(e.patterns), case_insensitive=ci)
         return _Fast(var, "str", f"({self.const(combined, 'R')}.fullmatch({var}) is not None)")
 
     def leaf_Call(self, e: Call) -> _Fast | None:

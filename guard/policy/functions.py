@@ -365,7 +365,7 @@ def _parse_long(s: str, radix: int) -> int:
     n = 0
     for c in body:
         d = _java_digit(c, radix)
-        if d < 0:
+        if d < 0 or n > _LONG_MAX:  # past a long already: Java throws too (stops a quadratic bigint)
             raise _NumberFormatError
         n = n * radix + d
     if negative:
@@ -375,8 +375,11 @@ def _parse_long(s: str, radix: int) -> int:
     return n
 
 
+# the digit runs are atomic: "[0-9]+\.?[0-9]*" would split a run of digits every way before failing
+# (quadratic in the value's length); the language is the same
 _JAVA_DECIMAL: Final = re.compile(
-    r"[+-]?(?:NaN|Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?)", re.ASCII
+    r"[+-]?(?:NaN|Infinity|(?:(?>[0-9]+)(?:\.(?>[0-9]*))?|\.(?>[0-9]+))(?:[eE][+-]?(?>[0-9]+))?[fFdD]?)",
+    re.ASCII,
 )
 _JAVA_HEX_FLOAT: Final = re.compile(
     r"([+-]?0[xX](?:[0-9a-fA-F]+\.?|[0-9a-fA-F]*\.[0-9a-fA-F]+)[pP][+-]?[0-9]+)[fFdD]?", re.ASCII

@@ -29,10 +29,10 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from functools import lru_cache
 from typing import Final
 
 from guard.policy.ast import Comparison, Expr, Field, Literal, LiteralValue
+from guard.policy.regex import compile_regex
 from guard.policy.schema import Kind, Schema
 
 __all__ = [
@@ -315,12 +315,6 @@ def timestamp_ms(value: object) -> float:
         except ValueError:
             return math.nan
     return math.nan
-
-
-@lru_cache(maxsize=4096)
-def compile_regex(pattern: str, ci: bool) -> re.Pattern[str]:
-    """Compile a ``regex``/``regex~`` pattern (``.`` matches line breaks; use ``fullmatch``), cached."""
-    return re.compile(pattern, re.IGNORECASE | re.DOTALL if ci else re.DOTALL)
 
 
 # --------------------------------------------------------------------------- how a field compares

@@ -51,9 +51,10 @@ first ``*``) and tail (after the last) are checked as prefix and suffix first, `
 them is a substring search, and what remains goes to a two-pointer glob whose only backtrack point
 is the last ``*`` (O(len(value) * len(pattern)), never exponential).
 
-Budgets and traps: fuel is set to :meth:`Budget.for_batch` before each call; the generated code
-burns fuel too (about 20 to 70 units per byte a substring search or glob scans, so the default
-200 000 per event leaves room for values of several KiB); the native stack is
+Budgets and traps: fuel is set to :meth:`Budget.for_batch` before each call, plus
+:data:`SCAN_FUEL` per (value byte + 1) x (pattern byte + 1) of every string leaf: the generated code
+burns fuel too (a glob or a substring search up to ~46 units per such pair), and a value of many KiB
+must be decided, not trapped into the rule's fail mode by its own length; the native stack is
 ``budget.max_stack``; the memory is capped at ``budget.memory_bytes`` (``memory.grow`` past it
 returns -1). A trap is raised as
 :class:`PredicateTrap` with kind ``fuel`` (fuel exhausted), ``stack`` (stack overflow),
@@ -75,7 +76,7 @@ import re
 import struct
 import weakref
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Final, TypeVar, cast
@@ -134,6 +135,43 @@ _KIND_TAG: Final = {"str": T_STR, "int": T_INT, "float": T_FLOAT, "bool": T_BOOL
 _NUMFMT: Final[dict[type, str]] = {type(None): "q", str: "q", int: "q", float: "d", bool: "q"}
 _HOST: Final[dict[bool | None, int]] = {False: 0, True: 1, None: 2}
 _NUM_KINDS: Final = frozenset({"int", "float", "bool"})
+#: fuel per step of the built-in string routines: one (value byte, pattern byte) pair of a glob or a
+#: substring search costs at most ~46 units (measured on their worst cases); the margin covers the rest
+SCAN_FUEL: Final = 64
+
+
+def _utf8_bound(s: str) -> int:
+    """Return an upper bound of ``s``'s UTF-8 size (exact for ASCII; surrogates count too)."""
+    return len(s) if s.isascii() else 4 * len(s)
+
+
+def _scan_weights(e: PExpr, weights: dict[int, int]) -> None:
+    """Add, per column, the pattern bytes (+1 each) the condition's string leaves match it against."""
+    if isinstance(e, PAnd | POr):
+        for term in e.terms:
+            _scan_weights(term, weights)
+    elif isinstance(e, PNot):
+        _scan_weights(e.expr, weights)
+    elif isinstance(e, PWildcard):
+        weights[e.col] = weights.get(e.col, 0) + sum(_utf8_bound(p) + 1 for p in e.patterns)
+    elif isinstance(e, PAffix) or (isinstance(e, PCompare) and isinstance(e.value, str)):
+        weights[e.col] = weights.get(e.col, 0) + _utf8_bound(str(e.value)) + 1
+    elif isinstance(e, PIn):
+        texts = [v for v in e.values if isinstance(v, str)]
+        weights[e.col] = weights.get(e.col, 0) + sum(_utf8_bound(v) + 1 for v in texts)
+
+
+def _scan_fuel(columns: Sequence[Sequence[NativeValue]], weights: Mapping[int, int]) -> int:
+    """Return the fuel the built-in string routines may need on these values: O(bytes x pattern)."""
+    total = 0
+    for col, weight in weights.items():
+        size = 0
+        for v in columns[col]:
+            if type(v) is str:
+                size += _utf8_bound(v) + 1
+        total += size * weight
+    return SCAN_FUEL * total
+
 
 _I64_OP: Final = {"==": "eq", "!=": "ne", "<": "lt_s", "<=": "le_s", ">": "gt_s", ">=": "ge_s"}
 _F64_OP: Final = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
@@ -731,6 +769,7 @@ class WasmPredicate:
 
     def __init__(
         self,
+        expr: PExpr,
         engine: wasmtime.Engine,
         module: wasmtime.Module,
         users: Sequence[tuple[UserModule, wasmtime.Module]],
@@ -748,6 +787,9 @@ class WasmPredicate:
         self._module = module
         self._users = tuple(users)
         self._budget = budget
+        #: per column, the pattern bytes its string leaves scan it with (the built-in matching's fuel)
+        self._weights: dict[int, int] = {}
+        _scan_weights(expr, self._weights)
         self._header = header
         self._host_count = host_count
         self._ncols = len(columns)
@@ -885,7 +927,7 @@ class WasmPredicate:
                     f"{self.name}: a batch of {n} needs {end} bytes, the cap is {self._budget.memory_bytes}",
                 ) from exc
         memory.write(store, data, self._header)
-        store.set_fuel(self._budget.for_batch(n))
+        store.set_fuel(self._budget.for_batch(n) + _scan_fuel(columns, self._weights))
         try:
             self._run(store, n)
         except wasmtime.Trap as exc:
@@ -1016,5 +1058,5 @@ class WasmBackend:
         except wasmtime.WasmtimeError as exc:  # a bug here, not in the rule
             raise PolicyError(f"{name}: the generated module does not compile: {_first_line(exc)}") from exc
         return WasmPredicate(
-            engine, module, users, source, header, columns, gen.used, host_count, budget, name
+            expr, engine, module, users, source, header, columns, gen.used, host_count, budget, name
         )

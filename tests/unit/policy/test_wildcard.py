@@ -1,10 +1,21 @@
-"""EQL wildcard patterns: ``*``/``?``, no escapes, anchored, cached."""
+"""EQL wildcard patterns: ``*``/``?``, no escapes, anchored, cached, linear (the plain definition's answers)."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from guard.policy.wildcard import compile_wildcard, is_literal, literal_parts, wildcard_match
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guard.policy.wildcard import (
+    compile_wildcard,
+    compile_wildcards,
+    is_literal,
+    literal_parts,
+    wildcard_match,
+    wildcard_regex,
+)
 
 # (value, pattern, case_insensitive, expected)
 MATCH_CASES: list[tuple[str, str, bool, bool]] = [
@@ -123,3 +134,38 @@ def test_literal_parts_are_required_substrings() -> None:
     value = "C:\\Windows\\System32\\kernel32.dll"
     assert wildcard_match(value, pattern, case_insensitive=True)
     assert all(p.lower() in value.lower() for p in literal_parts(pattern))
+
+
+def _naive(pattern: str, case_insensitive: bool) -> re.Pattern[str]:
+    """The plain definition: ``*`` as ``.*``, ``?`` as ``.`` (exponential on some inputs, fine on tiny ones)."""
+    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
+
+
+# letters whose case folding differs between str.lower and regex IGNORECASE, line breaks, astral
+_ALPHABET = "aAbß\u1e9e\u0130i\u212ak\n😀"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pattern=st.text(alphabet=_ALPHABET + "*?", max_size=7),
+    values=st.lists(st.text(alphabet=_ALPHABET, max_size=8), min_size=1, max_size=4),
+    ci=st.booleans(),
+)
+def test_the_linear_translation_answers_as_the_plain_definition(
+    pattern: str, values: list[str], ci: bool
+) -> None:
+    naive = _naive(pattern, ci)
+    combined = compile_wildcards((pattern, "b*"), case_insensitive=ci)
+    for value in values:
+        want = naive.fullmatch(value) is not None
+        assert wildcard_match(value, pattern, case_insensitive=ci) is want
+        assert (combined.fullmatch(value) is not None) is (
+            want or _naive("b*", ci).fullmatch(value) is not None
+        )
+
+
+def test_every_star_but_the_last_is_atomic() -> None:
+    assert wildcard_regex("*a*a*b") == "(?>.*?a)(?>.*?a).*b"
+    assert wildcard_regex("x?y") == "x.y"
+    assert wildcard_regex("a**b") == "a.*b"
