@@ -4,9 +4,12 @@ Modes live in the kernel (hook modes in the config map, per-rule overrides in th
 so a switch is one map write; :class:`Modes` keeps the same state to report and to revert. A
 switch with ``confirm_within`` is rolled back to the previous modes unless confirmed in time; a
 rule that denies more than the storm threshold within the window is demoted to detect (a block
-storm); a policy swap keeps the operator's and the storms' overrides of the rules it keeps. With
-no agent running, :func:`switch_pinned` writes the maps the last agent pinned. Every change is
-audited with who asked (peer uid) and why.
+storm) — only while a storm can be the operator's doing: within ``storm_confirm_s`` of the agent's
+start, a policy swap or an operator's switch to enforce, never later (a governed process spamming
+denies must not demote the rule that stops it); a threshold of 0 turns demotion off. A policy
+swap keeps the operator's and the storms' overrides of the rules it keeps. With no agent running,
+:func:`switch_pinned` writes the maps the last agent pinned. Every change is audited with who
+asked (peer uid) and why.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Modes:
         monotonic: Callable[[], float],
         storm_threshold: int,
         storm_window_s: float,
+        storm_confirm_s: float = 300.0,
     ) -> None:
         self.backend = backend
         self.audit = audit
@@ -82,6 +86,9 @@ class Modes:
         self._monotonic = monotonic
         self._storm_threshold = storm_threshold
         self._storm_window_s = storm_window_s
+        self._storm_confirm_s = storm_confirm_s
+        #: block storms count until then (the agent's start, a swap or an operator's switch to enforce)
+        self._storm_until = monotonic() + storm_confirm_s
         self._confirm: _Confirm | None = None
         self._storm: dict[str, collections.deque[float]] = {}
 
@@ -141,6 +148,8 @@ class Modes:
             raise
         if confirm_within is not None:
             self._confirm = _Confirm(self._monotonic() + confirm_within, previous, uid, reason)
+        if mode is Mode.ENFORCE:
+            self._open_storm_window()
         self._audit(before, mode, rule, uid, reason, confirm_within=confirm_within)
 
     def confirm(self, *, uid: int | None = None, reason: str = "") -> None:
@@ -176,11 +185,22 @@ class Modes:
             outcome="reverted",
         )
 
+    def _open_storm_window(self) -> None:
+        self._storm_until = self._monotonic() + self._storm_confirm_s
+        self._storm.clear()
+
     def storm_tick(self, rule: str) -> None:
-        """Count one denial by ``rule``; demote it to detect when its denials make a block storm."""
-        if self.effective(rule) is not Mode.ENFORCE:
+        """Count one denial by ``rule``; demote it to detect when its denials make a block storm.
+
+        Only within ``storm_confirm_s`` of the last policy or mode change (and never with a threshold
+        of 0): a governed process that provokes denials later cannot switch its rule to detect.
+        """
+        if self._storm_threshold <= 0 or self.effective(rule) is not Mode.ENFORCE:
             return
         now = self._monotonic()
+        if now > self._storm_until:
+            self._storm.clear()
+            return
         window = self._storm.setdefault(rule, collections.deque())
         window.append(now)
         while window and window[0] < now - self._storm_window_s:
@@ -195,7 +215,8 @@ class Modes:
                 rule,
                 None,
                 f"block storm: more than {self._storm_threshold} denials within "
-                f"{self._storm_window_s:g} s; the rule is demoted to detect",
+                f"{self._storm_window_s:g} s, within {self._storm_confirm_s:g} s of the last policy or "
+                "mode change; the rule is demoted to detect",
                 outcome="demoted",
             )
 
@@ -220,6 +241,7 @@ class Modes:
         self.backend.set_rule_modes(swap.new_numbers)
         self.compiled = compiled
         self._ids = {p.rule.id for p in compiled.plans}
+        self._open_storm_window()
 
     def _audit(
         self,

@@ -31,6 +31,7 @@ from guard.bundles.manifest import (
     SIGNATURE_DIR,
     Manifest,
     check_name,
+    check_tree,
     quote_name,
 )
 from guard.errors import BundleError
@@ -90,7 +91,10 @@ def _read_archive_bytes(path: Path, limits: Limits) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise BundleError("archive", "not a regular file", path=str(path))
         # read(n) allocates n bytes: ask for the file's size (plus one, to see it grow), never the limit
-        data = f.read(min(info.st_size, limits.archive_bytes) + 1)
+        try:
+            data = f.read(min(info.st_size, limits.archive_bytes) + 1)
+        except OSError as exc:
+            raise BundleError("archive", f"cannot read: {exc.strerror}", path=str(path)) from exc
     if len(data) > limits.archive_bytes:
         raise BundleError("size", f"archive larger than {limits.archive_bytes} bytes", path=str(path))
     return data
@@ -157,6 +161,7 @@ def _read_members(tar_bytes: bytes, limits: Limits) -> dict[str, bytes]:
         raise BundleError("archive", f"corrupt tar ({exc})".splitlines()[0]) from None
     if not members:
         raise BundleError("archive", "an empty tar archive")
+    check_tree(members)
     if tar_bytes[end:].strip(b"\0"):
         raise BundleError("archive", f"corrupt or trailing data after the last member at byte {end}")
     return members

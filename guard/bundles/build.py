@@ -72,13 +72,18 @@ def write_files(files: Mapping[str, bytes], directory: Path) -> None:
 
 def compile_files(files: Mapping[str, bytes], shown_as: str) -> CompiledPolicy:
     """Load and compile exactly these files (written to a private directory); name them as ``shown_as``."""
-    with tempfile.TemporaryDirectory(prefix="guard-bundle-") as tmp:
-        write_files(files, Path(tmp))
-        try:
-            return compile_policy(load_policy(Path(tmp)))
-        except PolicyError as exc:
-            message = str(exc).replace(tmp + os.sep, shown_as).replace(tmp, shown_as.rstrip("/"))
-            raise BundleError("compile", message.splitlines()[0]) from None
+    try:
+        with tempfile.TemporaryDirectory(prefix="guard-bundle-") as tmp:
+            write_files(files, Path(tmp))
+            try:
+                return compile_policy(load_policy(Path(tmp)))
+            except PolicyError as exc:
+                message = str(exc).replace(tmp + os.sep, shown_as).replace(tmp, shown_as.rstrip("/"))
+                raise BundleError("compile", message.splitlines()[0]) from None
+    except OSError as exc:  # names are checked when read: what is left is the disk (full, read-only)
+        raise BundleError(
+            "compile", f"{shown_as}: cannot write the policy files to compile them: {exc.strerror}"
+        ) from exc
 
 
 def build_bundle(

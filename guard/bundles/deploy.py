@@ -10,6 +10,8 @@ audited as ``bundle_rejected`` naming the failed check; a deployed one as ``bund
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,21 +55,41 @@ def verify_configured(
     )
 
 
-def _rejected(audit: AuditSink, exc: GuardError, path: Path, uid: int | None, reason: str) -> None:
+def _rejected(
+    audit: AuditSink,
+    exc: GuardError,
+    path: Path | None,
+    uid: int | None,
+    reason: str,
+    extra: Mapping[str, JsonValue] | None = None,
+) -> None:
+    detail: dict[str, JsonValue] = {
+        "check": getattr(exc, "check", "apply"),
+        "file": str(path) if path is not None else None,
+        "uid": uid,
+        "why": reason,
+        **(extra or {}),
+    }
     audit.append(
-        Decision(
-            Kind.BUNDLE_REJECTED,
-            verdict="reject",
-            outcome="rejected",
-            reason=str(exc),
-            detail={
-                "check": getattr(exc, "check", "apply"),
-                "file": str(path),
-                "uid": uid,
-                "why": reason,
-            },
-        )
+        Decision(Kind.BUNDLE_REJECTED, verdict="reject", outcome="rejected", reason=str(exc), detail=detail)
     )
+
+
+@contextmanager
+def _audited(
+    audit: AuditSink, path: Path | None, uid: int | None, reason: str, **extra: JsonValue
+) -> Iterator[None]:
+    """Audit any refusal inside as ``bundle_rejected``; an OS error no check converted is one (``io``)."""
+    try:
+        yield
+    except GuardError as exc:
+        _rejected(audit, exc, path, uid, reason, extra)
+        raise
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else path
+        error = BundleError("io", f"{where}: {exc.strerror or exc}")
+        _rejected(audit, error, path, uid, reason, extra)
+        raise error from exc
 
 
 def _deployed(
@@ -116,7 +138,9 @@ def deploy(
 ) -> dict[str, Any]:
     """Verify and compile, swap the target's policy (when it runs), keep the bundle, make it active."""
     store = bundle_store(cfg)
-    return _swap_in(cfg, store, target, audit, path, store.active(), uid=uid, reason=reason, rollback=False)
+    with _audited(audit, path, uid, reason):
+        active = store.active()
+    return _swap_in(cfg, store, target, audit, path, active, uid=uid, reason=reason, rollback=False)
 
 
 def rollback(
@@ -128,18 +152,21 @@ def rollback(
     uid: int | None,
     reason: str,
 ) -> dict[str, Any]:
-    """Re-verify a kept bundle (older versions allowed), swap it in and make it active."""
+    """Re-verify a kept bundle (older versions allowed), swap it in and make it active.
+
+    A refused rollback (no such kept version, none older than the active one) is audited too.
+    """
     store = bundle_store(cfg)
-    previous = store.active()
-    kept = store.versions()
-    if to is None:
-        older = [v for v in kept if previous is not None and v < previous]
-        if not older:
-            raise BundleError(
-                "store", f"{store.root}: no kept bundle older than the active version {previous}"
-            )
-        to = older[-1]
-    path = store.get(to)
+    with _audited(audit, None, uid, reason, rollback=True, to=to):
+        previous = store.active()
+        if to is None:
+            older = [v for v in store.versions() if previous is not None and v < previous]
+            if not older:
+                raise BundleError(
+                    "store", f"{store.root}: no kept bundle older than the active version {previous}"
+                )
+            to = older[-1]
+        path = store.get(to)
     return _swap_in(cfg, store, target, audit, path, previous, uid=uid, reason=reason, rollback=True)
 
 
@@ -156,7 +183,7 @@ def _swap_in(
     rollback: bool,
 ) -> dict[str, Any]:
     """Verify (a rollback: older versions allowed), compile, keep a new bundle, swap, activate; audit."""
-    try:
+    with _audited(audit, path, uid, reason, rollback=rollback):
         verified = verify_configured(cfg, path, active=previous, allow_older=rollback)
         compiled = verified.compile()
         if not rollback:
@@ -164,9 +191,6 @@ def _swap_in(
         if target is not None:
             target.swap(compiled)
         store.activate(verified.version)
-    except GuardError as exc:
-        _rejected(audit, exc, path, uid, reason)
-        raise
     return {
         **_deployed(audit, verified, previous, uid, reason, rollback=rollback),
         "agent": target is not None,
@@ -200,7 +224,7 @@ def initial_policy(
             raise
         # restarting on the active bundle itself is no replay
         verified = verify_configured(cfg, bundle, active=active, allow_older=True)
-        if verified.version != active or verified.archive != store.get(active).read_bytes():
+        if verified.version != active or verified.archive != store.read(active):
             _rejected(audit, exc, bundle, os.getuid(), "agent run --bundle")
             raise
     compiled = verified.compile()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Final
@@ -31,6 +31,9 @@ from guard.policy.loader import POLICY_SUFFIXES as RULE_SUFFIXES
 __all__ = [
     "FORMAT",
     "MANIFEST_NAME",
+    "MAX_NAME_BYTES",
+    "MAX_NAME_DEPTH",
+    "MAX_PATH_BYTES",
     "MAX_VERSION",
     "POLICY_DIR",
     "POLICY_SUFFIXES",
@@ -39,6 +42,7 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "check_name",
+    "check_tree",
     "iso_time",
     "parse_expires",
     "quote_name",
@@ -54,8 +58,16 @@ POLICY_SUFFIXES: Final = (*RULE_SUFFIXES, *MODULE_SUFFIXES)
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_AGENT_VERSION = re.compile(r"(\d+(?:\.\d+)*)")
+#: N.N.N: at most 8 numeric parts of at most 9 digits each (no sign, suffix or space)
+_VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9}){0,7}")
 MAX_VERSION: Final = 2**63 - 1
+#: NAME_MAX: one path component, in UTF-8 bytes
+MAX_NAME_BYTES: Final = 255
+#: a whole name, in UTF-8 bytes: well under PATH_MAX (4096), so that it can be written under any
+#: directory the store, a compile or ``write_policy`` uses
+MAX_PATH_BYTES: Final = 1024
+#: path components in one name (directories are created one level at a time)
+MAX_NAME_DEPTH: Final = 32
 _MANIFEST_KEYS: Final = frozenset({"format", "version", "created", "expires", "min_agent_version", "files"})
 
 
@@ -90,26 +102,63 @@ def parse_expires(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def version_key(text: str, where: str) -> tuple[int, ...]:
-    """Return a version's numeric parts (``N.N.N``) for comparison; raise BundleError("manifest")."""
-    match = _AGENT_VERSION.match(text)
+def version_key(text: str, where: str, *, strict: bool = True) -> tuple[int, ...]:
+    """Return a version's numeric parts (``N.N.N``) for comparison; raise BundleError("manifest").
+
+    ``strict`` (a manifest's ``min_agent_version``): the whole text is the version; otherwise (this
+    agent's own version) a suffix after the numeric parts (``0.2.0.dev1``, ``1.0+local``) is ignored.
+    """
+    match = _VERSION.fullmatch(text) if strict else _VERSION.match(text)
     if match is None:
-        raise BundleError("manifest", f"{where}: not a version (N.N.N): {quote_name(text)}")
-    return tuple(int(part) for part in match.group(1).split("."))
+        raise BundleError(
+            "manifest", f"{where}: malformed: not a version N.N.N (digits and dots): {quote_name(text[:64])}"
+        )
+    return tuple(int(part) for part in match.group(0).split("."))
 
 
 def check_name(name: str, where: str = "entry", check: str = "entry") -> None:
-    """Refuse absolute, unnormalised, ``..``, empty or control-character names."""
+    """Refuse absolute, unnormalised, ``..``, empty, control-character or unwritable names.
+
+    Unwritable: a component over NAME_MAX (:data:`MAX_NAME_BYTES`), a name over
+    :data:`MAX_PATH_BYTES` or with more than :data:`MAX_NAME_DEPTH` components.
+    """
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise BundleError(
+            check, f"{where} {quote_name(name[:64])}...: name longer than {MAX_PATH_BYTES} bytes"
+        )
     if not name or not name.isprintable() or "\\" in name:
         raise BundleError(
             check, f"{where} {quote_name(name)}: empty, backslash or control characters in the name"
         )
+    parts = name.split("/")
+    if len(parts) > MAX_NAME_DEPTH:
+        raise BundleError(check, f"{where} {quote_name(name)}: more than {MAX_NAME_DEPTH} path components")
+    for part in parts:
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise BundleError(
+                check,
+                f"{where} {quote_name(name[:64])}...: a path component longer than {MAX_NAME_BYTES} bytes "
+                "(NAME_MAX)",
+            )
     if name.startswith("/"):
         raise BundleError(check, f"{where} {quote_name(name)}: absolute path")
-    if ".." in name.split("/"):
+    if ".." in parts:
         raise BundleError(check, f"{where} {quote_name(name)}: '..' in the path")
     if posixpath.normpath(name) != name:
         raise BundleError(check, f"{where} {quote_name(name)}: not a normalised path")
+
+
+def check_tree(names: Iterable[str], where: str = "entry", check: str = "entry") -> None:
+    """Refuse a name that is also a directory of another (``a.guard`` and ``a.guard/b.guard``)."""
+    known = set(names)
+    for name in sorted(known):
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in known:
+                raise BundleError(
+                    check, f"{where} {quote_name(name)}: {quote_name(parent)} is a file, not a directory"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,4 +259,5 @@ def _parse_files(files: object) -> dict[str, FileEntry]:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise BundleError("manifest", f"files: {quote_name(path)}: size: expected an integer >= 0")
         out[path] = FileEntry(digest, size)
+    check_tree(out, "files: path", "manifest")
     return out

@@ -78,23 +78,38 @@ class BundleStore:
         except OSError as exc:
             raise BundleError("store", f"{self.root}: cannot create: {exc.strerror}") from exc
         target = self._path(verified.version)
-        if target.exists():
-            if target.read_bytes() != verified.archive:
-                raise BundleError(
-                    "store", f"{target}: version {verified.version} is kept already, with other content"
-                )
-        else:
+        try:
+            kept = target.read_bytes() if target.exists() else None
+        except OSError as exc:
+            raise BundleError("store", f"{target}: cannot read: {exc.strerror}") from exc
+        if kept is None:
             write_atomically(target, verified.archive, "store")
+        elif kept != verified.archive:
+            raise BundleError(
+                "store", f"{target}: version {verified.version} is kept already, with other content"
+            )
         self.prune()
         return target
 
     def get(self, version: int) -> Path:
         """Return the path of a kept version."""
         path = self._path(version)
-        if not path.is_file():
+        try:
+            present = path.is_file()
+        except OSError as exc:
+            raise BundleError("store", f"{path}: cannot read: {exc.strerror}") from exc
+        if not present:
             kept = ", ".join(map(str, self.versions())) or "none"
             raise BundleError("store", f"{self.root}: version {version} is not kept (kept: {kept})")
         return path
+
+    def read(self, version: int) -> bytes:
+        """Return the bytes of a kept version."""
+        path = self.get(version)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise BundleError("store", f"{path}: cannot read: {exc.strerror}") from exc
 
     def active(self) -> int | None:
         """Return the active version, or None when none was activated."""

@@ -31,8 +31,9 @@ DEFAULT_TRUST_DIR: Final = "/etc/guard/trust"
 CHECKS: Final[Mapping[str, str]] = {
     "archive": "not a readable gzip-compressed tar: corrupt, truncated, trailing data",
     "size": "the archive, a member, the manifest or the whole exceeds its limit (bomb)",
-    "entry": "a member that is not a regular file with a relative, normalised, unique, expected name",
-    "manifest": "manifest.json missing, not canonical JSON, or a field missing or invalid",
+    "entry": "a member that is not a regular file with a relative, normalised, unique, expected name "
+    "the store can write (components <= 255 bytes, names <= 1024 bytes and 32 components)",
+    "manifest": "manifest.json missing, not canonical JSON, or a field missing or malformed",
     "signature": "a signature file malformed, or a trusted key's signature that does not match",
     "untrusted_key": "signed only by keys the trust store does not hold",
     "threshold": "fewer distinct trusted signatures than the trust store's threshold",
@@ -43,9 +44,11 @@ CHECKS: Final[Mapping[str, str]] = {
     "extra_file": "a policy file in the archive that the manifest does not list",
     "hash": "a policy file whose SHA-256 or size differs from the manifest",
     "compile": "the policy files do not load and compile",
-    "trust": "the trust store is unusable (no keys, bad trust.toml, threshold above the key count)",
+    "trust": "the trust store is unusable (no keys, a private key in it, bad trust.toml, threshold above "
+    "the key count)",
     "store": "the store of kept bundles cannot be read or written, or lacks a version",
     "write": "the policy files cannot be written out",
+    "io": "an operating-system error no other check covers (a full disk, an unreadable file), named",
 }
 
 
@@ -58,11 +61,32 @@ class TrustStore:
 
 
 def load_trust_store(directory: Path) -> TrustStore:
-    """Load ``*.pub`` keys and ``trust.toml`` (``threshold = N``, default 1) from ``directory``."""
+    """Load ``*.pub`` keys and ``trust.toml`` (``threshold = N``, default 1) from ``directory``.
+
+    A private key anywhere in the directory (a ``*.key`` file, or a ``*.pub`` holding one) makes the
+    trust store unusable: it holds public keys only, and a signing key on the host is a leak.
+    """
+    try:
+        return _load_trust_store(directory)
+    except OSError as exc:
+        raise BundleError("trust", f"{exc.filename or directory}: cannot read: {exc.strerror}") from exc
+
+
+def _load_trust_store(directory: Path) -> TrustStore:
     if not directory.is_dir():
         raise BundleError("trust", f"{directory}: no such trust store directory")
+    private = sorted(directory.glob("*.key"))
+    if private:
+        raise BundleError(
+            "trust", f"{private[0]}: a private key file in the trust store (public *.pub keys only)"
+        )
     verifiers: dict[str, Verifier] = {}
     for pub in sorted(directory.glob("*.pub")):
+        if b"PRIVATE KEY" in pub.read_bytes():
+            raise BundleError(
+                "trust",
+                f"{pub}: holds a private key, not a public key (never trusted; keep it off this host)",
+            )
         try:
             verifier = load_verifier(pub)
         except SigningKeyError as exc:
@@ -75,7 +99,7 @@ def load_trust_store(directory: Path) -> TrustStore:
     if config.exists():
         try:
             data = tomllib.loads(config.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise BundleError("trust", f"{config}: unreadable: {exc}".splitlines()[0]) from exc
         unknown = sorted(set(data) - {"threshold"})
         if unknown:
@@ -205,7 +229,9 @@ def verify_bundle(
                 "downgrade",
                 f"version {manifest.version} is not above the active version {active_version} ({why})",
             )
-        if version_key(manifest.min_agent_version, "min_agent_version") > version_key(agent_version, "agent"):
+        if version_key(manifest.min_agent_version, "min_agent_version") > version_key(
+            agent_version, "agent", strict=False
+        ):
             raise BundleError(
                 "agent_version",
                 f"min_agent_version {manifest.min_agent_version} is above this agent's {agent_version}",

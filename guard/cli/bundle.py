@@ -15,7 +15,7 @@ from guard.bundles.verify import DEFAULT_TRUST_DIR, load_trust_store, verify_bun
 from guard.cli.command import Subparsers, command, group, leaf
 from guard.cli.output import emit, print_json
 from guard.config import GuardConfig
-from guard.errors import BundleError
+from guard.errors import BundleError, GuardError, exit_code_for
 from guard.signing import load_signer
 
 __all__ = ["register"]
@@ -105,21 +105,39 @@ def _emit_swap(args: argparse.Namespace, result: dict[str, Any], done: str, no_a
     emit(args, lambda: result, lambda: f"{done} (was {result['previous']}): {where}")
 
 
+def _refused_json(args: argparse.Namespace, exc: GuardError, **fields: object) -> int:
+    """Under ``--json`` a refused deploy or rollback is a document naming the failed check; else raise."""
+    if not args.json:
+        raise exc
+    check = exc.check if isinstance(exc, BundleError) else None
+    print_json({"ok": False, "check": check, "error": str(exc), **fields})
+    return exit_code_for(exc)
+
+
 def _cmd_bundle_deploy(args: argparse.Namespace, cfg: GuardConfig) -> int:
     from guard.agent.service import deploy_bundle
 
-    result = deploy_bundle(cfg, Path(args.file), reason=args.reason or "")
+    try:
+        result = deploy_bundle(cfg, Path(args.file), reason=args.reason or "")
+    except GuardError as exc:
+        return _refused_json(args, exc, file=args.file, version=None)
     done = f"{args.file}: version {result['version']} deployed"
-    _emit_swap(args, result, done, "kept; the next agent start runs it")
+    _emit_swap(args, {"ok": True, **result}, done, "kept; the next agent start runs it")
     return 0
 
 
 def _cmd_rollback(args: argparse.Namespace, cfg: GuardConfig) -> int:
     from guard.agent.service import rollback_bundle
 
-    result = rollback_bundle(cfg, args.to, reason=args.reason or "")
+    try:
+        result = rollback_bundle(cfg, args.to, reason=args.reason or "")
+    except GuardError as exc:
+        return _refused_json(args, exc, to=args.to, version=None)
     _emit_swap(
-        args, result, f"rolled back to version {result['version']}", "active for the agent's next start"
+        args,
+        {"ok": True, **result},
+        f"rolled back to version {result['version']}",
+        "active for the agent's next start",
     )
     return 0
 

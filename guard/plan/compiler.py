@@ -85,6 +85,10 @@ class _NotInline(Exception):
     """A term the kernel cannot test; the message says why."""
 
 
+class _BadLiteral(_NotInline):
+    """A literal the kernel test needs is invalid (a destination.ip that is no address or network)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TargetSelector:
     """Protected processes named in a ptrace rule, resolved to pids by the agent (name or executable)."""
@@ -361,7 +365,7 @@ def _networks(term: Expr) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     try:
         return [ipaddress.ip_network(t, strict=False) for t in texts]
     except ValueError as exc:
-        raise _NotInline(f"`{term.render()}`: {exc}") from None
+        raise _BadLiteral(f"destination.ip: `{term.render()}`: not an address or network: {exc}") from None
 
 
 def _ports(term: Expr) -> list[int] | None:
@@ -558,6 +562,8 @@ def _plan_single(rule: Rule, number: int, build: _Build) -> RulePlan:
         return RulePlan(rule, number, DETECT, hook, "tests event.type/action beyond what every open is")
     try:
         obj = _object(kind, rest, number, Action.DENY, exemptions=True)
+    except _BadLiteral as exc:  # an invalid literal in a block rule: refused, never silently detect-only
+        raise PolicyCompileError(str(exc)) from None
     except _NotInline as exc:
         _interest(step, number, build)
         return RulePlan(rule, number, DETECT, hook, str(exc))

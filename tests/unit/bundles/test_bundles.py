@@ -565,10 +565,12 @@ def test_a_kept_bundle_verifies_again_for_rollback(
 # --- the CLI ----------------------------------------------------------------------------------------
 
 
-def guardctl(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+def guardctl(*args: str, state: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run guardctl with no config file, ``state`` as [agent] state_dir and ``extra`` GUARD_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARD_")}
     env["GUARD_AGENT_STATE_DIR"] = str(state)
     env["GUARD_CONFIG"] = os.devnull
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "guard.cli", *args],
         capture_output=True,
