@@ -51,19 +51,29 @@ class AgentConfig:
     run_dir: str = "/run/guard"
     state_dir: str = "/var/lib/guard"
     control_group: str = ""
-    #: a block storm: more than storm_threshold denials by one rule within storm_window_s demote it to detect
-    storm_threshold: int = 50
+    #: a block storm: more than storm_threshold denials by one rule within storm_window_s demote it to
+    #: detect, counted only within storm_confirm_s of the agent's start, a deploy or a switch to enforce;
+    #: 0 (the default): never demote
+    storm_threshold: int = 0
     storm_window_s: float = 10.0
+    storm_confirm_s: float = 300.0
     alerts_path: str = "/var/log/guard/alerts.jsonl"
+    #: the alerts file is rotated past this size (to alerts_path.1 ... .alerts_keep, the oldest dropped)
+    alerts_rotate_bytes: int = 64 * 1024 * 1024
+    alerts_keep: int = 5
     #: public keys (*.pub) and trust.toml (threshold) that policy bundles must be signed by
     trust_dir: str = "/etc/guard/trust"
     #: signed policy bundles kept in <state_dir>/bundles besides the active one (for rollback)
     keep_bundles: int = 5
 
     def __post_init__(self) -> None:
-        _positive("agent", "storm_threshold", self.storm_threshold)
+        if self.storm_threshold < 0:
+            raise ConfigError(f"[agent] storm_threshold: must be 0 (off) or more, got {self.storm_threshold}")
         _positive("agent", "storm_window_s", self.storm_window_s)
+        _positive("agent", "storm_confirm_s", self.storm_confirm_s)
         _positive("agent", "keep_bundles", self.keep_bundles)
+        _positive("agent", "alerts_rotate_bytes", self.alerts_rotate_bytes)
+        _positive("agent", "alerts_keep", self.alerts_keep)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,11 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 import psutil
 
-from guard.actions.alerts import AlertWriter, describe, engine_outcome
+from guard.actions.alerts import AlertSink, AlertWriter, describe, engine_outcome
 from guard.actions.arming import Arming
 from guard.actions.decisions import budget_decision, kernel_decision, with_process
 from guard.actions.kill import alert_kill_target, kill_process, kills_on_deny
@@ -64,8 +64,10 @@ class AgentSettings:
     scope_cgroups: tuple[int, ...] = ()
     scope_pids: tuple[int, ...] = ()
     all_tasks: bool = False  # govern every task but the agent (the scope lists are then unused)
-    storm_threshold: int = 50  # denials by one rule within storm_window_s demote it to detect
+    #: denials by one rule within storm_window_s demote it to detect (0: never; see Modes.storm_tick)
+    storm_threshold: int = 0
     storm_window_s: float = 10.0
+    storm_confirm_s: float = 300.0  # storms count only this long after a start, swap or switch to enforce
     target_refresh_s: float = 1.0
     batch: int = 512
     budgets: Budgets = dataclasses.field(default_factory=Budgets)
@@ -74,10 +76,12 @@ class AgentSettings:
     self_protect: bool = True
 
     def __post_init__(self) -> None:
-        if self.storm_threshold < 1:
-            raise ConfigError(f"storm threshold: must be at least 1, got {self.storm_threshold}")
-        if self.storm_window_s <= 0:
-            raise ConfigError(f"storm window: must be positive, got {self.storm_window_s}")
+        if self.storm_threshold < 0:
+            raise ConfigError(f"storm threshold: must be 0 (off) or more, got {self.storm_threshold}")
+        if self.storm_window_s <= 0 or self.storm_confirm_s <= 0:
+            raise ConfigError(
+                f"storm window: must be positive, got {self.storm_window_s} and {self.storm_confirm_s}"
+            )
 
 
 def _alive(tgid: int, start_ns: int | None) -> bool:
@@ -103,7 +107,7 @@ class Agent:
         audit: AuditSink,
         settings: AgentSettings | None = None,
         *,
-        alerts: TextIO | None = None,
+        alerts: AlertSink | None = None,
         processes: ProcessCache | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         alive: Callable[[int, int | None], bool] = _alive,
@@ -126,6 +130,7 @@ class Agent:
             backend, audit, compiled,
             mode=self.settings.mode or Mode.ENFORCE, agent_tgid=self.tgid, monotonic=monotonic,
             storm_threshold=self.settings.storm_threshold, storm_window_s=self.settings.storm_window_s,
+            storm_confirm_s=self.settings.storm_confirm_s,
         )  # fmt: skip
         self.arming = Arming(backend, audit, offset_ns=self.offset_ns, alive=alive, exe_identity=exe_identity)
         self.protection = Protection(

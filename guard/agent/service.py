@@ -3,15 +3,19 @@
 ``run_agent`` composes everything from the configuration: the backend the probe chooses (or the
 one asked for), the policy (compiled), the audit trail (``[audit]``; a missing key pair is created
 on first start), the alerts file, the control socket ``<run_dir>/control.sock`` and the state file
-``<run_dir>/state.json`` (pid, backend, pinned layout, rule numbers). SIGTERM and SIGINT stop it
-cleanly (everything detached, an ``agent_stop`` record).
+``<run_dir>/state.json`` (pid, backend, pinned layout, rule numbers). Before anything else it
+writes ``<run_dir>/agent.pid`` (its pid and start time) and refuses to start while another live
+agent holds it. SIGTERM and SIGINT stop it cleanly (everything detached, an ``agent_stop`` record,
+the pid file removed).
 
-``change_mode`` / ``confirm`` / ``status`` ask the running agent through the socket. When no agent
-answers, a mode switch is still one write to the pinned maps the last agent left
-(:func:`~guard.actions.modes.switch_pinned`), audited by ``guardctl`` itself; confirm-within
-needs a running agent (its timer), so it is refused then. ``deploy_bundle`` / ``rollback_bundle``
-ask the running agent too; with none, :mod:`guard.bundles.deploy` updates the store for its next
-start.
+``change_mode`` / ``confirm`` / ``status`` ask the running agent through the socket. Whether an
+agent runs is decided by the pid file (that pid alive with that start time), never by whether the
+socket answers: a running agent that does not answer in time is an :class:`AgentUnavailableError`
+and ``guardctl`` changes nothing itself. Only when no agent runs (and nothing listens) is a mode
+switch one write to the pinned maps the last agent left (:func:`~guard.actions.modes.switch_pinned`),
+audited by ``guardctl`` itself; confirm-within needs a running agent (its timer), so it is refused
+then. ``deploy_bundle`` / ``rollback_bundle`` ask the running agent too; with none,
+:mod:`guard.bundles.deploy` updates the store for its next start.
 """
 
 from __future__ import annotations
@@ -22,17 +26,19 @@ import signal
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
+from guard.actions.alerts import AlertFile
 from guard.actions.modes import switch_pinned
 from guard.agent.control import ControlServer, Peer, request
 from guard.agent.daemon import Agent, AgentSettings
+from guard.agent.processes import proc_start_ticks
 from guard.audit.chain import AuditWriter
 from guard.bundles.deploy import deploy, initial_policy, rollback
 from guard.config import GuardConfig
-from guard.errors import ConfigError, GuardError, PrivilegeError
+from guard.errors import AgentUnavailableError, ConfigError, GuardError, PrivilegeError
 from guard.lsm.backend import KernelBackend
 from guard.model import Mode
 from guard.plan.compiler import CompiledPolicy
@@ -45,13 +51,19 @@ __all__ = [
     "confirm",
     "deploy_bundle",
     "make_backend",
+    "pid_path",
     "rollback_bundle",
     "run_agent",
+    "running_agent",
     "socket_path",
     "status",
 ]
 
 log = structlog.get_logger(__name__)
+
+#: how long ``guardctl`` waits for the agent's answer (a deploy verifies and swaps a bundle first)
+ASK_TIMEOUT_S: Final = 10.0
+DEPLOY_TIMEOUT_S: Final = 60.0
 
 
 def socket_path(cfg: GuardConfig) -> Path:
@@ -62,6 +74,44 @@ def socket_path(cfg: GuardConfig) -> Path:
 def state_path(cfg: GuardConfig) -> Path:
     """Return the state file the running agent writes (and leaves for mode switches without it)."""
     return Path(cfg.agent.run_dir) / "state.json"
+
+
+def pid_path(cfg: GuardConfig) -> Path:
+    """Return the file naming the running agent (pid and start time), kept while it runs."""
+    return Path(cfg.agent.run_dir) / "agent.pid"
+
+
+def running_agent(cfg: GuardConfig) -> int | None:
+    """Return the pid of the running agent: the pid file's pid, alive with the start time it names."""
+    try:
+        record = json.loads(pid_path(cfg).read_text())
+        pid, start = int(record["pid"]), int(record["start_ticks"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return pid if pid > 0 and proc_start_ticks(pid) == start else None
+
+
+def _claim_run_dir(cfg: GuardConfig) -> Path:
+    """Write the pid file (refused while another live agent holds it); return its path."""
+    other = running_agent(cfg)
+    if other is not None and other != os.getpid():
+        raise ConfigError(f"agent run: an agent already runs (pid {other}, {pid_path(cfg)})")
+    path = pid_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "start_ticks": proc_start_ticks(os.getpid())}))
+    tmp.chmod(0o644)  # every local user's guardctl must see that an agent runs
+    os.replace(tmp, path)
+    return path
+
+
+def _release_run_dir(path: Path) -> None:
+    """Remove the pid file if it still names this process."""
+    try:
+        if int(json.loads(path.read_text())["pid"]) == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
 
 
 def make_backend(name: str, cfg: GuardConfig, cache_dir: Path, *, pin: bool = True) -> KernelBackend:
@@ -166,12 +216,6 @@ def run_agent(
         raise ConfigError(
             "agent run: give the scope to govern: --all, or --cgroup PATH / --pid N (repeatable)"
         )
-    audit = open_audit(cfg)
-    try:
-        compiled, digest = initial_policy(cfg, audit, policy, bundle)
-    except BaseException:
-        audit.close()
-        raise
     scope = []
     for cg in cgroups:
         try:
@@ -185,6 +229,7 @@ def run_agent(
         all_tasks=all_tasks,
         storm_threshold=cfg.agent.storm_threshold,
         storm_window_s=cfg.agent.storm_window_s,
+        storm_confirm_s=cfg.agent.storm_confirm_s,
         batch=cfg.limits.batch_size,
         budgets=Budgets(
             max_pending_per_rule=cfg.limits.max_pending_per_rule,
@@ -192,11 +237,45 @@ def run_agent(
         ),
         runtime_budget=runtime_budget(cfg),
     )
-    alerts_file = open(alerts, "a", encoding="utf-8") if alerts else None  # noqa: SIM115 - closed below
+    claimed = _claim_run_dir(cfg)  # from here on guardctl knows an agent runs, answering or not
+    try:
+        return _run_claimed(
+            cfg, settings, policy=policy, bundle=bundle, backend=backend, cache_dir=cache_dir,
+            alerts=alerts, stop=stop or threading.Event(),
+        )  # fmt: skip
+    finally:
+        _release_run_dir(claimed)
+
+
+def _run_claimed(
+    cfg: GuardConfig,
+    settings: AgentSettings,
+    *,
+    policy: Path | None,
+    bundle: Path | None,
+    backend: str,
+    cache_dir: Path,
+    alerts: Path | None,
+    stop: threading.Event,
+) -> int:
+    """Open the trail, load the policy and serve until ``stop`` (the pid file is already written)."""
+    audit = open_audit(cfg)
+    try:
+        compiled, digest = initial_policy(cfg, audit, policy, bundle)
+    except BaseException:
+        audit.close()
+        raise
+    a = cfg.agent
+    alerts_file = (
+        AlertFile(alerts, rotate_bytes=a.alerts_rotate_bytes, keep=a.alerts_keep, group=a.control_group)
+        if alerts
+        else None
+    )
     agent = Agent(compiled, make_backend(backend, cfg, cache_dir), audit, settings, alerts=alerts_file)
-    stop = stop or threading.Event()
     server = ControlServer(socket_path(cfg), _handler(cfg, agent), control_group=cfg.agent.control_group)
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    if alerts_file is not None:  # SIGHUP: reopen the alerts file (after an outside rotation)
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: alerts_file.request_reopen())
     try:
         agent.start()
         _write_state(cfg, agent, compiled, digest)
@@ -235,23 +314,44 @@ def _write_state(cfg: GuardConfig, agent: Agent, compiled: CompiledPolicy, diges
 # --------------------------------------------------------------------------- operator commands
 
 
-def _ask(cfg: GuardConfig, req: dict[str, Any]) -> dict[str, Any] | None:
-    """Return the agent's response, or None when no agent listens."""
+def _ask(cfg: GuardConfig, req: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any] | None:
+    """Return the agent's response, or None when no agent runs and nothing listens.
+
+    A running agent (:func:`running_agent`) that does not answer in time, or turns the
+    connection away as busy, is an :class:`AgentUnavailableError`: the caller must not act
+    in its place.
+    """
     path = socket_path(cfg)
-    if not path.exists():
-        return None
+    running = running_agent(cfg)
     try:
-        response = request(path, req)
-    except ConfigError:
-        return None
+        response = request(path, req, timeout=timeout or ASK_TIMEOUT_S)
+    except AgentUnavailableError as exc:
+        raise AgentUnavailableError(f"{exc}{_unanswered(running, sent=True)}") from None
+    except ConfigError:  # nothing listens
+        if running is None:
+            return None
+        raise AgentUnavailableError(
+            f"{path}: the agent runs but does not listen (starting, or its control server is down)"
+            f"{_unanswered(running, sent=False)}"
+        ) from None
     if not response.get("ok"):
         error = str(response.get("error", "refused"))
         if response.get("refused"):
             raise PrivilegeError(error)
+        if response.get("busy"):
+            raise AgentUnavailableError(f"{path}: {error}{_unanswered(running, sent=False)}")
         if response.get("kind") == "ConfigError":
             raise ConfigError(error)
         raise GuardError(error)  # the agent's one-line reason (a rejected bundle: exit 1)
     return response
+
+
+def _unanswered(pid: int | None, *, sent: bool) -> str:
+    who = f" (pid {pid})" if pid is not None else ""
+    late = " (the request was sent: the agent may still apply it; guardctl status and the trail tell)"
+    return f"; guardctl changed nothing itself: the agent{who} holds the policy and the trail" + (
+        late if sent else ""
+    )
 
 
 def change_mode(
@@ -321,7 +421,7 @@ def status(cfg: GuardConfig) -> dict[str, Any]:
 
 def _through_agent_or_store(cfg: GuardConfig, req: dict[str, Any], what: str, local: Any) -> dict[str, Any]:
     """Ask the running agent; with none, run ``local(audit)`` on the store (root: it writes the audit)."""
-    response = _ask(cfg, req)
+    response = _ask(cfg, req, timeout=DEPLOY_TIMEOUT_S)
     if response is not None:
         return response
     if os.geteuid() != 0:

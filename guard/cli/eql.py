@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Final
 
 from guard.cli.command import Subparsers, group, leaf
 from guard.cli.output import emit
@@ -17,13 +18,16 @@ from guard.policy.predicates.abi import RUNTIMES
 
 __all__ = ["register"]
 
+#: longest source line (with its caret line) printed above a syntax error
+_CARET_MAX: Final = 2 * 500
+
 
 def _cmd_eql_check(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     try:
         ir = compile_query(args.query)
     except PolicySyntaxError as exc:
         caret = exc.caret()
-        if caret and not args.json:
+        if caret and not args.json and len(caret) <= _CARET_MAX:  # a huge line is not echoed back
             print(caret, file=sys.stderr)
         raise
     emit(

@@ -13,7 +13,7 @@ from guard.config import GuardConfig
 from guard.offline.query import run_query
 from guard.policy.analyzer import compile_query
 from guard.policy.loader import Rule
-from guard.policy.recording import read_recording
+from guard.policy.recording import open_recording
 
 __all__ = ["register"]
 
@@ -21,8 +21,9 @@ __all__ = ["register"]
 def _cmd_query(args: argparse.Namespace, _cfg: GuardConfig) -> int:
     ir = compile_query(args.query)
     rule = Rule("query", "query", "low", "alert", None, args.query, ir, "<command line>")
-    events = read_recording(Path(args.log))
-    matches = run_query(rule, events)
+    with open_recording(Path(args.log)) as recording:  # streamed: memory bounded by a batch, not the file
+        matches = run_query(rule, recording.events())
+        count = recording.count
 
     def text() -> str:
         lines = []
@@ -41,7 +42,7 @@ def _cmd_query(args: argparse.Namespace, _cfg: GuardConfig) -> int:
         args,
         lambda: {
             "query": ir.query.render(),
-            "events": len(events),
+            "events": count,
             "count": len(matches),
             "matches": [
                 {
@@ -54,7 +55,7 @@ def _cmd_query(args: argparse.Namespace, _cfg: GuardConfig) -> int:
         text,
     )
     if not args.json:
-        print(f"{len(matches)} match(es) in {len(events)} events", file=sys.stderr)
+        print(f"{len(matches)} match(es) in {count} events", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,7 @@ from guard.config import GuardConfig
 from guard.offline.replay import replay, summarize
 from guard.policy.engine import Engine
 from guard.policy.loader import load_policy
-from guard.policy.recording import RecordingHeader, load_recording
+from guard.policy.recording import RecordingHeader, open_recording
 from guard.policy.schema import ECS
 from guard.signing import load_signer
 
@@ -34,13 +34,13 @@ def recording_notes(header: RecordingHeader | None, ruleset_hash: str) -> list[s
 
 def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
     policy = load_policy(Path(args.policy))
-    recording = load_recording(Path(args.log))
-    events = recording.events
     from guard.agent.service import runtime_budget
 
     # rules whose mode is off are not loaded
     engine = Engine(policy.rules, runtime_budget=runtime_budget(cfg), modules=policy.modules)
-    decisions = replay(policy, events, engine=engine)
+    with open_recording(Path(args.log)) as recording:  # streamed: memory bounded by a batch, not the file
+        decisions = replay(policy, recording.events(), engine=engine)
+        count = recording.count
     written = 0
     if args.audit:
         signer = load_signer(Path(args.key or cfg.audit.key_path))
@@ -59,7 +59,7 @@ def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
 
     def text() -> str:
         lines = [
-            f"replayed {len(events)} events against {len(policy.rules)} rules ({policy.source})",
+            f"replayed {count} events against {len(policy.rules)} rules ({policy.source})",
             f"rule set {engine.ruleset_hash[:16]}, schema {ECS.name} {ECS.version}",
             *(f"note: {note}" for note in notes),
             f"{'RULE':<32} {'ACTION':<7} {'MODE':<8} {'DENY':>6} {'WOULD':>6} {'KILL':>6} {'ALERT':>6}",
@@ -84,7 +84,7 @@ def _cmd_replay(args: argparse.Namespace, cfg: GuardConfig) -> int:
             "schema_version": ECS.version,
             "recording": header.to_json() if header is not None else None,
             "notes": notes,
-            "events": len(events),
+            "events": count,
             "late_events": engine.late_events,
             "rules": rows,
             "budgets": {rule_id: st.to_json() for rule_id, st in engine.stats.items()},

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
+from guard.offline.stream import stream_alerts
 from guard.policy.engine import Engine
 from guard.policy.evaluator import Match, limit_rows
 from guard.policy.loader import Rule
@@ -12,7 +13,7 @@ from guard.policy.semantics import Event
 __all__ = ["run_query"]
 
 
-def run_query(rule: Rule, events: Sequence[Event], *, batch: int = 4096) -> list[Match]:
-    """Every match of the rule's query in the events, in completion order; ``| head``/``| tail`` apply."""
-    rows = [Match(a.events, a.join_keys) for a in Engine([rule]).run(events, batch=batch)]
+def run_query(rule: Rule, events: Iterable[Event], *, batch: int = 4096) -> list[Match]:
+    """Every match of the query in the (streamed) events, in completion order; ``| head``/``| tail`` apply."""
+    rows = [Match(a.events, a.join_keys) for a in stream_alerts(Engine([rule]), events, batch=batch)]
     return limit_rows(rows, rule.ir.head, rule.ir.tail, None)

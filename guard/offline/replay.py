@@ -11,12 +11,13 @@ decisions. Written to an audit trail, they read like a real run's, marked ``outc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from guard.audit.record import Decision, JsonValue, Kind, ProcessIdentity
 from guard.model import Hook
+from guard.offline.stream import stream_alerts
 from guard.policy.engine import Budgets, Engine
 from guard.policy.loader import Policy, Rule
 from guard.policy.semantics import Event, field_getter
@@ -112,18 +113,18 @@ REPLAY_BATCH: Final = 4096
 
 def replay(
     policy: Policy,
-    events: Sequence[Event],
+    events: Iterable[Event],
     *,
     default_mode: str = "enforce",
     budgets: Budgets | None = None,
     engine: Engine | None = None,
 ) -> list[ReplayDecision]:
-    """Return every decision the policy would have made on the events, in a stable order."""
+    """Return every decision the policy would have made on the events (streamed once), in a stable order."""
     if engine is None:
         live = [r for r in policy.rules if (r.mode or default_mode) != "off"]
         engine = Engine(live, budgets=budgets, modules=policy.modules)
     decisions = []
-    for alert in engine.run(events, batch=REPLAY_BATCH):
+    for alert in stream_alerts(engine, events, batch=REPLAY_BATCH):
         rule = alert.rule
         present = tuple(e for e in alert.events if e is not None)
         ts_ns = int(alert.ts_ms * 1_000_000) if alert.ts_ms == alert.ts_ms else 0  # NaN: no timestamp

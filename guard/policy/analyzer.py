@@ -7,7 +7,6 @@ Errors are :class:`~guard.errors.PolicySemanticError` naming the field, function
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from guard.errors import PolicySemanticError
@@ -32,6 +31,7 @@ from guard.policy.ast import (
 )
 from guard.policy.ir import QueryIR, StepIR
 from guard.policy.parser import parse_query
+from guard.policy.regex import RegexError, compile_regex
 from guard.policy.schema import ECS, Kind, Schema
 from guard.policy.walker import Walker
 
@@ -147,8 +147,8 @@ class _Checker(Walker[Kind]):
         if e.op == "regex":
             for pattern in e.patterns:
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
+                    compile_regex(pattern, e.case_insensitive)
+                except RegexError as exc:
                     raise self.fail(f"invalid regex {pattern!r}: {exc}") from None
         return Kind.BOOLEAN
 

@@ -41,6 +41,7 @@ from guard.policy.ast import (
     StringMatch,
 )
 from guard.policy.ir import QueryIR, StepIR
+from guard.policy.regex import FullMatcher
 from guard.policy.schema import ECS, Kind, Schema
 from guard.policy.semantics import (
     Event,
@@ -151,6 +152,7 @@ class _ExprCompiler(Walker[Getter]):
 
     def visit_StringMatch(self, e: StringMatch) -> Getter:
         value = self.visit(e.value)
+        regexes: list[FullMatcher]
         if e.op == "regex":
             regexes = [compile_regex(p, e.case_insensitive) for p in e.patterns]
         else:
@@ -169,9 +171,8 @@ class _ExprCompiler(Walker[Getter]):
         return self._call(_ARITH[e.op], [e.left, e.right], False)
 
     def visit_Negate(self, e: Negate) -> Getter:
-        inner = self.visit(e.expr)
-        neg = self._call("multiply", [e.expr, Literal(-1)], False)
-        return lambda ev: None if inner(ev) is None else neg(ev)
+        # multiply is null for a null operand; the operand is visited (and evaluated) once
+        return self._call("multiply", [e.expr, Literal(-1)], False)
 
     def visit_Call(self, e: Call) -> Getter:
         return self._call(e.name, list(e.args), e.case_insensitive)

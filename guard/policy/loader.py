@@ -32,11 +32,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from guard.errors import PolicyError, PolicySemanticError, PolicySyntaxError
 from guard.policy.analyzer import analyze
 from guard.policy.ir import QueryIR
+from guard.policy.limits import MAX_DOCUMENT_DEPTH, nesting_overflow
 from guard.policy.parser import parse_query
 from guard.policy.predicates.abi import RUNTIMES, UserModule
 from guard.policy.predicates.batch import FAIL_MODES
@@ -190,6 +191,15 @@ def _runtime(where: str, declared: str, inherited: str, ir: QueryIR) -> str:
     return declared or inherited
 
 
+def _toml(f: Path, text: str) -> dict[str, Any]:
+    """Parse a policy file, refusing one nested deeper than ``tomllib`` may safely recurse."""
+    offset = nesting_overflow(text)
+    if offset is not None:
+        line = text.count("\n", 0, offset) + 1
+        raise PolicyError(f"{f}:{line}: nested deeper than {MAX_DOCUMENT_DEPTH} levels of [ and {{")
+    return tomllib.loads(text)
+
+
 def load_policy(path: Path, schema: Schema = ECS) -> Policy:
     """Load and compile every rule under ``path``; ids must be unique."""
     files = _files(path)
@@ -201,7 +211,7 @@ def load_policy(path: Path, schema: Schema = ECS) -> Policy:
     for f in files:
         try:
             raw = f.read_bytes()
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = _toml(f, raw.decode("utf-8"))
         except OSError as exc:
             raise PolicyError(f"{f}: cannot read: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:

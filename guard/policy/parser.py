@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from guard.errors import PolicySyntaxError
@@ -36,6 +36,7 @@ from guard.policy.ast import (
     SequenceStep,
     StringMatch,
 )
+from guard.policy.limits import MAX_QUERY_CHARS, MAX_QUERY_DEPTH, MAX_RUNS
 
 __all__ = ["parse_expression", "parse_query"]
 
@@ -223,10 +224,10 @@ class _ToAst(Transformer[Token, Query]):
 
     def runs(self, number: Token) -> int:
         value = _number_value(str(number))
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or not 1 <= value <= MAX_RUNS:
             raise PolicySyntaxError(
-                f"runs must be a positive integer, got {number}", line=number.line, column=number.column,
-                source=self.source,
+                f"runs must be a positive integer, at most {MAX_RUNS}, got {number}", line=number.line,
+                column=number.column, source=self.source,
             )  # fmt: skip
         return value
 
@@ -316,10 +317,48 @@ def _syntax_error(exc: UnexpectedInput, source: str) -> PolicySyntaxError:
     return PolicySyntaxError(message, line=line, column=column, source=source)
 
 
+def _first_token(tree: Tree[Token]) -> Token | None:
+    stack: list[Tree[Token] | Token] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            return node
+        stack.extend(reversed(node.children))
+    return None
+
+
+def _check_depth(tree: Tree[Token], source: str) -> None:
+    """Refuse a tree deeper than :data:`MAX_QUERY_DEPTH` (walked without recursion, before any pass)."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_QUERY_DEPTH:
+            tok = _first_token(node)
+            raise PolicySyntaxError(
+                f"the query nests deeper than {MAX_QUERY_DEPTH} levels",
+                line=tok.line if tok is not None else None,
+                column=tok.column if tok is not None else None,
+                source=source,
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
+def _check_size(source: str, path: str | None) -> None:
+    if len(source) > MAX_QUERY_CHARS:
+        raise PolicySyntaxError(
+            f"the query is {len(source)} characters long, over the limit of {MAX_QUERY_CHARS}", path=path
+        )
+
+
 def parse_query(source: str, *, path: str | None = None) -> Query:
-    """Parse an EQL query; raise :class:`PolicySyntaxError` with position and caret source."""
+    """Parse an EQL query; raise :class:`PolicySyntaxError` with position and caret source.
+
+    Its size and nesting are checked first (:mod:`guard.policy.limits`), before any recursive pass.
+    """
+    _check_size(source, path)
     try:
         tree = _parser().parse(source)
+        _check_depth(tree, source)
         query = _ToAst(source).transform(tree)
     except UnexpectedInput as exc:
         err = _syntax_error(exc, source)
