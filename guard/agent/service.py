@@ -266,11 +266,15 @@ def _run_claimed(
         audit.close()
         raise
     a = cfg.agent
-    alerts_file = (
-        AlertFile(alerts, rotate_bytes=a.alerts_rotate_bytes, keep=a.alerts_keep, group=a.control_group)
-        if alerts
-        else None
-    )
+    try:
+        alerts_file = (
+            AlertFile(alerts, rotate_bytes=a.alerts_rotate_bytes, keep=a.alerts_keep, group=a.control_group)
+            if alerts
+            else None
+        )
+    except OSError as exc:
+        audit.close()
+        raise ConfigError(f"{alerts}: cannot open the alerts file: {exc.strerror}") from exc
     agent = Agent(compiled, make_backend(backend, cfg, cache_dir), audit, settings, alerts=alerts_file)
     server = ControlServer(socket_path(cfg), _handler(cfg, agent), control_group=cfg.agent.control_group)
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -278,3 +278,28 @@ def test_alerts_settings_in_config() -> None:
     assert (cfg.agent.alerts_rotate_bytes, cfg.agent.alerts_keep) == (4096, 2)
     with pytest.raises(ConfigError, match="alerts_keep"):
         config_from_mapping({"agent": {"alerts_keep": 0}})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="agent run needs root")
+def test_an_alerts_file_that_cannot_be_opened_is_one_line_and_releases_the_trail(tmp_path: Path) -> None:
+    from guard.agent.service import open_audit, run_agent
+    from guard.config import GuardConfig, apply_overrides
+    from guard.errors import ConfigError
+
+    cfg = apply_overrides(
+        GuardConfig(),
+        {
+            "agent": {"run_dir": str(tmp_path / "run"), "state_dir": str(tmp_path / "state")},
+            "audit": {
+                "path": str(tmp_path / "audit.jsonl"),
+                "key_path": str(tmp_path / "keys" / "audit.key"),
+            },
+        },
+    )
+    missing = tmp_path / "no-such-dir" / "alerts.jsonl"
+    with pytest.raises(ConfigError, match=r"alerts\.jsonl: cannot open the alerts file: No such file"):
+        run_agent(
+            cfg, policy=Path(__file__).resolve().parents[2] / "policies", backend="fake", mode=None,
+            cgroups=[], pids=[os.getpid()], cache_dir=tmp_path, alerts=missing,
+        )  # fmt: skip
+    open_audit(cfg).close()  # the refused start closed its writer: the trail's lock is free again
