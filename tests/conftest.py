@@ -19,6 +19,9 @@ import pytest
 
 from guard.lsm.probe import ProbeReport, probe_kernel
 
+#: the kernel tests' fixtures (scope, plane, compat), shared by tests/privileged and tests/adversarial
+pytest_plugins = ["tests.privileged.fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

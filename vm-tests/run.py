@@ -5,8 +5,8 @@ usage: vm-tests/run [--kernel ID ... | --all] [--json] [--jobs N] [--accel auto|
 
 For each kernel: fetch its packages from Debian's archive (private apt config, cached), build an
 initramfs, boot it (KVM when it works, TCG otherwise) with the host root shared read-only, run
-`guardctl probe --json` and `pytest --run-privileged tests/privileged` with the project's venv, and
-write vm-tests/results/<kernel>.json. Prints a table (or, with --json, the list of summaries); a run of
+`guardctl probe --json` and `pytest --run-privileged tests/privileged tests/adversarial/kernel` with
+the project's venv, and write vm-tests/results/<kernel>.json. Prints a table (or, with --json, the list of summaries); a run of
 the whole matrix regenerates COMPATIBILITY.md. Exit status 0 only when every selected kernel ran its tests with no
 failure. A guest that never reports a result is booted once more (early TCG crashes happen).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
@@ -41,7 +42,7 @@ from vmrun.report import render_compatibility, render_table, summarize, write_re
 PROJECT = HERE.parent
 CACHE = PROJECT / ".cache" / "vm-tests"
 RESULTS = HERE / "results"
-DEFAULT_TESTS = ["tests/privileged"]
+DEFAULT_TESTS = ["tests/privileged", "tests/adversarial/kernel"]
 _print_lock = threading.Lock()
 
 
@@ -129,8 +130,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def share_dir(kernel: Kernel) -> Path:
-    """The results share of a kernel's guest (the job script, and what the guest writes back)."""
-    return CACHE / "run" / kernel.id
+    """The results share of a kernel's guest (the job script, and what the guest writes back).
+
+    One per run of this script: two runs of the same kernel at once must not read each other's job
+    or results.
+    """
+    return CACHE / "run" / f"{kernel.id}-{os.getpid()}"
 
 
 def boot_job(
@@ -138,6 +143,10 @@ def boot_job(
 ) -> BootResult:
     """Boot one kernel on a fresh results share holding ``script`` (and ``files``); progress on stderr."""
     share = share_dir(kernel)
+    for stale in share.parent.glob(f"{kernel.id}-*"):  # shares of runs that have ended
+        owner = stale.name.rpartition("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(share, ignore_errors=True)
     share.mkdir(parents=True)
     (share / "job.sh").write_text(script)

@@ -1,17 +1,25 @@
-"""Fixtures shared by the kernel tests: the test's own cgroup scope and the loaded data planes."""
+"""Fixtures shared by the kernel tests (``tests/privileged``, ``tests/adversarial``): the test's own
+cgroup scope and the loaded data planes, one per session.
+
+A plugin of the root conftest, so both directories share one loaded plane. bcc is imported only
+when a plane is first used (a unit session never imports it).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from guard.lsm.bcc_backend import CompatBackend, LsmBackend
 from guard.lsm.btf import Btf
 from guard.lsm.verdicts import VerdictTables
 from tests.privileged.scoping import scoped_cgroup
+
+if TYPE_CHECKING:
+    from guard.lsm.bcc_backend import CompatBackend, LsmBackend
 
 
 @pytest.fixture
@@ -34,6 +42,8 @@ def _planes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LsmB
 def plane(_planes: dict[str, LsmBackend], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LsmBackend]:
     """The compiled and attached BPF data plane, emptied before and after."""
     if "plane" not in _planes:
+        from guard.lsm.bcc_backend import LsmBackend
+
         dp = LsmBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"))
         dp.load()
         _planes["plane"] = dp
@@ -48,6 +58,8 @@ def plane(_planes: dict[str, LsmBackend], tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def _compat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatBackend]:
     """The compat plane, loaded once per module (compiling and verifying it takes seconds)."""
+    from guard.lsm.bcc_backend import CompatBackend
+
     dp = CompatBackend(Btf.from_file(), tmp_path_factory.mktemp("bcc"))
     dp.load()
     try:
