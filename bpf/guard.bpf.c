@@ -2,7 +2,8 @@
 /*
  * The single translation unit given to bcc. Struct offsets (GUARD_OFF_*) come from the running
  * kernel's BTF as -D flags; sizes (GUARD_MAX_*) from the configuration; GUARD_NO_D_PATH on kernels
- * whose BPF-LSM refuses bpf_d_path; GUARD_HAS_PATH_CHMOD where the kernel has the path_chmod hook.
+ * whose BPF-LSM refuses bpf_d_path; GUARD_HAS_PATH_CHMOD where the kernel has the path_chmod hook,
+ * GUARD_HAS_PATH_NAMES where it has path_link and path_rename.
  */
 #include "include/guard_abi.h"
 #include "include/guard_maps.h"
@@ -15,7 +16,10 @@
 #include "hooks/socket_sendmsg.bpf.c"
 #include "hooks/ptrace_access_check.bpf.c"
 #include "hooks/path_chmod.bpf.c"
+#include "hooks/mmap_exec.bpf.c"
+#include "hooks/path_names.bpf.c"
 #include "hooks/lineage.bpf.c"
+#include "hooks/protect_exec.bpf.c"
 
 /* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */
 /* clang-format off */

@@ -125,7 +125,7 @@ class Hook(enum.StrEnum):
         category="process",
         events=(EventShape("start", "exec"),),
         on_file=True,
-        lsm=_lsm("bprm_check_security"),
+        lsm=_lsm("bprm_check_security", "mmap_file"),
         compat=_tracepoint_kill("sched_process_exec", syscall=False),
     )
     FILE_OPEN = _HookRow(
@@ -135,7 +135,7 @@ class Hook(enum.StrEnum):
         category="file",
         events=(EventShape("access", "open"), EventShape("creation", "create")),
         on_file=True,
-        lsm=_lsm("file_open"),
+        lsm=_lsm("file_open", "path_link", "path_rename"),
         compat=_tracepoint_kill("sys_exit", syscall=True),
     )
     SOCKET_CONNECT = _HookRow(

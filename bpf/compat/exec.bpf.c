@@ -5,6 +5,7 @@
  * inode) and path verdicts; a deny under enforce sends SIGKILL, so the new program never runs a
  * user instruction. The exec itself has happened (the old image is gone): a kill reaction, not a
  * deny. For a script the image is its interpreter: name the interpreter or the script's inode.
+ * A protected process is protected here, at its exec (guard_protect_at_exec).
  */
 
 RAW_TRACEPOINT_PROBE(sched_process_exec)
@@ -13,5 +14,6 @@ RAW_TRACEPOINT_PROBE(sched_process_exec)
 
 	if (!bprm)
 		return 0;
+	guard_protect_at_exec((void *)ctx->args[0], bprm);
 	return guard_compat_file(GUARD_HOOK_EXEC, guard_read_ptr(bprm, GUARD_OFF_BINPRM_FILE));
 }

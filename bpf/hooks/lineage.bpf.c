@@ -2,18 +2,31 @@
 /*
  * Entity lineage for armed verdicts: a new process joins its parent's group; a process leaving
  * (its thread-group leader exiting) leaves the group, so a recycled pid never inherits a verdict.
+ * A protected process's exit removes it from guard_ptrace_targets (guard_protect_at_exec put it
+ * there, or user space did), so a recycled pid is not protected. A thread a protected process
+ * starts is a target by its own id too (the compat plane judges the id the caller names; the LSM
+ * hook sees the tgid anyway), until that thread exits.
  */
 
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
 	void *parent = (void *)ctx->args[0], *child = (void *)ctx->args[1];
-	__u32 ptgid = 0, ctgid = 0;
+	__u32 ptgid = 0, ctgid = 0, cpid = 0;
 	struct guard_entity *entity;
+	struct guard_verdict *target, copy;
 
 	bpf_probe_read_kernel(&ptgid, sizeof(ptgid), (char *)parent + GUARD_OFF_TASK_TGID);
 	bpf_probe_read_kernel(&ctgid, sizeof(ctgid), (char *)child + GUARD_OFF_TASK_TGID);
-	if (ptgid == ctgid)
-		return 0; /* a thread */
+	if (ptgid == ctgid) { /* a thread */
+		target = guard_ptrace_targets.lookup(&ptgid);
+		if (target) {
+			copy = *target;
+			bpf_probe_read_kernel(&cpid, sizeof(cpid),
+					      (char *)child + GUARD_OFF_TASK_PID);
+			guard_ptrace_targets.update(&cpid, &copy);
+		}
+		return 0;
+	}
 	entity = guard_entities.lookup(&ptgid);
 	if (entity) {
 		struct guard_entity copy = *entity;
@@ -32,5 +45,6 @@ RAW_TRACEPOINT_PROBE(sched_process_exit)
 	bpf_probe_read_kernel(&tgid, sizeof(tgid), (char *)task + GUARD_OFF_TASK_TGID);
 	if (pid == tgid)
 		guard_entities.delete(&tgid);
+	guard_ptrace_targets.delete(&pid); /* the process, or one of its threads */
 	return 0;
 }

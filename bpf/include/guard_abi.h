@@ -52,7 +52,8 @@ enum guard_match {
 	GUARD_MATCH_PTRACE = 7,
 	GUARD_MATCH_DYNAMIC = 8,
 	GUARD_MATCH_LONG_PATH = 9,
-	GUARD_MATCH_ALL = 10, /* the hook's "emit every call" interest */
+	GUARD_MATCH_ALL = 10,	  /* the hook's "emit every call" interest */
+	GUARD_MATCH_SUBTREE = 11, /* a directory the file lies under, by (device, inode) */
 };
 
 enum guard_counter {
@@ -62,7 +63,9 @@ enum guard_counter {
 	GUARD_CNT_RINGBUF_DROPS = 3,
 	GUARD_CNT_PATH_TOO_LONG = 4,
 	GUARD_CNT_EMITTED = 5,
-	GUARD_CNT_COUNT = 6,
+	/* a decision (denied, would-block, killed) the guard_decisions ring had no room for */
+	GUARD_CNT_DECISION_DROPS = 6,
+	GUARD_CNT_COUNT = 7,
 };
 
 /* Bits of guard_config.hook_flags[hook]. */
@@ -78,6 +81,8 @@ enum guard_counter {
 #define GUARD_HF_EMIT_CHMOD 0x10
 /* set by the loader from the tables: a deny may exempt its caller's executable */
 #define GUARD_HF_HAS_EXEMPTIONS 0x20
+/* set by the loader from the tables: the hook has subtree verdicts (guard_subtrees) */
+#define GUARD_HF_HAS_SUBTREES 0x40
 
 /* Bits of guard_config.flags. */
 /* every task is governed (but the agent): the scope maps are not consulted */
@@ -88,6 +93,15 @@ enum guard_counter {
 #define GUARD_EVF_SENDMSG 0x2 /* socket_sendmsg to an explicit destination (decided as a connect) */
 #define GUARD_EVF_CREATED 0x4 /* file events: the open created the file (FMODE_CREATED) */
 #define GUARD_EVF_WRITE 0x8   /* file events: the file is open for writing (FMODE_WRITE) */
+#define GUARD_EVF_LINK 0x10   /* file_open: a hard link made to the file (path_link) */
+#define GUARD_EVF_RENAME 0x20 /* file_open: the file renamed (path_rename) */
+#define GUARD_EVF_MMAP 0x40   /* exec: the file mapped executable (mmap_file) */
+
+/* Bit of mmap/mprotect prot (include/uapi/asm-generic/mman-common.h). */
+#define GUARD_PROT_EXEC 0x4
+
+/* How many directories above a file the subtree verdicts look at (deeper: not looked at). */
+#define GUARD_SUBTREE_DEPTH 32
 
 /* Bits of struct file's f_mode (include/linux/fs.h): values, not offsets, stable since 4.19. */
 #define GUARD_FMODE_WRITE 0x2
@@ -138,6 +152,19 @@ struct guard_lpm_path_key {
 struct guard_inode_key {
 	__u64 dev; /* the kernel's dev_t: major << 20 | minor */
 	__u64 ino;
+};
+
+/*
+ * guard_subtrees (hash): a directory by (device, inode); its verdict applies to every file below
+ * it on the same filesystem, whatever the path that reaches it (bind mounts, chroot, namespaces).
+ * Key: struct guard_inode_key.
+ *
+ * guard_protect_exes (hash, key struct guard_inode_key) and guard_protect_names (hash, key struct
+ * guard_comm_key): a process that execs this file, or whose new name is this, is put in
+ * guard_ptrace_targets with the verdict at exec, before it runs a single instruction.
+ */
+struct guard_comm_key {
+	char comm[GUARD_COMM_LEN];
 };
 
 /* guard_nets (LPM trie): port then address; IPv4 as v4-mapped IPv6. Port 0 = every port. */
@@ -201,6 +228,16 @@ struct guard_dyn_verdict {
 	__u32 rule_id;
 	__u32 action;
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0 = until disarmed */
+};
+
+/*
+ * guard_decision_drops (hash, value: a __u64 count): decisions the guard_decisions ring had no room
+ * for, by the deciding rule (0: the long-path deny), hook and enum guard_decision.
+ */
+struct guard_decision_drop_key {
+	__u32 rule_id;
+	__u32 hook;
+	__u32 decision;
 };
 
 /* One ring-buffer record. */

@@ -15,6 +15,7 @@ struct socket;
 struct sockaddr;
 struct msghdr;
 struct task_struct;
+struct dentry;
 
 #define GUARD_EPERM 1
 
@@ -81,9 +82,10 @@ static __always_inline int guard_in_scope(struct guard_config *cfg)
 /*
  * Every hook's preamble: fills ctx and returns 1 if the current task is governed by an active
  * hook. Off returns before anything is counted (an empty config map means off); an active hook
- * counts the call, governed or not.
+ * counts the call, governed or not, unless ``count`` is 0 (a constant: a call that is another way
+ * to the hook's object, such as an executable mapping, is not one of the hook's calls).
  */
-static __always_inline int guard_enter(__u32 hook, struct guard_ctx *ctx)
+static __always_inline int guard_enter_as(__u32 hook, struct guard_ctx *ctx, int count)
 {
 	__u32 zero = 0;
 	struct guard_config *cfg = guard_config.lookup(&zero);
@@ -98,9 +100,12 @@ static __always_inline int guard_enter(__u32 hook, struct guard_ctx *ctx)
 	ctx->dfa_slot = cfg->dfa_slot[hook];
 	if (ctx->mode == GUARD_MODE_OFF)
 		return 0;
-	guard_count(hook, GUARD_CNT_CALLS);
+	if (count)
+		guard_count(hook, GUARD_CNT_CALLS);
 	return guard_in_scope(cfg);
 }
+
+#define guard_enter(hook, ctx) guard_enter_as((hook), (ctx), 1)
 
 /* Record one (rule, action): returns 1 once a deny has been found (the first deny and notify stay). */
 static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __u32 action,
@@ -204,15 +209,54 @@ static __always_inline void guard_lineage(struct guard_event *ev)
 #define GUARD_REACT_NO_TASK 2
 #define GUARD_SIGKILL 9
 
-/* Emit to the ring buffer; a full buffer is counted, never blocks the hook. */
+/*
+ * A decision the guard_decisions ring had no room for: counted per hook and under its (rule, hook,
+ * decision) in guard_decision_drops, which user space turns into audit records. The table first:
+ * a reader that reads the per-hook counter before the table never sees more counted there than
+ * the table holds for attributable drops. A table too full for a new key leaves the drop in the
+ * per-hook counter only (user space reports that surplus without a rule).
+ */
+static __always_inline void guard_decision_dropped(struct guard_ctx *ctx, __u32 decision,
+						   __u32 rule_id)
+{
+	struct guard_decision_drop_key key = {};
+	__u64 one = 1, *count;
+
+	key.rule_id = rule_id;
+	key.hook = ctx->hook;
+	key.decision = decision;
+	count = guard_decision_drops.lookup(&key);
+	if (!count) {
+		if (guard_decision_drops.insert(&key, &one) == 0)
+			goto counted;
+		count = guard_decision_drops.lookup(&key); /* another CPU inserted it first */
+	}
+	if (count)
+		__sync_fetch_and_add(count, 1);
+counted:
+	guard_count(ctx->hook, GUARD_CNT_DECISION_DROPS);
+}
+
+/*
+ * Emit to a ring buffer: a decision (denied, would-block, killed) to guard_decisions, an allowed
+ * event (telemetry) to guard_events. A full ring is counted, never blocks the hook; ``decision``
+ * is a constant at every call site, so each one reserves from one ring only.
+ */
 static __always_inline void guard_emit_as(struct guard_ctx *ctx, __u32 decision, __u32 rule_id,
 					  __u32 match, const char *path, int reaction)
 {
-	struct guard_event *ev = guard_events.ringbuf_reserve(sizeof(struct guard_event));
+	struct guard_event *ev;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
+	if (decision == GUARD_DECISION_ALLOWED)
+		ev = guard_events.ringbuf_reserve(sizeof(struct guard_event));
+	else
+		ev = guard_decisions.ringbuf_reserve(sizeof(struct guard_event));
 	if (!ev) {
-		guard_count(ctx->hook, GUARD_CNT_RINGBUF_DROPS);
+		if (decision == GUARD_DECISION_ALLOWED)
+			guard_count(ctx->hook, GUARD_CNT_RINGBUF_DROPS);
+		else
+			guard_decision_dropped(ctx, decision, rule_id);
 		return;
 	}
 	ev->ts_ns = bpf_ktime_get_ns();
@@ -409,6 +453,82 @@ static __always_inline void guard_file_inode(struct guard_ctx *ctx, struct file 
 	ctx->file_mode = i_mode;
 }
 
+/*
+ * Protection at exec (sched_process_exec, in the task, before it returns to user space): a process
+ * that execs a protected file (guard_protect_exes) or takes a protected name (guard_protect_names)
+ * is a protected ptrace target from then on, before it runs an instruction of the new image (user
+ * space resolving names to pids would leave it open until its next refresh).
+ */
+static __always_inline void guard_protect_at_exec(void *task, void *bprm)
+{
+	void *file, *inode, *sb;
+	struct guard_inode_key id = {};
+	struct guard_comm_key name = {};
+	struct guard_verdict *v = 0, copy;
+	__u32 tgid = 0, dev = 0;
+
+	bpf_probe_read_kernel(&tgid, sizeof(tgid), (char *)task + GUARD_OFF_TASK_TGID);
+	file = bprm ? guard_read_ptr(bprm, GUARD_OFF_BINPRM_FILE) : 0;
+	inode = file ? guard_read_ptr(file, GUARD_OFF_FILE_F_INODE) : 0;
+	if (inode) {
+		bpf_probe_read_kernel(&id.ino, sizeof(id.ino),
+				      (char *)inode + GUARD_OFF_INODE_I_INO);
+		sb = guard_read_ptr(inode, GUARD_OFF_INODE_I_SB);
+		if (sb)
+			bpf_probe_read_kernel(&dev, sizeof(dev), (char *)sb + GUARD_OFF_SB_S_DEV);
+		id.dev = dev;
+		v = guard_protect_exes.lookup(&id);
+	}
+	if (!v) {
+		bpf_get_current_comm(name.comm, sizeof(name.comm));
+		v = guard_protect_names.lookup(&name);
+	}
+	if (v) {
+		copy = *v;
+		guard_ptrace_targets.update(&tgid, &copy);
+	}
+}
+
+/* The dentry of a file (file->f_path.dentry). */
+static __always_inline void *guard_file_dentry(struct file *file)
+{
+	return guard_read_ptr(file, GUARD_OFF_FILE_F_PATH + GUARD_OFF_PATH_DENTRY);
+}
+
+/*
+ * Subtree verdicts: the directories above ``dentry`` on its filesystem (d_parent up to that
+ * filesystem's root, at most GUARD_SUBTREE_DEPTH of them), each by (device, inode) in
+ * guard_subtrees. A dentry's parents do not depend on the path that reached it, so a bind mount, a
+ * chroot or a mount namespace of one's own leads to the same directories. The walk stays on the
+ * file's filesystem: a directory of another filesystem mounted above it is not looked at. Only on
+ * hooks the loader flags GUARD_HF_HAS_SUBTREES. Returns 1 once a deny has been found.
+ */
+static __always_inline int guard_subtree_lookup(struct guard_ctx *ctx, void *dentry)
+{
+	struct guard_inode_key key = {};
+	void *parent, *inode;
+	__u32 i;
+
+	if (!dentry || !(ctx->hook_flags & GUARD_HF_HAS_SUBTREES))
+		return ctx->denied;
+	key.dev = ctx->inode.dev;
+	for (i = 0; i < GUARD_SUBTREE_DEPTH; i++) {
+		parent = guard_read_ptr(dentry, GUARD_OFF_DENTRY_D_PARENT);
+		if (!parent || parent == dentry)
+			break;
+		inode = guard_read_ptr(parent, GUARD_OFF_DENTRY_D_INODE);
+		if (!inode)
+			break;
+		key.ino = 0;
+		bpf_probe_read_kernel(&key.ino, sizeof(key.ino),
+				      (char *)inode + GUARD_OFF_INODE_I_INO);
+		if (guard_take(ctx, guard_subtrees.lookup(&key), GUARD_MATCH_SUBTREE))
+			break;
+		dentry = parent;
+	}
+	return ctx->denied;
+}
+
 /* The per-CPU scratch buffers: [0] raw d_path output, [1] zero-padded key, [2] reversed key. */
 static __always_inline int guard_path_buffers(struct guard_lpm_path_key **raw,
 					      struct guard_lpm_path_key **key,
@@ -548,20 +668,30 @@ dfa:
 }
 
 /*
- * A file hook's verdicts once ctx holds the inode and, when have_path, key the path: dynamic,
- * inode, then path verdicts; then the decision (``reaction`` is a constant at each call site).
+ * A file's verdicts once ctx holds the inode and, when have_path, key the path: dynamic, inode,
+ * path verdicts, then subtree (the directories above ``dentry``). The first deny ends the search.
+ * The subtree walk comes last so that the verifier walks the DFA loop before it, not once per way
+ * out of the walk.
  */
-static __always_inline int guard_file_verdicts(struct guard_ctx *ctx, int have_path,
+static __always_inline void guard_file_lookups(struct guard_ctx *ctx, void *dentry, int have_path,
+					       struct guard_lpm_path_key *key,
+					       struct guard_lpm_path_key *rev)
+{
+	if (guard_dynamic_lookup(ctx))
+		return;
+	if (guard_take(ctx, guard_inodes.lookup(&ctx->inode), GUARD_MATCH_INODE))
+		return;
+	if (have_path && key && rev)
+		guard_path_lookups(ctx, key, rev);
+	guard_subtree_lookup(ctx, dentry);
+}
+
+/* A file hook's verdicts (guard_file_lookups), then the decision (``reaction``: a constant). */
+static __always_inline int guard_file_verdicts(struct guard_ctx *ctx, void *dentry, int have_path,
 					       struct guard_lpm_path_key *key,
 					       struct guard_lpm_path_key *rev, int reaction)
 {
-	if (guard_dynamic_lookup(ctx))
-		goto out;
-	if (guard_take(ctx, guard_inodes.lookup(&ctx->inode), GUARD_MATCH_INODE))
-		goto out;
-	if (have_path && key && rev)
-		guard_path_lookups(ctx, key, rev);
-out:
+	guard_file_lookups(ctx, dentry, have_path, key, rev);
 	return guard_finish_as(ctx, have_path && key ? key->path : 0, reaction);
 }
 
@@ -583,7 +713,8 @@ static __always_inline int guard_file_hook(__u32 hook, struct file *file)
 	if (guard_path_buffers(&raw, &key, &rev))
 		have_path = guard_file_path(&ctx, file, raw, key) == 0;
 #endif
-	return guard_file_verdicts(&ctx, have_path, key, rev, GUARD_REACT_DENY);
+	return guard_file_verdicts(&ctx, guard_file_dentry(file), have_path, key, rev,
+				   GUARD_REACT_DENY);
 }
 
 #endif /* GUARD_HELPERS_H */

@@ -18,6 +18,12 @@
 #ifndef GUARD_MAX_PTRACE
 #define GUARD_MAX_PTRACE 1024
 #endif
+#ifndef GUARD_MAX_SUBTREES
+#define GUARD_MAX_SUBTREES 4096
+#endif
+#ifndef GUARD_MAX_PROTECT
+#define GUARD_MAX_PROTECT 1024
+#endif
 #ifndef GUARD_MAX_SCOPES
 #define GUARD_MAX_SCOPES 1024
 #endif
@@ -39,9 +45,15 @@
 #ifndef GUARD_RINGBUF_PAGES
 #define GUARD_RINGBUF_PAGES 64
 #endif
+#ifndef GUARD_DECISION_RINGBUF_PAGES
+#define GUARD_DECISION_RINGBUF_PAGES 64
+#endif
+#ifndef GUARD_MAX_DECISION_DROPS
+#define GUARD_MAX_DECISION_DROPS 4096
+#endif
 
 /*
- * With GUARD_PIN_DIR (a string, set by the loader) every map but the ring buffer and the scratch
+ * With GUARD_PIN_DIR (a string, set by the loader) every map but the ring buffers and the scratch
  * space is pinned there: bcc reuses a pinned map when one exists, so the verdicts, modes and
  * scope survive the agent's restart (and, with the compat backend's cgroup programs, its death).
  */
@@ -68,6 +80,13 @@ GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_inodes, 
 GUARD_TABLE("lpm_trie", struct guard_net_key, struct guard_verdict, guard_nets, GUARD_MAX_NETS,
 	    BPF_F_NO_PREALLOC);
 GUARD_TABLE("hash", __u32, struct guard_verdict, guard_ptrace_targets, GUARD_MAX_PTRACE, 0);
+GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_subtrees,
+	    GUARD_MAX_SUBTREES, 0);
+/* Protected at exec (the programs add the tgid to guard_ptrace_targets; exits remove it). */
+GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_protect_exes,
+	    GUARD_MAX_PROTECT, 0);
+GUARD_TABLE("hash", struct guard_comm_key, struct guard_verdict, guard_protect_names,
+	    GUARD_MAX_PROTECT, 0);
 
 /* The in-kernel DFAs (contains / glob): two banks per hook; guard_config.dfa_slot picks one. */
 GUARD_TABLE("array", int, struct guard_dfa, guard_dfas, 2 * GUARD_HOOK_COUNT, 0);
@@ -91,7 +110,15 @@ GUARD_TABLE("hash", __u32, __u32, guard_rule_modes, GUARD_MAX_RULE_MODES, 0);
 GUARD_TABLE("hash", struct guard_exempt_key, __u8, guard_exempt, GUARD_MAX_EXEMPT, 0);
 
 GUARD_TABLE("percpu_array", int, __u64, guard_counters, (GUARD_HOOK_COUNT * GUARD_CNT_COUNT), 0);
+/*
+ * Decisions the guard_decisions ring had no room for, by (rule, hook, decision): pinned, so what
+ * accumulates while no agent reads survives until the next one reports it (guard_emit_as).
+ */
+GUARD_TABLE("hash", struct guard_decision_drop_key, __u64, guard_decision_drops,
+	    GUARD_MAX_DECISION_DROPS, 0);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);
+/* Two rings: decisions (denied, would-block, killed) apart from telemetry (allowed events). */
+BPF_RINGBUF_OUTPUT(guard_decisions, GUARD_DECISION_RINGBUF_PAGES);
 BPF_RINGBUF_OUTPUT(guard_events, GUARD_RINGBUF_PAGES);
 
 #endif /* GUARD_MAPS_H */

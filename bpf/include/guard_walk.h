@@ -131,7 +131,8 @@ static __always_inline int guard_compat_file(__u32 hook, const void *file)
 	if (guard_path_buffers(&raw, &key, &rev))
 		have_path =
 			guard_walk_path(&ctx, (const char *)file + GUARD_OFF_FILE_F_PATH, key) == 0;
-	return guard_file_verdicts(&ctx, have_path, key, rev, GUARD_REACT_KILL);
+	return guard_file_verdicts(&ctx, guard_file_dentry((struct file *)file), have_path, key,
+				   rev, GUARD_REACT_KILL);
 }
 
 #endif /* GUARD_WALK_H */

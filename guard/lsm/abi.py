@@ -23,7 +23,10 @@ __all__ = [
     "EVENT_CHMOD",
     "EVENT_ENUMERATORS",
     "EVF_CREATED",
+    "EVF_LINK",
+    "EVF_MMAP",
     "EVF_PATH_TOO_LONG",
+    "EVF_RENAME",
     "EVF_SENDMSG",
     "EVF_WRITE",
     "FMODE_CREATED",
@@ -32,15 +35,20 @@ __all__ = [
     "HF_EMIT_CHMOD",
     "HF_EMIT_CREATED",
     "HF_HAS_EXEMPTIONS",
+    "HF_HAS_SUBTREES",
     "HF_HAS_SUFFIXES",
     "HF_LONG_PATH_DENY",
     "HOOK_COUNT",
     "NET_DATA",
     "PATH_MAX",
+    "PROT_EXEC",
     "PTRACE_MODE_ATTACH",
+    "SUBTREE_DEPTH",
+    "CommKey",
     "Config",
     "Counter",
     "Decision",
+    "DecisionDropKey",
     "Dfa",
     "DfaRule",
     "DfaState",
@@ -67,6 +75,8 @@ HF_LONG_PATH_DENY: Final = 0x2
 HF_HAS_SUFFIXES: Final = 0x4
 #: Set by the loader (never by a policy) on every hook when some rule exempts executables.
 HF_HAS_EXEMPTIONS: Final = 0x20
+#: Set by the loader (never by a policy) on hooks that have subtree verdicts.
+HF_HAS_SUBTREES: Final = 0x40
 #: guard_config.flags: every task but the agent is governed.
 CF_ALL_TASKS: Final = 0x1
 #: file_open interest: an event for every governed open that created its file.
@@ -77,6 +87,12 @@ EVF_PATH_TOO_LONG: Final = 0x1
 EVF_SENDMSG: Final = 0x2  # socket_sendmsg to an explicit destination, decided as a connect
 EVF_CREATED: Final = 0x4  # file events: this open created the file (FMODE_CREATED)
 EVF_WRITE: Final = 0x8  # file events: open for writing (FMODE_WRITE)
+EVF_LINK: Final = 0x10  # file_open: a hard link made to the file (path_link)
+EVF_RENAME: Final = 0x20  # file_open: the file renamed (path_rename)
+EVF_MMAP: Final = 0x40  # exec: the file mapped executable (mmap_file)
+PROT_EXEC: Final = 0x4
+#: directories above a file that the subtree verdicts look at
+SUBTREE_DEPTH: Final = 32
 FMODE_WRITE: Final = 0x2
 FMODE_CREATED: Final = 0x100000
 #: ``GUARD_EVENT_CHMOD``: an event's ``hook`` for a chmod (telemetry: not a hook, never a deny).
@@ -132,6 +148,7 @@ class Match(enum.IntEnum):
     DYNAMIC = 8
     LONG_PATH = 9
     ALL = 10
+    SUBTREE = 11
 
 
 class Counter(enum.IntEnum):
@@ -143,9 +160,11 @@ class Counter(enum.IntEnum):
     RINGBUF_DROPS = 3
     PATH_TOO_LONG = 4
     EMITTED = 5
+    #: a decision the decision ring had no room for (also in ``guard_decision_drops``)
+    DECISION_DROPS = 6
 
 
-COUNTER_COUNT: Final = 6
+COUNTER_COUNT: Final = 7
 
 _u8 = ctypes.c_uint8
 _u16 = ctypes.c_uint16
@@ -193,6 +212,12 @@ class InodeKey(ctypes.Structure):
     """``struct guard_inode_key``."""
 
     _fields_ = (("dev", _u64), ("ino", _u64))
+
+
+class CommKey(ctypes.Structure):
+    """``struct guard_comm_key``: a task name (comm), NUL-padded."""
+
+    _fields_ = (("comm", ctypes.c_char * COMM_LEN),)
 
 
 class NetKey(ctypes.Structure):
@@ -245,6 +270,12 @@ class DynVerdict(ctypes.Structure):
     """``struct guard_dyn_verdict``."""
 
     _fields_ = (("rule_id", _u32), ("action", _u32), ("expires_ns", _u64))
+
+
+class DecisionDropKey(ctypes.Structure):
+    """``struct guard_decision_drop_key``: a rule (0: the long-path deny), a hook and a Decision."""
+
+    _fields_ = (("rule_id", _u32), ("hook", _u32), ("decision", _u32))
 
 
 class Event(ctypes.Structure):

@@ -17,7 +17,10 @@ from guard.lsm.abi import ModeId
 from guard.lsm.verdicts import DynamicVerdict, VerdictTables
 from guard.model import BackendName, Hook
 
-__all__ = ["KernelBackend"]
+__all__ = ["DropKey", "KernelBackend"]
+
+#: A key of the decision-drop table: (kernel rule number, 0 = the long-path deny; hook; decision).
+DropKey = tuple[int, Hook, abi.Decision]
 
 
 @runtime_checkable
@@ -78,7 +81,22 @@ class KernelBackend(Protocol):
         """Return the hook's counters (calls, denies, would-blocks, drops, over-long paths, emitted)."""
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
-        """Return what the ring buffer holds now (waiting up to ``timeout_ms`` for the first record)."""
+        """Return what the rings hold now (waiting up to ``timeout_ms`` for the first record).
+
+        Decisions (denied, would-block, killed: the decision ring) come first in the batch, then
+        telemetry (allowed events: the event ring).
+        """
+
+    def decision_drops(self) -> dict[DropKey, int]:
+        """Return, by (rule number, hook, decision), the decisions the decision ring had no room for.
+
+        Counts only grow while the table lives (with pinned maps, across agents and while none
+        runs); :meth:`decision_drops_epoch` says when it started over. A drop the table had no room
+        for is in the hook's ``DECISION_DROPS`` counter only.
+        """
+
+    def decision_drops_epoch(self) -> str:
+        """Return the drop table's identity: it changes whenever the table starts over, never else."""
 
     def plane_counters(self) -> dict[str, int]:
         """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""

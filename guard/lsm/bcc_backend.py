@@ -34,6 +34,7 @@ from typing import Any, Final, Self
 from guard.errors import BpfLoadError, BtfError, KernelError, KernelUnsupportedError, MapError
 from guard.lsm import abi, bpfsys
 from guard.lsm.abi import ModeId
+from guard.lsm.backend import DropKey
 from guard.lsm.btf import Btf
 from guard.lsm.pinned import PINNED_MAPS, cgroup2_root, check_rule_modes, ensure_bpffs, remove_pins
 from guard.lsm.probe import lsm_d_path
@@ -49,7 +50,7 @@ __all__ = ["SOCK_ADDR_PROGRAMS", "CompatBackend", "LsmBackend"]
 class _BccPlane:
     """What both planes share: compilation, typed access to the maps, pinning and adoption.
 
-    With ``pin_dir`` every map but the ring buffer is pinned in a subdirectory named after the
+    With ``pin_dir`` every map but the ring buffers is pinned in a subdirectory named after the
     layout (the C sources and every size flag), so a plane loaded again with the same layout adopts
     the maps a previous instance left: modes, scope, static and armed verdicts carry over, and the
     first :meth:`apply` removes whatever the new policy no longer holds. A different layout starts
@@ -78,6 +79,8 @@ class _BccPlane:
         dfa_states: int = 16384,
         dfa_max_rules: int = 8192,
         ringbuf_pages: int = 64,
+        decision_ringbuf_pages: int = 64,
+        max_decision_drops: int = 4096,
         pin_dir: Path | None = None,
     ) -> None:
         for what, n in (("dfa_trans", dfa_trans), ("dfa_states", dfa_states)):
@@ -99,6 +102,9 @@ class _BccPlane:
             "dfa_trans": dfa_trans,
             "dfa_states": dfa_states,
             "dfa_rules": dfa_max_rules,
+            "subtrees": SUBTREES_MAX,
+            "protect_exes": PROTECT_MAX,
+            "protect_names": PROTECT_MAX,
         }
         self.cflags = [
             *offset_flags(btf),
@@ -117,6 +123,8 @@ class _BccPlane:
             f"-DGUARD_DFA_STATES={dfa_states}",
             f"-DGUARD_DFA_MAX_RULES={dfa_max_rules}",
             f"-DGUARD_RINGBUF_PAGES={ringbuf_pages}",
+            f"-DGUARD_DECISION_RINGBUF_PAGES={decision_ringbuf_pages}",
+            f"-DGUARD_MAX_DECISION_DROPS={max_decision_drops}",
         ]
         #: False where the kernel's BPF-LSM refuses bpf_d_path (5.10): path verdicts are unavailable.
         self.path_verdicts = True
@@ -128,6 +136,7 @@ class _BccPlane:
         self._rule_modes: dict[int, ModeId] = {}
         self._bpf: Any = None
         self._events: list[abi.Event] = []
+        self._decisions: list[abi.Event] = []
         self._ring = RingDecoder(str(self.name))
         self._modes: dict[Hook, ModeId] = {}
         self._agent_tgid = 0
@@ -158,6 +167,8 @@ class _BccPlane:
             self.pinned = self._prepare_pins(self.pin_root, text, cflags)
             cflags.append(f'-DGUARD_PIN_DIR="{self.pinned}"')
         self._bpf = self._compile(text, cflags)
+        # the decision ring first: a consume walks the rings in this order
+        self._bpf[b"guard_decisions"].open_ring_buffer(self._on_decision)
         self._bpf[b"guard_events"].open_ring_buffer(self._on_event)
         if self.adopted:
             self._adopt()
@@ -327,7 +338,10 @@ class _BccPlane:
                     "path verdicts",
                     f"this kernel's BPF-LSM refuses bpf_d_path; the policy has {', '.join(used)}",
                 )
-        for name in ("paths", "prefixes", "suffixes", "inodes", "nets", "ptrace", "exemptions"):
+        for name in (
+            "paths", "prefixes", "suffixes", "inodes", "nets", "ptrace", "exemptions",
+            "subtrees", "protect_exes", "protect_names",
+        ):  # fmt: skip
             count = len(getattr(tables, name))
             if count > self.limits[name]:
                 raise MapError(f"{name} verdicts: {count} entries, over the map's {self.limits[name]}")
@@ -362,6 +376,9 @@ class _BccPlane:
             ("guard_suffixes", old.suffixes, tables.suffixes, self._lpm_key),
             ("guard_nets", old.nets, tables.nets, self._net_key),
             ("guard_ptrace_targets", old.ptrace, tables.ptrace, self._u32_key),
+            ("guard_subtrees", old.subtrees, tables.subtrees, self._inode_key),
+            ("guard_protect_exes", old.protect_exes, tables.protect_exes, self._inode_key),
+            ("guard_protect_names", old.protect_names, tables.protect_names, self._comm_key),
         )
         for name, before, after, key_of in maps:
             self._sync_map(name, before, after, key_of, remove=False)
@@ -375,13 +392,19 @@ class _BccPlane:
         if tables.exemptions:
             for hook in HOOKS:
                 self._hook_flags[hook] |= abi.HF_HAS_EXEMPTIONS
+        for value in {**old.subtrees, **tables.subtrees}.values():  # old subtrees stay until removed
+            for hook in HOOKS:
+                if value.deny[hook.abi] or value.notify[hook.abi]:
+                    self._hook_flags[hook] |= abi.HF_HAS_SUBTREES
         self._write_config()
         for name, before, after, key_of in maps:
             self._sync_map(name, before, after, key_of, add=False)
         self._sync_exemptions(old.exemptions, tables.exemptions, add=False)
-        if old.suffixes.keys() - tables.suffixes.keys():
+        if old.suffixes.keys() - tables.suffixes.keys() or old.subtrees.keys() - tables.subtrees.keys():
             self._hook_flags = {
-                hook: flags & ~abi.HF_HAS_SUFFIXES if not _has_suffixes(tables, hook) else flags
+                hook: flags
+                & ~(0 if _has_suffixes(tables, hook) else abi.HF_HAS_SUFFIXES)
+                & ~(0 if _has_subtrees(tables, hook) else abi.HF_HAS_SUBTREES)
                 for hook, flags in self._hook_flags.items()
             }
             self._write_config()
@@ -408,6 +431,9 @@ class _BccPlane:
             inodes=read("guard_inodes", lambda k: (int(k.dev), int(k.ino))),
             nets=read("guard_nets", lambda k: (int(k.prefixlen), bytes(k.data))),
             ptrace=read("guard_ptrace_targets", lambda k: int(k.value)),
+            subtrees=read("guard_subtrees", lambda k: (int(k.dev), int(k.ino))),
+            protect_exes=read("guard_protect_exes", lambda k: (int(k.dev), int(k.ino))),
+            protect_names=read("guard_protect_names", lambda k: bytes(k.comm).ljust(abi.COMM_LEN, b"\0")),
             exemptions={(int(k.rule_id), int(k.dev), int(k.ino)) for k in self._table("guard_exempt")},
         )
 
@@ -476,6 +502,12 @@ class _BccPlane:
     def _inode_key(table: Any, entry: tuple[int, int]) -> Any:
         key = table.Key()
         key.dev, key.ino = entry
+        return key
+
+    @staticmethod
+    def _comm_key(table: Any, entry: bytes) -> Any:
+        key = table.Key()
+        key.comm = entry.rstrip(b"\0")
         return key
 
     @staticmethod
@@ -574,17 +606,46 @@ class _BccPlane:
         if event is not None:
             self._events.append(event)
 
+    def _on_decision(self, _ctx: object, data: int, size: int) -> None:
+        event = self._ring.decode(ctypes.string_at(data, size))
+        if event is not None:
+            self._decisions.append(event)
+
     def plane_counters(self) -> dict[str, int]:
         """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""
         return self._ring.counters()
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
-        """Read what the ring buffer holds (waiting up to ``timeout_ms``)."""
+        """Read what both rings hold, decisions first (waiting up to ``timeout_ms`` when both are empty).
+
+        One consume drains the decision ring, then the event ring (the order they were opened in);
+        only when it found nothing does the plane wait, on both rings at once. The two kinds are
+        kept apart, so the batch holds every decision read ahead of any telemetry.
+        """
         if self._bpf is None:
             raise MapError("guard_events: the data plane is not loaded")
-        self._bpf.ring_buffer_poll(timeout_ms)
-        events, self._events = self._events, []
-        return events
+        self._bpf.ring_buffer_consume()
+        if not self._decisions and not self._events:
+            self._bpf.ring_buffer_poll(timeout_ms)
+        batch = self._decisions + self._events
+        self._decisions, self._events = [], []
+        return batch
+
+    def decision_drops(self) -> dict[DropKey, int]:
+        """Return guard_decision_drops: decisions the decision ring had no room for, by key."""
+        return {
+            (int(k.rule_id), Hook.from_abi(int(k.hook)), abi.Decision(k.decision)): int(v.value)
+            for k, v in self._table("guard_decision_drops").items()
+        }
+
+    def decision_drops_epoch(self) -> str:
+        """Return ``<boot id>/<map id>`` of guard_decision_drops: the same only while the same map lives."""
+        map_id = bpfsys.map_id(self._table("guard_decision_drops").map_fd)
+        try:
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError as exc:
+            raise KernelError(f"/proc/sys/kernel/random/boot_id: {exc.strerror}") from exc
+        return f"{boot}/{map_id}"
 
 
 class LsmBackend(_BccPlane):
@@ -609,6 +670,15 @@ class LsmBackend(_BccPlane):
         else:
             extra.append("-DGUARD_HAS_PATH_CHMOD")
             self.chmod_events = True
+        try:
+            for name in ("path_link", "path_rename"):
+                self.btf.lsm_hook(name)
+        except BtfError as exc:
+            self.unavailable["new_names"] = (
+                f"no {name} LSM hook in this kernel ({exc}): links and renames of protected files go unjudged"
+            )
+        else:
+            extra.append("-DGUARD_HAS_PATH_NAMES")
         d_path, why = lsm_d_path(self.btf)
         if not d_path:
             extra.append("-DGUARD_NO_D_PATH")
@@ -618,6 +688,11 @@ class LsmBackend(_BccPlane):
             )
         self._load_plane(extra)
 
+
+#: ``GUARD_MAX_SUBTREES`` and ``GUARD_MAX_PROTECT`` (bpf/include/guard_maps.h): directories with a
+#: subtree verdict; executables, and names, protected at exec.
+SUBTREES_MAX: Final = 4096
+PROTECT_MAX: Final = 1024
 
 #: (program, attach type) of the compat plane's cgroup sock_addr programs.
 SOCK_ADDR_PROGRAMS: Final = (
@@ -826,6 +901,10 @@ def _sock_addr_reads_task() -> bool:
 
 def _has_suffixes(tables: VerdictTables, hook: Hook) -> bool:
     return any(v.deny[hook.abi] or v.notify[hook.abi] for v in tables.suffixes.values())
+
+
+def _has_subtrees(tables: VerdictTables, hook: Hook) -> bool:
+    return any(v.deny[hook.abi] or v.notify[hook.abi] for v in tables.subtrees.values())
 
 
 def _program(attach: str) -> str:

@@ -13,7 +13,9 @@ the path was unavailable and, for file opens, whether the file is open for writi
 Shapes: exec is ``process/start``; a file open ``file/access`` (action ``open``), or
 ``file/creation`` (action ``create``) when the open created the file; a chmod ``file/change``
 (action ``chmod``, with the new ``file.mode``); connect ``network/connection``; ptrace
-``process/access``.
+``process/access``. A denied executable mapping of a file (the exec hook's ``mmap``), a hard link
+made to a protected file or its rename (file_open's ``link`` / ``rename``) are ``file/change``
+with that action and the file's existing path.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ def _kind(value: int) -> EventKind:
         raise KernelError(f"ring-buffer event: unknown EventKind {value} (ABI mismatch?)") from None
 
 
+#: Event flags that make a file hook's event another action on the file: an executable mapping
+#: (``ld.so /tmp/x``, dlopen), a hard link made to it, a rename of it.
+_NEW_NAME_ACTIONS: Final = ((abi.EVF_MMAP, "mmap"), (abi.EVF_LINK, "link"), (abi.EVF_RENAME, "rename"))
+
+
 def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
     """Return the ECS document of one ring-buffer record; ``boot_offset_ns`` maps ``ts_ns`` to epoch."""
     kind = _kind(event.hook)
@@ -112,9 +119,14 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
             file["mode"] = file_mode(event.mode)
         if file:
             doc["file"] = file
-        if kind is Hook.BPRM_CHECK_SECURITY and path:
+        if kind is Hook.BPRM_CHECK_SECURITY and path and not event.flags & abi.EVF_MMAP:
             process["executable"] = path
             process["name"] = os.path.basename(path)
+        for flag, action in _NEW_NAME_ACTIONS:
+            if event.flags & flag:  # not the call the hook names: another way to the same file
+                doc["event"]["category"] = ["file"]
+                doc["event"]["type"] = ["change"]
+                doc["event"]["action"] = action
     elif kind is Hook.SOCKET_CONNECT:
         ip = ipaddress.IPv6Address(bytes(event.addr))
         mapped = ip.ipv4_mapped

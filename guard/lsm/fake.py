@@ -15,9 +15,12 @@ reads as the specification of every hook:
 4. Verdict search, table by table; each gives a (deny, notify) rule id pair for the hook. The
    first deny wins and ends the search; the first notify is remembered.
 
-   - exec, file_open: dynamic, inode, then (if the path is available) exact path, longest
-     prefix, longest suffix, the hook's DFA. A path that is unresolvable, empty or not shorter
-     than ``PATH_MAX`` is unavailable: counted once as ``PATH_TOO_LONG`` and flagged.
+   - exec, file_open: dynamic, inode, then (if the path is available) exact path, longest prefix,
+     longest suffix, the hook's DFA, then subtree (the directories above the file, nearest first,
+     by the caller's ``parents`` inode numbers on the file's device, at most ``SUBTREE_DEPTH``). A
+     path that is unresolvable, empty or not shorter than ``PATH_MAX`` is unavailable: counted
+     once as ``PATH_TOO_LONG`` and flagged. The LSM plane's executable mappings (mmap_file), new
+     names (path_link, path_rename) and protection at exec are not modelled.
    - connect: dynamic (any target), then the networks for (port, address), then (0, address).
      Families other than AF_INET/AF_INET6 are allowed after the call count.
    - ptrace: only attach-class modes are considered; dynamic (any target), then the target.
@@ -41,10 +44,17 @@ chmod emits an ALLOWED event of kind ``Telemetry.CHMOD`` (match ALL, the new mod
 ``EVF_PATH_TOO_LONG`` flag without one). It counts no call and never denies; its events, drops and
 over-long paths are counted under file_open.
 
-An event is dropped (and ``RINGBUF_DROPS`` counted) when the ring buffer already holds
-``ringbuf_capacity`` events; otherwise ``EMITTED`` is counted. :meth:`~FakeBackend.submit` hands
-the ring buffer a raw record, decoded as the real planes decode theirs (a record of the wrong size
-is counted as ``ring_bad_size``, never decoded).
+Two rings, as in the kernel: decisions (DENIED, WOULD_BLOCK) go to the decision ring, ALLOWED
+events (telemetry) to the event ring; :meth:`~FakeBackend.poll_events` returns the decisions first.
+An allowed event is dropped (``RINGBUF_DROPS``) when the event ring already holds
+``ringbuf_capacity`` events; a decision is dropped when the decision ring holds
+``decision_capacity``: ``DECISION_DROPS`` is counted and so is its (rule, hook, decision) in the
+drop table (:meth:`~FakeBackend.decision_drops`), unless that table already holds
+``max_decision_drops`` other keys (the counter alone then). Otherwise ``EMITTED`` is counted. With
+``pinned`` the counters and the drop table outlive :meth:`~FakeBackend.load` (as a plane's pinned
+maps outlive an agent); nothing else is kept. :meth:`~FakeBackend.submit` hands the rings a raw
+record, decoded as the real planes decode theirs (a record of the wrong size is counted as
+``ring_bad_size``, never decoded).
 """
 
 from __future__ import annotations
@@ -55,7 +65,8 @@ import ipaddress
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,7 +86,7 @@ from guard.lsm.verdicts import (
 from guard.model import HOOKS, BackendName, Hook, Telemetry
 
 if TYPE_CHECKING:
-    from guard.lsm.backend import KernelBackend
+    from guard.lsm.backend import DropKey, KernelBackend
 
 __all__ = ["FakeBackend"]
 
@@ -137,14 +148,31 @@ def _rule_hit(rule_id: int, action: Action, match: Match) -> _Hit:
 class FakeBackend:
     """The data plane in memory: the maps' contents, and one method per hook call."""
 
-    def __init__(self, *, clock: Callable[[], int] = time.monotonic_ns, ringbuf_capacity: int = 4096) -> None:
-        if ringbuf_capacity < 0:
-            raise ValueError(f"ringbuf_capacity must be >= 0, not {ringbuf_capacity}")
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], int] = time.monotonic_ns,
+        ringbuf_capacity: int = 4096,
+        decision_capacity: int = 4096,
+        max_decision_drops: int = 4096,
+        pinned: bool = False,
+    ) -> None:
+        for what, n in (
+            ("ringbuf_capacity", ringbuf_capacity),
+            ("decision_capacity", decision_capacity),
+            ("max_decision_drops", max_decision_drops),
+        ):
+            if n < 0:
+                raise ValueError(f"{what} must be >= 0, not {n}")
         self.name: BackendName = BackendName.FAKE
         self._clock = clock
         self._capacity = ringbuf_capacity
+        self._decision_capacity = decision_capacity
+        self._max_drops = max_decision_drops
+        self._pinned = pinned
         self._loaded = False
         self._reset()
+        self._reset_accounting()
 
     def _reset(self) -> None:
         """Empty every map, as a fresh load finds them."""
@@ -156,10 +184,16 @@ class FakeBackend:
         self._tables = VerdictTables()
         self._entities: dict[int, int] = {}
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
-        self._counters = {hook: dict.fromkeys(Counter, 0) for hook in HOOKS}
         self._events: list[abi.Event] = []
+        self._decisions: list[abi.Event] = []
         self._ring = RingDecoder(str(self.name))
         self._rule_modes: dict[int, ModeId] = {}
+
+    def _reset_accounting(self) -> None:
+        """Empty the counters and the decision-drop table (a new table: a new epoch)."""
+        self._counters = {hook: dict.fromkeys(Counter, 0) for hook in HOOKS}
+        self._drops: dict[DropKey, int] = {}
+        self._drops_epoch = f"fake-{uuid.uuid4().hex}"
 
     # ------------------------------------------------------------------ KernelBackend
 
@@ -169,8 +203,10 @@ class FakeBackend:
         return self._loaded
 
     def load(self) -> None:
-        """Load: every map starts empty, so everything allows until configured."""
+        """Load: every map starts empty (``pinned``: but counters and drop table), so everything allows."""
         self._reset()
+        if not self._pinned:
+            self._reset_accounting()
         self._loaded = True
 
     def close(self) -> None:
@@ -241,10 +277,21 @@ class FakeBackend:
         return dict(self._counters[hook])
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
-        """Return and clear the queued events (never waits: the fake's calls are synchronous)."""
+        """Return and clear the queued decisions, then events (never waits: the calls are synchronous)."""
         self._require_loaded("guard_events")
-        events, self._events = self._events, []
-        return events
+        batch = self._decisions + self._events
+        self._decisions, self._events = [], []
+        return batch
+
+    def decision_drops(self) -> dict[DropKey, int]:
+        """Return the decisions the decision ring had no room for, by (rule, hook, decision)."""
+        self._require_loaded("guard_decision_drops")
+        return dict(self._drops)
+
+    def decision_drops_epoch(self) -> str:
+        """Return the drop table's identity (a new one whenever the table starts over)."""
+        self._require_loaded("guard_decision_drops")
+        return self._drops_epoch
 
     def plane_counters(self) -> dict[str, int]:
         """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""
@@ -252,11 +299,15 @@ class FakeBackend:
         return self._ring.counters()
 
     def submit(self, record: bytes) -> None:
-        """Hand the ring buffer one raw record, as the kernel does (decoded as a real plane decodes it)."""
+        """Hand the rings one raw record, as the kernel does (decoded as a real plane decodes it).
+
+        A decoded decision joins the decision ring, anything else the event ring (no capacity applies).
+        """
         self._require_loaded("guard_events")
         event = self._ring.decode(record)
         if event is not None:
-            self._events.append(event)
+            allowed = event.decision == Decision.ALLOWED
+            (self._events if allowed else self._decisions).append(event)
 
     # ------------------------------------------------------------------ inspection
 
@@ -307,6 +358,7 @@ class FakeBackend:
         parent_start_ns: int = 0,
         exe_dev: int = 0,
         exe_ino: int = 0,
+        parents: Sequence[int] = (),
     ) -> int:
         """Run bprm_check_security for an exec of ``path`` (None: unresolvable); 0 or EPERM.
 
@@ -314,7 +366,7 @@ class FakeBackend:
         lineage (its events carry them).
         """
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
-        return self._file_hook(Hook.BPRM_CHECK_SECURITY, task, path, dev, ino, mode=mode)
+        return self._file_hook(Hook.BPRM_CHECK_SECURITY, task, path, dev, ino, mode=mode, parents=parents)
 
     def open(
         self,
@@ -335,6 +387,7 @@ class FakeBackend:
         parent_start_ns: int = 0,
         exe_dev: int = 0,
         exe_ino: int = 0,
+        parents: Sequence[int] = (),
     ) -> int:
         """Run file_open for ``path`` (None: unresolvable); 0 or EPERM.
 
@@ -343,7 +396,7 @@ class FakeBackend:
         """
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
         flags = (abi.EVF_CREATED if created else 0) | (abi.EVF_WRITE if write else 0)
-        return self._file_hook(Hook.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags)
+        return self._file_hook(Hook.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags, parents=parents)
 
     def chmod(
         self,
@@ -502,6 +555,7 @@ class FakeBackend:
         *,
         mode: int = 0,
         flags: int = 0,
+        parents: Sequence[int] = (),
     ) -> int:
         hook_mode = self._enter(hook, task)
         if hook_mode == ModeId.OFF:
@@ -518,7 +572,7 @@ class FakeBackend:
             event.flags |= abi.EVF_PATH_TOO_LONG
         else:
             event.path = raw
-        hits = self._file_hits(hook, task.tgid, dev, ino, raw)
+        hits = self._file_hits(hook, task.tgid, dev, ino, raw, parents)
         return self._finish(hook, hook_mode, event, hits, path_unavailable=raw is None, caller=task)
 
     def _dynamic_hits(self, hook: Hook, tgid: int, dev: int = 0, ino: int = 0) -> Iterator[_Hit]:
@@ -538,12 +592,19 @@ class FakeBackend:
                 continue
             yield _rule_hit(verdict.rule_id, verdict.action, Match.DYNAMIC)
 
-    def _file_hits(self, hook: Hook, tgid: int, dev: int, ino: int, path: bytes | None) -> Iterator[_Hit]:
+    def _file_hits(
+        self, hook: Hook, tgid: int, dev: int, ino: int, path: bytes | None, parents: Sequence[int] = ()
+    ) -> Iterator[_Hit]:
         tables = self._tables
         yield from self._dynamic_hits(hook, tgid, dev, ino)
         yield _table_hit(tables.inodes.get((dev, ino)), hook, Match.INODE)
-        if path is None:
-            return
+        if path is not None:
+            yield from self._path_hits(hook, path)
+        for parent in parents[: abi.SUBTREE_DEPTH]:
+            yield _table_hit(tables.subtrees.get((dev, parent)), hook, Match.SUBTREE)
+
+    def _path_hits(self, hook: Hook, path: bytes) -> Iterator[_Hit]:
+        tables = self._tables
         yield _table_hit(tables.paths.get(path), hook, Match.PATH)
         yield _table_hit(lpm_lookup(tables.prefixes, path.ljust(abi.PATH_MAX, b"\0")), hook, Match.PREFIX)
         yield _table_hit(
@@ -611,14 +672,24 @@ class FakeBackend:
         return 0
 
     def _emit(self, hook: Hook, event: abi.Event, decision: Decision, rule_id: int, match: Match) -> None:
-        if len(self._events) >= self._capacity:
-            self._count(hook, Counter.RINGBUF_DROPS)
-            return
+        if decision == Decision.ALLOWED:
+            ring = self._events
+            if len(ring) >= self._capacity:
+                self._count(hook, Counter.RINGBUF_DROPS)
+                return
+        else:
+            ring = self._decisions
+            if len(ring) >= self._decision_capacity:
+                key = (rule_id, hook, decision)
+                if key in self._drops or len(self._drops) < self._max_drops:
+                    self._drops[key] = self._drops.get(key, 0) + 1
+                self._count(hook, Counter.DECISION_DROPS)
+                return
         event.ts_ns = self._clock()
         event.decision = decision
         event.rule_id = rule_id
         event.match = match
-        self._events.append(event)
+        ring.append(event)
         self._count(hook, Counter.EMITTED)
 
 

@@ -1,6 +1,6 @@
 """Pinned plane state: the maps a plane pins, the bpf filesystem, and modes read or written without a plane.
 
-A plane pins every map but the ring buffer under ``<pin_dir>/layout-<hash>`` so a restarted plane
+A plane pins every map but the ring buffers under ``<pin_dir>/layout-<hash>`` so a restarted plane
 adopts them (:mod:`guard.lsm.bcc_backend`). :class:`PinnedControl` reads and writes hook and rule
 modes in those pins with raw ``bpf(2)`` calls, for ``guardctl enforce|detect|off`` when no agent
 runs; it never loads a plane and never imports bcc.
@@ -33,7 +33,7 @@ __all__ = [
     "remove_pins",
 ]
 
-#: Every map pinned under a plane's pin directory (the ring buffer and scratch space are not).
+#: Every map pinned under a plane's pin directory (the ring buffers and scratch space are not).
 PINNED_MAPS = (
     "guard_config",
     "guard_scope_cgroups",
@@ -44,6 +44,9 @@ PINNED_MAPS = (
     "guard_inodes",
     "guard_nets",
     "guard_ptrace_targets",
+    "guard_subtrees",
+    "guard_protect_exes",
+    "guard_protect_names",
     "guard_dfas",
     "guard_dfa_rules",
     "guard_entities",
@@ -51,6 +54,7 @@ PINNED_MAPS = (
     "guard_rule_modes",
     "guard_exempt",
     "guard_counters",
+    "guard_decision_drops",
 )
 
 

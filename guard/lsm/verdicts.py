@@ -231,6 +231,12 @@ class VerdictTables:
     hook_flags: dict[Hook, int] = field(default_factory=dict)
     #: (rule id, dev, inode): that rule's deny skips callers running this executable
     exemptions: set[tuple[int, int, int]] = field(default_factory=set)
+    #: a directory (dev, inode): its verdict applies to every file below it on its filesystem
+    subtrees: dict[tuple[int, int], VerdictValue] = field(default_factory=dict)
+    #: an executable (dev, inode) whose processes are protected ptrace targets from their exec on
+    protect_exes: dict[tuple[int, int], VerdictValue] = field(default_factory=dict)
+    #: a task name (comm, NUL-padded to COMM_LEN) protected the same way
+    protect_names: dict[bytes, VerdictValue] = field(default_factory=dict)
 
 
 def encode_path(path: str | bytes, what: str = "path") -> bytes:

@@ -32,6 +32,7 @@ PAIRS = [
     ("guard_dynamic", 0, abi.DynKey),
     ("guard_dynamic", 1, abi.DynVerdict),
     ("guard_exempt", 0, abi.ExemptKey),
+    ("guard_decision_drops", 0, abi.DecisionDropKey),
 ]
 
 

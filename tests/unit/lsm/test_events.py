@@ -464,3 +464,32 @@ def test_decision_and_match_names_cover_the_abi() -> None:
         Decision.WOULD_BLOCK: "success",
         Decision.KILLED: "failure",  # the compat kill reaction: the task did not get to act
     }
+
+
+@pytest.mark.parametrize(
+    ("hook", "flag", "action"),
+    [
+        (Hook.BPRM_CHECK_SECURITY, abi.EVF_MMAP, "mmap"),
+        (Hook.FILE_OPEN, abi.EVF_LINK, "link"),
+        (Hook.FILE_OPEN, abi.EVF_RENAME, "rename"),
+    ],
+)
+def test_another_way_to_a_protected_file_is_a_file_change_with_its_action(
+    hook: Hook, flag: int, action: str
+) -> None:
+    """The LSM plane's executable mappings and new names come as the hook's events with a flag."""
+    record = abi.Event(
+        hook=hook.abi, decision=Decision.DENIED, rule_id=3, match=Match.SUBTREE, tgid=TGID, flags=flag
+    )
+    record.path = b"/tmp/x"
+    record.ino, record.dev = 9, 2
+    doc = to_ecs(record, boot_offset_ns=OFFSET)
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["action"]) == (
+        ["file"],
+        ["change"],
+        action,
+    )
+    assert doc["event"]["outcome"] == "failure"
+    assert doc["file"]["path"] == "/tmp/x"
+    assert "executable" not in doc["process"]  # a mapping is not an exec of the file
+    assert (doc["kestrel"]["hook"], doc["kestrel"]["match"]) == (hook.short, "subtree")

@@ -63,8 +63,9 @@ def make(
     modes: dict[Hook, ModeId] | None = None,
     clock: Clock | None = None,
     capacity: int = 4096,
+    decision_capacity: int = 4096,
 ) -> FakeBackend:
-    fake = FakeBackend(clock=clock or Clock(), ringbuf_capacity=capacity)
+    fake = FakeBackend(clock=clock or Clock(), ringbuf_capacity=capacity, decision_capacity=decision_capacity)
     fake.load()
     fake.configure(dict.fromkeys(Hook, ENFORCE) if modes is None else modes, agent_tgid=AGENT)
     fake.set_scope(cgroups=[CGROUP], pids=[TGID])
@@ -705,9 +706,10 @@ def test_ptrace_event_carries_the_target() -> None:
 
 
 def test_a_full_ring_buffer_drops_and_counts_but_still_decides() -> None:
-    fake = make(KernelPolicy(paths=(PathRule(OPEN, "exact", "/x", 1),)), capacity=2)
+    fake = make(KernelPolicy(paths=(PathRule(OPEN, "exact", "/x", 1),)), decision_capacity=2)
     assert [fake.open(TGID, path="/x") for _ in range(3)] == [errno.EPERM] * 3
-    assert fake.counters(OPEN) == counts(calls=3, denies=3, emitted=2, ringbuf_drops=1)
+    assert fake.counters(OPEN) == counts(calls=3, denies=3, emitted=2, decision_drops=1)
+    assert fake.decision_drops() == {(1, OPEN, Decision.DENIED): 1}
     assert len(fake.poll_events()) == 2
     assert fake.poll_events() == []
     assert fake.open(TGID, path="/x") == errno.EPERM
