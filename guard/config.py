@@ -100,6 +100,8 @@ class LimitsConfig:
     max_rules: int = 4096
     max_paths: int = 16384
     ring_buffer_pages: int = 256
+    #: the decision ring (denied, would-block, killed), apart from telemetry; a power of two
+    decision_ring_buffer_pages: int = 256
     max_pending_per_rule: int = 10000
     max_pending_per_entity: int = 64
     batch_size: int = 512
@@ -119,9 +121,10 @@ class LimitsConfig:
             "predicate_memory_mb",
         ):
             _positive("limits", name, getattr(self, name))
-        pages = self.ring_buffer_pages
-        if pages <= 0 or pages & (pages - 1):
-            raise ConfigError(f"[limits] ring_buffer_pages: must be a power of two, got {pages}")
+        for name in ("ring_buffer_pages", "decision_ring_buffer_pages"):
+            pages = getattr(self, name)
+            if pages <= 0 or pages & (pages - 1):
+                raise ConfigError(f"[limits] {name}: must be a power of two, got {pages}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,9 +5,12 @@ One :class:`Agent` composes a loaded :class:`~guard.lsm.backend.KernelBackend`, 
 trail, a process cache and the actions of :mod:`guard.actions` (modes, arming, protection, kill,
 alert lines). :meth:`Agent.step` is one turn of the loop:
 
-1. read the ring buffer (up to a batch), turn each record into an ECS document and enrich it;
+1. read the rings (decisions first, then telemetry), turn each record into an ECS document and
+   enrich it;
 2. a kernel decision (deny, would-block, kill) becomes an audit record and an alert at once; a
-   ``kill`` rule's process is killed; the block-storm counter of its rule advances;
+   ``kill`` rule's process is killed; the block-storm counter of its rule advances; at most once a
+   second (``drops_interval_s``, and at stop) the decisions the decision ring had no room for are
+   audited as counts (:mod:`guard.actions.drops`);
 3. the engine runs over the batch: alerts are written (a ``kill`` rule's process killed under
    enforce), and a sequence rule whose every step but the last has matched is **armed**: a
    dynamic verdict denies the last step in the kernel for that entity and its descendants until
@@ -26,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import psutil
@@ -33,6 +37,7 @@ import psutil
 from guard.actions.alerts import AlertSink, AlertWriter, describe, engine_outcome
 from guard.actions.arming import Arming
 from guard.actions.decisions import budget_decision, kernel_decision, with_process
+from guard.actions.drops import DropReporter
 from guard.actions.kill import alert_kill_target, kill_process, kills_on_deny
 from guard.actions.modes import Modes
 from guard.actions.protection import SELF_RULE, SELF_RULE_ID, Protection
@@ -74,8 +79,14 @@ class AgentSettings:
     #: what a wasm / lua predicate may spend per batch
     runtime_budget: Budget = dataclasses.field(default_factory=Budget)
     self_protect: bool = True
+    #: where the decision drops already audited are kept (beside the trail); None: in memory only
+    drops_state: Path | None = None
+    #: the decision-drop table is read at most this often (and at stop)
+    drops_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.drops_interval_s < 0:
+            raise ConfigError(f"drops interval: must be 0 or more, got {self.drops_interval_s}")
         if self.storm_threshold < 0:
             raise ConfigError(f"storm threshold: must be 0 (off) or more, got {self.storm_threshold}")
         if self.storm_window_s <= 0 or self.storm_confirm_s <= 0:
@@ -113,6 +124,7 @@ class Agent:
         alive: Callable[[int, int | None], bool] = _alive,
         exe_identity: Callable[[str], tuple[int, int] | None] = file_identity,
         list_processes: Callable[[], Iterable[tuple[int, str, str]]] = _list_processes,
+        wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.compiled = compiled
         self.backend = backend
@@ -138,6 +150,11 @@ class Agent:
             agent_tgid=self.tgid, self_protect=self.settings.self_protect,
             refresh_s=self.settings.target_refresh_s, monotonic=monotonic,
             exe_identity=exe_identity, list_processes=list_processes,
+        )  # fmt: skip
+        self._wall_clock = wall_clock
+        self.drops = DropReporter(
+            backend, audit, state_path=self.settings.drops_state, interval_s=self.settings.drops_interval_s,
+            clock=wall_clock, monotonic=monotonic,
         )  # fmt: skip
         self._lock = threading.RLock()
         self.recent: collections.deque[dict[str, JsonValue]] = collections.deque(maxlen=_RECENT)
@@ -166,7 +183,9 @@ class Agent:
 
     def start(self) -> None:
         """Load the data plane, configure modes and scope, write the tables; audit the start."""
+        loaded_ns = self._wall_clock()
         self.backend.load()
+        self.drops.start(loaded_ns=loaded_ns)
         adopted = ""
         if self.settings.mode is None and getattr(self.backend, "adopted", False):
             adopted = self.modes.adopt()
@@ -203,6 +222,8 @@ class Agent:
             return
         with contextlib.suppress(GuardError):
             self.step(timeout_ms=0)
+        with self._lock:
+            self._report_drops()  # what the last turn left (not yet due): the trail ends complete
         self.started = False
         self._audit(Decision(Kind.AGENT_STOP, reason=f"agent {reason}", detail={"pid": self.tgid}))
         self.backend.close()
@@ -263,6 +284,8 @@ class Agent:
                 self.processes.enrich(doc)
                 self._kernel_decision(record, doc)
                 docs.append(doc)
+            if self.drops.due():
+                self._report_drops()
             if docs:
                 for alert in self.engine.process(docs):
                     self._engine_alert(alert.rule.id, [e for e in alert.events if e is not None])
@@ -312,6 +335,12 @@ class Agent:
             self._audit(kill_process(record.tgid, rule, decision.hook, doc))
         if decision.kind in (Kind.DENY, Kind.KILL) and rule in self.plans:
             self.modes.storm_tick(rule)
+
+    def _report_drops(self) -> None:
+        """Audit what the decision-drop table gained (one record per key, then a signed checkpoint)."""
+        written = self.drops.report(self.rule_ids, backend=str(self.backend.name))
+        if written:
+            self.counts[Kind.DECISIONS_NOT_RECORDED.value] += written
 
     def _engine_alert(self, rule_id: str, events: Sequence[Event]) -> None:
         plan = self.plans[rule_id]
@@ -395,6 +424,8 @@ class Agent:
                 #: the plane's own counters: ``ring_bad_size`` (ring records of the wrong size)
                 "plane": plane,
                 "decisions": dict(self.counts),
+                #: decisions the decision ring had no room for, audited as counts (this drop table)
+                "decisions_not_recorded": self.drops.status(self.rule_ids),
                 "armed": [
                     {"rule": a.rule, "entity": a.entity, "group": a.verdict.group, "inode": a.verdict.ino}
                     for a in self.arming.armed.values()

@@ -50,6 +50,7 @@ __all__ = [
     "change_mode",
     "confirm",
     "deploy_bundle",
+    "drops_state_path",
     "make_backend",
     "pid_path",
     "rollback_bundle",
@@ -74,6 +75,12 @@ def socket_path(cfg: GuardConfig) -> Path:
 def state_path(cfg: GuardConfig) -> Path:
     """Return the state file the running agent writes (and leaves for mode switches without it)."""
     return Path(cfg.agent.run_dir) / "state.json"
+
+
+def drops_state_path(cfg: GuardConfig) -> Path:
+    """Return the file beside the audit trail holding the decision drops already in it (per drop table)."""
+    trail = Path(cfg.audit.path)
+    return trail.with_name(f"{trail.stem}.decision-drops.json")
 
 
 def pid_path(cfg: GuardConfig) -> Path:
@@ -126,11 +133,15 @@ def make_backend(name: str, cfg: GuardConfig, cache_dir: Path, *, pin: bool = Tr
     if name == "fake":
         return FakeBackend()
     pin_dir = Path(cfg.agent.pin_dir) if pin else None
-    pages = cfg.limits.ring_buffer_pages
+    pages, decisions = cfg.limits.ring_buffer_pages, cfg.limits.decision_ring_buffer_pages
     if name == "lsm":
-        return LsmBackend(Btf.from_file(), cache_dir, pin_dir=pin_dir, ringbuf_pages=pages)
+        return LsmBackend(
+            Btf.from_file(), cache_dir, pin_dir=pin_dir, ringbuf_pages=pages, decision_ringbuf_pages=decisions
+        )
     if name == "compat":
-        return CompatBackend(Btf.from_file(), cache_dir, pin_dir=pin_dir, ringbuf_pages=pages)
+        return CompatBackend(
+            Btf.from_file(), cache_dir, pin_dir=pin_dir, ringbuf_pages=pages, decision_ringbuf_pages=decisions
+        )
     raise ConfigError(f"backend {name!r}: expected auto, lsm, compat or fake")
 
 
@@ -236,6 +247,7 @@ def run_agent(
             max_pending_per_entity=cfg.limits.max_pending_per_entity,
         ),
         runtime_budget=runtime_budget(cfg),
+        drops_state=drops_state_path(cfg),
     )
     claimed = _claim_run_dir(cfg)  # from here on guardctl knows an agent runs, answering or not
     try:

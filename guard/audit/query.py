@@ -171,6 +171,16 @@ def clean_text(value: object) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def _outcome(record: Mapping[str, object]) -> str:
+    """Return the OUTCOME cell: the outcome, and for a ``decisions_not_recorded`` record its count."""
+    outcome = clean_text(record.get("outcome"))
+    detail = record.get("detail")
+    count = detail.get("count") if isinstance(detail, dict) else None
+    if record.get("event") == Kind.DECISIONS_NOT_RECORDED and isinstance(count, int):
+        return f"{outcome}: {count}"
+    return outcome
+
+
 def _row(record: Mapping[str, object]) -> tuple[str, ...]:
     process = _process(record)
     return (
@@ -182,7 +192,7 @@ def _row(record: Mapping[str, object]) -> tuple[str, ...]:
         clean_text(process.get("pid")),
         clean_text(process.get("exe")),
         clean_text(record.get("verdict")),
-        clean_text(record.get("outcome")),
+        _outcome(record),
     )
 
 

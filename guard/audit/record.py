@@ -71,6 +71,8 @@ class Kind(enum.StrEnum):
     DENY = "deny"
     WOULD_BLOCK = "would_block"
     KILL = "kill"
+    #: kernel decisions the decision ring had no room for: counted per (rule, hook, verdict, window)
+    DECISIONS_NOT_RECORDED = "decisions_not_recorded"
     ARM = "arm"
     DISARM = "disarm"
     MODE_CHANGE = "mode_change"
@@ -84,7 +86,9 @@ class Kind(enum.StrEnum):
 
 
 #: Kinds fsync'd at once under the default policy (a deny is evidence).
-SYNC_KINDS: Final = frozenset({Kind.DENY, Kind.KILL, Kind.BUNDLE_REJECTED, Kind.RECOVERED, Kind.CHECKPOINT})
+SYNC_KINDS: Final = frozenset(
+    {Kind.DENY, Kind.KILL, Kind.DECISIONS_NOT_RECORDED, Kind.BUNDLE_REJECTED, Kind.RECOVERED, Kind.CHECKPOINT}
+)
 
 REQUIRED_FIELDS: Final = (
     "v", "seq", "ts", "host", "event", "rule_id", "hook", "process", "verdict", "outcome", "reason", "detail",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from guard.audit.record import Decision
+from guard.audit.record import Decision, Kind
 
 __all__ = ["AuditSink", "MemoryAudit"]
 
@@ -16,9 +16,12 @@ class AuditSink(Protocol):
     def append(self, decision: Decision, /) -> object:
         """Record one decision."""
 
+    def checkpoint(self) -> object:
+        """Sign the chain head now (a record that must not wait for the next due checkpoint)."""
+
 
 class MemoryAudit:
-    """Keeps decisions in memory (tests, demo without a log)."""
+    """Keeps decisions in memory (tests, demo without a log); a checkpoint is kept as a decision too."""
 
     def __init__(self) -> None:
         self.decisions: list[Decision] = []
@@ -29,3 +32,7 @@ class MemoryAudit:
         with self._lock:
             self.decisions.append(decision)
         return decision
+
+    def checkpoint(self) -> object:
+        """Record a requested checkpoint (what the writer would sign)."""
+        return self.append(Decision(Kind.CHECKPOINT, reason="requested"))

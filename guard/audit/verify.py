@@ -72,6 +72,9 @@ class VerifyResult:
     last_checkpoint_seq: int | None = None
     unsealed: int = 0
     key_ids: set[str] = field(default_factory=set)
+    #: ``decisions_not_recorded`` records, and the kernel decisions they count
+    not_recorded_records: int = 0
+    not_recorded: int = 0
     problem: Problem | None = None
     not_checked: list[str] = field(default_factory=list)
 
@@ -92,6 +95,7 @@ class VerifyResult:
             "last_checkpoint_seq": self.last_checkpoint_seq,
             "unsealed_records": self.unsealed,
             "key_ids": sorted(self.key_ids),
+            "decisions_not_recorded": {"records": self.not_recorded_records, "decisions": self.not_recorded},
             "not_checked": self.not_checked,
             "problem": None
             if self.problem is None
@@ -114,6 +118,11 @@ class VerifyResult:
             lines.append(
                 f"unsealed tail: {self.unsealed} record(s) after the last checkpoint "
                 f"(seq {self.last_checkpoint_seq})"
+            )
+        if self.not_recorded_records:
+            lines.append(
+                f"decisions not recorded one by one: {self.not_recorded} "
+                f"(counted in {self.not_recorded_records} decisions_not_recorded record(s))"
             )
         lines += [f"not checked: {what}" for what in self.not_checked]
         lines.append("OK: chain and checkpoints verified" if self.ok else f"FAILED: {self.problem}")
@@ -150,7 +159,11 @@ def _not_checked(result: VerifyResult) -> list[str]:
         f"anything after seq {result.last_seq}: records or whole files removed from the end leave no "
         "trace in what remains"
     )
-    notes.append("decisions never written (ring-buffer drops are counted in `guardctl status`, not here)")
+    notes.append(
+        "kernel decisions with no record of their own are counted in decisions_not_recorded records "
+        "(from the kernel's drop counters); allowed telemetry the event ring dropped is counted in "
+        "`guardctl status` only"
+    )
     return notes
 
 
@@ -200,6 +213,10 @@ def _walk(lines: Iterator[Line], keys: Mapping[str, Verifier], result: VerifyRes
         result.records += 1
         result.first_seq = result.first_seq or seq
         result.last_seq = seq
+        if record["event"] == Kind.DECISIONS_NOT_RECORDED:
+            count = record["detail"].get("count") if isinstance(record["detail"], dict) else None
+            result.not_recorded_records += 1
+            result.not_recorded += count if isinstance(count, int) and not isinstance(count, bool) else 0
         if record["event"] == Kind.CHECKPOINT:
             problem = _check_checkpoint(record, keys, checkpoint_seq, since_checkpoint, where)
             if problem is not None:

@@ -10,7 +10,15 @@ from guard.cli.command import Subparsers, command
 from guard.cli.output import emit
 from guard.config import GuardConfig
 
-__all__ = ["AgentStatus", "HookCounters", "PredicateStats", "RecentDecision", "register", "render_status"]
+__all__ = [
+    "AgentStatus",
+    "HookCounters",
+    "NotRecorded",
+    "PredicateStats",
+    "RecentDecision",
+    "register",
+    "render_status",
+]
 
 _TRAPS = ("fuel", "memory", "stack", "error")
 _RECENT_SHOWN = 10
@@ -101,6 +109,42 @@ class RecentDecision:
 
 
 @dataclass(frozen=True)
+class NotRecorded:
+    """Decisions the decision ring had no room for, audited as counts (total, by rule, hook, verdict)."""
+
+    total: int
+    records: int
+    unattributed: int
+    by_rule: tuple[tuple[str, str, str, int], ...]
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, object]) -> NotRecorded:
+        """Build the totals from the status document's ``decisions_not_recorded``."""
+        rows = d.get("by_rule") or []
+        return cls(
+            _int(d, "total"),
+            _int(d, "records"),
+            _int(d, "unattributed"),
+            tuple(
+                (str(r.get("rule") or "-"), str(r.get("hook")), str(r.get("verdict")), _int(r, "count"))
+                for r in (rows if isinstance(rows, list) else [])
+                if isinstance(r, dict)
+            ),
+        )
+
+    def render_lines(self) -> list[str]:
+        """Return the summary line and one line per (rule, hook, verdict)."""
+        lines = [
+            f"decisions not recorded (decision ring full): {self.total}, "
+            f"audited as counts in {self.records} record(s) by this agent"
+        ]
+        lines += [f"  {rule:<28} {hook:<21} {verdict:<12} {n:>8}" for rule, hook, verdict, n in self.by_rule]
+        if self.unattributed:
+            lines.append(f"  {'(no rule: drop table full)':<28} {'':<21} {'':<12} {self.unattributed:>8}")
+        return lines
+
+
+@dataclass(frozen=True)
 class AgentStatus:
     """The agent's status: mode, backend, rules by enforcement path, counters, predicates, recent decisions.
 
@@ -119,12 +163,15 @@ class AgentStatus:
     recent: tuple[RecentDecision, ...]
     #: ring-buffer records of the wrong size (the plane's ``ring_bad_size``), not decoded
     ring_bad_size: int = 0
+    #: decisions the decision ring had no room for, audited as counts (``decisions_not_recorded``)
+    not_recorded: NotRecorded | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> AgentStatus:
         """Build the status from the agent's JSON (``Agent.status()``, a control-socket response)."""
         counters = data.get("counters") or {}
         recent = data.get("recent") or []
+        not_recorded = data.get("decisions_not_recorded")
         return cls(
             document=data,
             pid=data.get("pid"),
@@ -150,6 +197,7 @@ class AgentStatus:
             if isinstance(recent, list)
             else (),
             ring_bad_size=_int(_dict(data.get("plane")), "ring_bad_size"),
+            not_recorded=NotRecorded.from_json(not_recorded) if isinstance(not_recorded, dict) else None,
         )
 
     def to_json(self) -> Mapping[str, object]:
@@ -171,6 +219,8 @@ class AgentStatus:
             lines += [c.render_text() for c in self.counters]
         if self.ring_bad_size:
             lines.append(f"ring buffer: {self.ring_bad_size} records of the wrong size, not decoded")
+        if self.not_recorded is not None and self.not_recorded.total:
+            lines += self.not_recorded.render_lines()
         if self.predicates:
             lines.append(
                 f"{'PREDICATE':<10} {'RUNTIME':<8} {'EVENTS':>8} {'ESCAPED':>8} {'TRAPPED':>8}  RULES"

@@ -166,6 +166,7 @@ def test_totals(report: dict[str, Any]) -> None:
         "deny": 42,
         "would_block": 23,
         "kill": 8,
+        "decisions_not_recorded": 0,
         "arm": 1,
         "disarm": 1,
         "mode_change": 2,
