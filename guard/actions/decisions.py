@@ -4,7 +4,9 @@ Every backend reports its enforcement through ring-buffer events (:class:`~guard
 ``denied`` (an LSM hook or a cgroup program returned EPERM), ``would_block`` (detect mode) and
 ``killed`` (the compat backend's kill reaction: SIGKILL from the kernel before the task ran user
 code). :func:`kernel_decision` turns one into the :class:`~guard.audit.record.Decision` the audit
-trail records; an allowed event (interest push-down) is not a decision and gives ``None``.
+trail records; an allowed event (interest push-down) is not a decision and gives ``None``, except
+one whose path the kernel could not resolve (over its path buffer or walk depth): no path verdict
+judged that call, so it is recorded as ``unjudged``, never left to a counter alone.
 :func:`with_process` adds what the event's ECS document knows of the process, and
 :func:`budget_decision` records an engine budget overflow or a predicate trap.
 """
@@ -23,6 +25,9 @@ from guard.model import Hook
 from guard.policy.engine import BudgetEvent
 
 __all__ = ["budget_decision", "kernel_decision", "with_process"]
+
+#: Event flags for another way to a hook's object: an executable mapping, a link, a rename.
+_OTHER_WAYS: Final = ((abi.EVF_MMAP, "mmap"), (abi.EVF_LINK, "link"), (abi.EVF_RENAME, "rename"))
 
 _KINDS: Final = {
     abi.Decision.DENIED: (Kind.DENY, "deny", "blocked"),
@@ -46,7 +51,9 @@ def kernel_decision(
     try:
         kind, verdict, outcome = _KINDS[abi.Decision(event.decision)]
     except (KeyError, ValueError):
-        return None
+        if event.decision != abi.Decision.ALLOWED or not event.flags & abi.EVF_PATH_TOO_LONG:
+            return None
+        kind, verdict, outcome = Kind.UNJUDGED, "allow", "unjudged"
     hook = Hook.from_abi(event.hook)
     path = os.fsdecode(event.path) if event.path else ""
     detail: dict[str, JsonValue] = {
@@ -66,17 +73,23 @@ def kernel_decision(
         detail["target_pid"] = event.target_tgid
     if event.flags & abi.EVF_PATH_TOO_LONG:
         detail["path_too_long"] = True
+    for flag, action in _OTHER_WAYS:
+        if event.flags & flag:
+            detail["action"] = action
     rule = None
     if event.rule_id:
         rule = (rule_ids or {}).get(event.rule_id, f"#{event.rule_id}")
     reaction = "killed by the kernel (SIGKILL)" if kind is Kind.KILL else f"{verdict} in kernel"
+    if kind is Kind.UNJUDGED:
+        reaction = "allowed without a path verdict (the path is over the kernel's limit or unresolvable)"
+    mapped = bool(event.flags & abi.EVF_MMAP)
     return Decision(
         kind,
         rule_id=rule,
         hook=hook.value,
         process=ProcessIdentity(
             pid=event.tgid,
-            exe=path if hook is Hook.BPRM_CHECK_SECURITY else "",
+            exe=path if hook is Hook.BPRM_CHECK_SECURITY and not mapped else "",
             uid=event.uid,
             comm=event.comm.decode("utf-8", errors="replace"),
         ),

@@ -328,6 +328,8 @@ class Agent:
                 "what": describe(doc),
             }
         )
+        if decision.kind is Kind.UNJUDGED:
+            return  # recorded and counted; no rule decided it, so no alert
         rule = decision.rule_id or ""
         plan = self.plans.get(rule)
         self.alerts.write(rule, [doc], decision.outcome or "", plan=plan, ruleset=self.engine.ruleset_hash)

@@ -73,6 +73,8 @@ class Kind(enum.StrEnum):
     KILL = "kill"
     #: kernel decisions the decision ring had no room for: counted per (rule, hook, verdict, window)
     DECISIONS_NOT_RECORDED = "decisions_not_recorded"
+    #: a governed call the kernel let through without judging its path (over-long, unresolvable)
+    UNJUDGED = "unjudged"
     ARM = "arm"
     DISARM = "disarm"
     MODE_CHANGE = "mode_change"

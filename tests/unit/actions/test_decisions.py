@@ -67,3 +67,33 @@ def test_allowed_events_are_not_decisions_and_rule_zero_is_no_rule() -> None:
     assert d.rule_id is None
     assert d.detail["target_pid"] == 9
     assert d.detail["path_too_long"] is True
+
+
+def test_a_call_the_kernel_could_not_judge_by_path_is_recorded_as_unjudged() -> None:
+    """An over-long path passes the path tables unjudged: recorded, never only a counter."""
+    ev = _event(
+        Hook.BPRM_CHECK_SECURITY,
+        Decision.ALLOWED,
+        rule_id=0,
+        match=Match.LONG_PATH,
+        flags=abi.EVF_PATH_TOO_LONG,
+    )
+    d = kernel_decision(ev, backend="compat", boot_offset_ns=0)
+    assert d is not None
+    assert (d.kind, d.verdict, d.outcome, d.rule_id) == (Kind.UNJUDGED, "allow", "unjudged", None)
+    assert d.detail["path_too_long"] is True
+    assert "without a path verdict" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("flag", "action"), [(abi.EVF_MMAP, "mmap"), (abi.EVF_LINK, "link"), (abi.EVF_RENAME, "rename")]
+)
+def test_another_way_to_the_file_is_named_in_the_record(flag: int, action: str) -> None:
+    hook = Hook.BPRM_CHECK_SECURITY if flag == abi.EVF_MMAP else Hook.FILE_OPEN
+    ev = _event(hook, Decision.DENIED, flags=flag)
+    ev.path = b"/tmp/x"
+    d = kernel_decision(ev, backend="lsm", boot_offset_ns=0)
+    assert d is not None
+    assert d.detail["action"] == action
+    assert d.process is not None
+    assert d.process.exe == ""  # a mapped or renamed file is not the caller's executable

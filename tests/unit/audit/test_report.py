@@ -167,6 +167,7 @@ def test_totals(report: dict[str, Any]) -> None:
         "would_block": 23,
         "kill": 8,
         "decisions_not_recorded": 0,
+        "unjudged": 0,
         "arm": 1,
         "disarm": 1,
         "mode_change": 2,
