@@ -32,12 +32,20 @@ def test_the_shipped_matrix() -> None:
     for row in load_skips(VM_TESTS / "skip.toml"):
         assert len(row.reason) > 20, row  # a real reason, not a shrug
         assert any(re.search(row.kernel, kid) for kid in ids), f"skip row matches no kernel: {row.kernel}"
-        node_ids = [
-            f"tests/privileged/{p.name}::{name}"
-            for p in (VM_TESTS.parent / "tests/privileged").glob("test_*.py")
-            for name in re.findall(r"^def (test_\w+)", p.read_text(), re.M)
-        ]
-        assert any(re.search(row.test, n) for n in node_ids), f"stale skip row: {row.test}"
+        assert any(re.search(row.test, n) for n in _guest_node_ids()), f"stale skip row: {row.test}"
+
+
+def _guest_node_ids() -> list[str]:
+    """The node ids of the suites the guests run, with ``[id]`` for each ``pytest.param`` id in a file."""
+    out = []
+    for suite in ("tests/privileged", "tests/adversarial/kernel"):
+        for p in (VM_TESTS.parent / suite).glob("test_*.py"):
+            text = p.read_text()
+            params = re.findall(r'\bid="([\w.-]+)"', text)
+            for name in re.findall(r"^def (test_\w+)", text, re.M):
+                out.append(f"{suite}/{p.name}::{name}")
+                out += [f"{suite}/{p.name}::{name}[{param}]" for param in params]
+    return out
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
