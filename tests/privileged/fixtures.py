@@ -84,3 +84,16 @@ def _reset(dp: LsmBackend | CompatBackend) -> None:
     dp.apply(VerdictTables())
     dp.set_rule_modes({})
     dp.poll_events(0)
+
+
+@pytest.fixture
+def pin_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A bpffs pin directory of the test's own, removed with whatever layout was pinned in it."""
+    path = Path("/sys/fs/bpf") / f"kestrel-guard-test-{os.getpid()}-{request.node.name[:40]}"
+    yield path
+    if path.exists():
+        for layout in path.iterdir():
+            for pin in layout.iterdir():
+                pin.unlink()
+            layout.rmdir()
+        path.rmdir()

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -265,18 +264,6 @@ _AGENT = textwrap.dedent(
     time.sleep(600)
     """
 )
-
-
-@pytest.fixture
-def pin_dir() -> Iterator[Path]:
-    path = Path("/sys/fs/bpf") / f"kestrel-guard-test-{os.getpid()}"
-    yield path
-    if path.exists():
-        for layout in path.iterdir():
-            for pin in layout.iterdir():
-                pin.unlink()
-            layout.rmdir()
-        path.rmdir()
 
 
 def test_agent_death_keeps_network_denies_and_drops_kill_reactions_until_restart(

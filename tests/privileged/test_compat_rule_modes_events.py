@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,18 +145,6 @@ def test_the_compat_plane_reports_that_it_has_no_chmod_events(compat: CompatBack
 
 
 # ----------------------------------------------------------------------------- PinnedControl
-
-
-@pytest.fixture
-def pin_dir() -> Iterator[Path]:
-    path = Path("/sys/fs/bpf") / f"kestrel-guard-control-{os.getpid()}"
-    yield path
-    if path.exists():
-        for layout in path.iterdir():
-            for pin in layout.iterdir():
-                pin.unlink()
-            layout.rmdir()
-        path.rmdir()
 
 
 def test_pinned_control_switches_a_pinned_plane_without_loading_one(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,19 +66,6 @@ severity = "low"
 action = "block"
 query = '''network where destination.ip == "{TARGET[0]}" and destination.port == {TARGET[1]}'''
 """
-
-
-@pytest.fixture
-def pin_dir() -> Iterator[Path]:
-    """A pin directory of the test's own (removed with whatever layout was pinned in it)."""
-    path = Path("/sys/fs/bpf") / f"kestrel-guard-flood-{os.getpid()}"
-    yield path
-    if path.exists():
-        for layout in path.iterdir():
-            for pin in layout.iterdir():
-                pin.unlink()
-            layout.rmdir()
-        path.rmdir()
 
 
 def refused_in(cgroup: Path, attempts: int, *, first: tuple[tuple[str, int], ...] = ()) -> int:

@@ -15,21 +15,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from guard.actions.protection import Protection
-from guard.agent.daemon import _list_processes
-from guard.lsm.abi import Decision, Match, ModeId
+from guard.lsm.abi import Decision, Match
 from guard.lsm.bcc_backend import CompatBackend
-from guard.lsm.identity import file_identity
-from guard.model import Hook
-from guard.plan.compiler import compile_policy
-from guard.policy.loader import load_policy
-from tests.adversarial.kernel.namespaces import open_tmpfs, unprivileged_namespace_bind, userns_unavailable
+from tests.adversarial.kernel.kit import enforce_bundled as enforce
+from tests.adversarial.kernel.kit import open_tmpfs, unprivileged_namespace_bind, userns_unavailable
 from tests.privileged.kit import install, tmpfs
 from tests.privileged.scoping import PausedChild, libc
 
@@ -40,7 +34,6 @@ pytestmark = [
     pytest.mark.requires_feature("bcc"),
 ]
 
-POLICIES = Path(__file__).resolve().parents[3] / "policies"
 _MS_BIND = 0x1000
 #: a statically linked program every Debian system has (glibc's ldconfig)
 STATIC = "/sbin/ldconfig"
@@ -51,22 +44,6 @@ _PTRACE_SEIZE = 0x4206
 def root(tmp_path: Path) -> Iterator[Path]:
     with tmpfs(tmp_path / "fs") as d:
         yield d
-
-
-def enforce(compat: CompatBackend, scope: Path, rule_file: str, moves: dict[str, str], work: Path) -> None:
-    text = (POLICIES / rule_file).read_text()
-    for old, new in moves.items():
-        assert old in text, f"{rule_file} no longer names {old}"
-        text = text.replace(old, new)
-    (work / "rule.guard").write_text(text)
-    protection = Protection(
-        compat, compile_policy(load_policy(work / "rule.guard")),
-        agent_tgid=os.getpid(), self_protect=False, refresh_s=3600.0, monotonic=time.monotonic,
-        exe_identity=file_identity, list_processes=_list_processes,
-    )  # fmt: skip
-    compat.set_scope(cgroups=[scope.stat().st_ino])
-    protection.refresh(force=True)
-    compat.configure({hook: ModeId.ENFORCE for hook in Hook}, agent_tgid=os.getpid())
 
 
 def killed(scope: Path, action: Callable[[], None]) -> int | None:

@@ -22,6 +22,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,14 +30,15 @@ from pathlib import Path
 import pytest
 
 from guard.actions.protection import Protection
-from guard.agent.daemon import _list_processes
-from guard.lsm.abi import Decision, ModeId
+from guard.lsm.abi import Decision
 from guard.lsm.bcc_backend import LsmBackend
-from guard.lsm.identity import file_identity
 from guard.model import Hook
-from guard.plan.compiler import CompiledPolicy, compile_policy
-from guard.policy.loader import load_policy
-from tests.adversarial.kernel.namespaces import open_tmpfs, unprivileged_namespace_bind, userns_unavailable
+from tests.adversarial.kernel.kit import (
+    enforce_bundled,
+    open_tmpfs,
+    unprivileged_namespace_bind,
+    userns_unavailable,
+)
 from tests.privileged.kit import install, tmpfs
 from tests.privileged.scoping import PausedChild, libc
 
@@ -46,7 +48,6 @@ pytestmark = [
     pytest.mark.requires_feature("bcc"),
 ]
 
-POLICIES = Path(__file__).resolve().parents[3] / "policies"
 _MS_BIND = 0x1000
 _AT_FDCWD, _AT_EMPTY_PATH = -100, 0x1000
 _SYS_IO_URING_SETUP, _SYS_IO_URING_ENTER, _SYS_EXECVEAT = 425, 426, 322
@@ -61,27 +62,9 @@ def root(tmp_path: Path) -> Iterator[Path]:
 
 
 def enforce(plane: LsmBackend, scope: Path, rule_file: str, moves: dict[str, str]) -> Protection:
-    """Load ``policies/<rule_file>`` with its paths moved (``moves``), resolve it as the agent does,
-    govern ``scope`` with every hook enforcing."""
-    text = (POLICIES / rule_file).read_text()
-    for old, new in moves.items():
-        assert old in text, f"{rule_file} no longer names {old}"
-        text = text.replace(old, new)
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"guard-evasion-{os.getpid()}.guard"
-    work.write_text(text)
-    try:
-        compiled: CompiledPolicy = compile_policy(load_policy(work))
-    finally:
-        work.unlink()
-    protection = Protection(
-        plane, compiled,
-        agent_tgid=os.getpid(), self_protect=False, refresh_s=3600.0, monotonic=time.monotonic,
-        exe_identity=file_identity, list_processes=_list_processes,
-    )  # fmt: skip
-    plane.set_scope(cgroups=[scope.stat().st_ino])
-    protection.refresh(force=True)
-    plane.configure({hook: ModeId.ENFORCE for hook in Hook}, agent_tgid=os.getpid())
-    return protection
+    """A bundled rule, its paths moved (``moves``), enforced in ``scope`` as the agent would."""
+    with tempfile.TemporaryDirectory() as work:
+        return enforce_bundled(plane, scope, rule_file, moves, Path(work))
 
 
 def act(scope: Path, action: Callable[[], None]) -> int:

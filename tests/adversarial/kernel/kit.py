@@ -1,18 +1,29 @@
-"""An unprivileged user's own namespaces (``unshare -Urm``) and a bind mount in them, for the
-evasion tests of both planes."""
+"""What the evasion tests of both planes share: a bundled rule enforced as the agent would, and an
+unprivileged user's own namespaces (``unshare -Urm``) with a bind mount in them."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from guard.actions.protection import Protection
+from guard.agent.daemon import _list_processes
+from guard.lsm.abi import ModeId
+from guard.lsm.backend import KernelBackend
+from guard.lsm.identity import file_identity
+from guard.model import Hook
+from guard.plan.compiler import compile_policy
+from guard.policy.loader import load_policy
 from tests.privileged.kit import tmpfs
 from tests.privileged.scoping import PausedChild, libc
 
-__all__ = ["open_tmpfs", "unprivileged_namespace_bind", "userns_unavailable"]
+__all__ = ["POLICIES", "enforce_bundled", "open_tmpfs", "unprivileged_namespace_bind", "userns_unavailable"]
+
+POLICIES = Path(__file__).resolve().parents[3] / "policies"
 
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
 _CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
@@ -78,3 +89,24 @@ def open_tmpfs() -> Iterator[Path]:
             yield d
     finally:
         base.rmdir()
+
+
+def enforce_bundled(
+    plane: KernelBackend, scope: Path, rule_file: str, moves: dict[str, str], work: Path
+) -> Protection:
+    """Load ``policies/<rule_file>`` with its paths moved (``moves``), resolve it as the agent does
+    (:class:`Protection`: inodes, subtrees, protected names), govern ``scope`` with every hook enforcing."""
+    text = (POLICIES / rule_file).read_text()
+    for old, new in moves.items():
+        assert old in text, f"{rule_file} no longer names {old}"
+        text = text.replace(old, new)
+    (work / "rule.guard").write_text(text)
+    protection = Protection(
+        plane, compile_policy(load_policy(work / "rule.guard")),
+        agent_tgid=os.getpid(), self_protect=False, refresh_s=3600.0, monotonic=time.monotonic,
+        exe_identity=file_identity, list_processes=_list_processes,
+    )  # fmt: skip
+    plane.set_scope(cgroups=[scope.stat().st_ino])
+    protection.refresh(force=True)
+    plane.configure({hook: ModeId.ENFORCE for hook in Hook}, agent_tgid=os.getpid())
+    return protection
