@@ -85,6 +85,12 @@ sys.stdin.read()  # stay alive (the armed entity) until the agent has caught up
 """
 
 
+def _drops(agent: Agent) -> int:
+    """Return the file_open records either ring had no room for (telemetry and decisions alike)."""
+    counters = agent.backend.counters(Hook.FILE_OPEN)
+    return counters.get(Counter.RINGBUF_DROPS, 0) + counters.get(Counter.DECISION_DROPS, 0)
+
+
 def _percentile(values: list[int], q: float) -> float:
     if not values:
         return 0.0
@@ -102,7 +108,7 @@ def _phase(
     first = len(agent.arm_latencies_ns)
     audit = agent.audit
     records0 = len(audit.decisions) if isinstance(audit, MemoryAudit) else 0
-    drops0 = agent.backend.counters(Hook.FILE_OPEN).get(Counter.RINGBUF_DROPS, 0)
+    drops0 = _drops(agent)
     events0 = agent.events_seen
     t0 = time.monotonic()
     proc = subprocess.Popen(
@@ -141,7 +147,7 @@ def _phase(
         "p99_us": round(_percentile(lat, 0.99) / 1000, 1),
         "max_us": round(max(lat, default=0) / 1000, 1),
         "mean_us": round(statistics.fmean(lat) / 1000, 1) if lat else 0.0,
-        "ringbuf_drops": agent.backend.counters(Hook.FILE_OPEN).get(Counter.RINGBUF_DROPS, 0) - drops0,
+        "ringbuf_drops": _drops(agent) - drops0,
     }
 
 
