@@ -41,7 +41,7 @@ from guard.policy.evaluator import compile_expr
 from guard.policy.ir import StepIR
 from guard.policy.loader import Policy, Rule
 from guard.policy.predicates.abi import UserModule
-from guard.policy.walker import fields_read
+from guard.policy.walker import fields_read, stateful
 from guard.policy.wildcard import is_literal
 
 __all__ = [
@@ -584,6 +584,12 @@ def _plan_sequence(rule: Rule, number: int, build: _Build) -> RulePlan:
         return RulePlan(
             rule, number, DETECT, hook, f"action = {rule.action}: a sequence is armed only to block"
         )
+    if ir.is_sample:
+        return RulePlan(rule, number, DETECT, hook, "a sample is unordered: only the engine matches it")
+    if stateful(last.condition):
+        return RulePlan(
+            rule, number, DETECT, hook, "the last step reads an alias or lineage: the engine decides"
+        )
     if ir.steps[-1].missing:
         return RulePlan(
             rule, number, DETECT, hook, "a trailing missing step: the match is known only after maxspan"
@@ -639,6 +645,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     taken: set[int] = set()
     for rule in policy.rules:
         number = rule_number(rule.id, taken)
+        for f in rule.ir.lineage:  # the events a lineage test learns from (descendant of [...])
+            _interest(StepIR(f.category, f.condition), number, build)
         try:
             plan = (
                 _plan_sequence(rule, number, build)

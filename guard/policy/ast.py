@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 __all__ = [
     "DURATION_UNITS",
+    "LINEAGE_RELATIONS",
+    "AliasField",
     "And",
     "Arithmetic",
     "Call",
@@ -23,6 +25,7 @@ __all__ = [
     "Expr",
     "Field",
     "InSet",
+    "Lineage",
     "Literal",
     "LiteralValue",
     "Negate",
@@ -30,6 +33,7 @@ __all__ = [
     "Or",
     "Pipe",
     "Query",
+    "Sample",
     "Sequence",
     "SequenceStep",
     "StringMatch",
@@ -41,7 +45,7 @@ LiteralValue = str | int | float | bool | None
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*")
 _KEYWORDS: Final = frozenset(
     {"and", "or", "not", "in", "like", "regex", "where", "sequence", "by", "with", "maxspan", "runs", "until",
-     "any", "true", "false", "null"}
+     "any", "true", "false", "null", "sample", "as", "of"}
 )  # fmt: skip
 
 # Binding strength, loosest first.
@@ -49,6 +53,8 @@ _OR, _AND, _NOT, _PRED, _ADD, _MUL, _UNARY, _ATOM = range(8)
 #: maxspan units in milliseconds ("" = milliseconds).
 DURATION_UNITS: Final = {"": 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _ESCAPES: Final = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: ``<relation> of [filter]``: the process itself, its parent, or any ancestor matched the filter
+LINEAGE_RELATIONS: Final = ("descendant", "child", "event")
 
 
 def render_string(value: str) -> str:
@@ -111,11 +117,36 @@ class Field(Expr):
         return ".".join(self.path)
 
     def _render(self, context: int) -> str:
-        parts = [
-            p if _PLAIN_NAME.fullmatch(p) and p not in _KEYWORDS else "`" + p.replace("`", "``") + "`"
-            for p in self.path
-        ]
-        return ("?" if self.optional else "") + ".".join(parts)
+        return ("?" if self.optional else "") + _render_path(self.path)
+
+
+def _render_path(path: tuple[str, ...]) -> str:
+    parts = [
+        p if _PLAIN_NAME.fullmatch(p) and p not in _KEYWORDS else "`" + p.replace("`", "``") + "`"
+        for p in path
+    ]
+    return ".".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class AliasField(Expr):
+    """A field of an earlier sequence step's event, through the step's alias (``event0.process.name``).
+
+    The parser reads ``event0.process.name`` as a :class:`Field`; the analyzer turns it into this node
+    when ``event0`` names an earlier step (``[...] as event0``). It is not a :class:`Field`: it reads
+    no field of the event being matched.
+    """
+
+    alias: str
+    path: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The dotted field name in the aliased event (without the alias)."""
+        return ".".join(self.path)
+
+    def _render(self, context: int) -> str:
+        return _render_path((self.alias, *self.path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +261,25 @@ class Negate(Expr):
 
 
 @dataclass(frozen=True, slots=True)
+class Lineage(Expr):
+    """``descendant of [filter]``, ``child of [filter]`` or ``event of [filter]`` (Elastic Endpoint).
+
+    True when an ancestor process (any, for ``descendant``; the parent, for ``child``; the process
+    itself, for ``event``) of the event's process matched ``filter`` at one of its own events. The
+    process tree comes from the events: :data:`READS` of process start events.
+    """
+
+    relation: str  # one of LINEAGE_RELATIONS
+    filter: EventFilter
+
+    #: the fields of the event being matched that a lineage test reads: its process and parent
+    READS: ClassVar[tuple[str, str]] = ("process.entity_id", "process.parent.entity_id")
+
+    def _render(self, context: int) -> str:
+        return self._wrap(f"{self.relation} of [{self.filter.render()}]", _NOT, context)
+
+
+@dataclass(frozen=True, slots=True)
 class Duration:
     """A maxspan: a number and a unit (ms, s, m, h, d; none means milliseconds)."""
 
@@ -266,12 +316,16 @@ class EventFilter:
 
 @dataclass(frozen=True, slots=True)
 class SequenceStep:
-    """One ``[filter] by keys`` step; ``missing`` for ``![...]``; ``runs`` for ``with runs=N``."""
+    """One ``[filter] by keys`` step; ``missing`` for ``![...]``; ``runs`` for ``with runs=N``.
+
+    ``alias`` names the step's event for later steps (``[...] as event0``, Elastic Endpoint).
+    """
 
     filter: EventFilter
     keys: tuple[Expr, ...] = ()
     missing: bool = False
     runs: int | None = None
+    alias: str | None = None
 
     def render(self) -> str:
         """Render as EQL."""
@@ -280,6 +334,8 @@ class SequenceStep:
             text += " by " + ", ".join(k.render() for k in self.keys)
         if self.runs is not None:
             text += f" with runs={self.runs}"
+        if self.alias is not None:
+            text += f" as {self.alias}"
         return text
 
 
@@ -306,6 +362,21 @@ class Sequence:
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """``sample [by keys] filters...``: unordered events, one per filter, sharing the join keys."""
+
+    filters: tuple[SequenceStep, ...]
+    keys: tuple[Expr, ...] = ()
+
+    def render(self) -> str:
+        """Render as EQL."""
+        head = "sample"
+        if self.keys:
+            head += " by " + ", ".join(k.render() for k in self.keys)
+        return "\n".join([head, *("  " + s.render() for s in self.filters)])
+
+
+@dataclass(frozen=True, slots=True)
 class Pipe:
     """``| name args`` (``head N``, ``tail N``)."""
 
@@ -319,9 +390,9 @@ class Pipe:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A whole EQL query: an event filter or a sequence, then pipes."""
+    """A whole EQL query: an event filter, a sequence or a sample, then pipes."""
 
-    body: EventFilter | Sequence
+    body: EventFilter | Sequence | Sample
     pipes: tuple[Pipe, ...] = ()
 
     def render(self) -> str:

@@ -12,6 +12,9 @@ multi-valued fields, coercions) are the evaluator's by construction. ``and``/``o
 Python's short-circuit operators over two views of each node: "is True" and "is False" (a null
 is neither), which is three-valued logic without materialising the null.
 
+A lineage test or an alias field is a generic leaf reading the :class:`~guard.policy.evaluator.EvalContext`
+given to :func:`compile_predicate`.
+
 Each field a predicate reads is fetched once per call by a generated getter: the flat dotted key,
 then the nested objects, falling back to :func:`~guard.policy.semantics.field_getter` for lists and
 odd shapes. Values are decided by :mod:`guard.policy.semantics`.
@@ -27,7 +30,7 @@ from typing import Final
 
 from guard.policy import functions
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
-from guard.policy.evaluator import compile_expr
+from guard.policy.evaluator import EvalContext, compile_expr
 from guard.policy.schema import ECS, Schema
 from guard.policy.semantics import (
     Event,
@@ -116,8 +119,9 @@ class Predicate:
 class _Gen(Walker[str]):
     """Emits Python expressions for a node's "is True" (``visit(e, True)``) and "is False" views."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, context: EvalContext | None = None) -> None:
         self.schema = schema
+        self.context = context
         self.namespace: dict[str, object] = {"_truth": truth, "_compare": compare, "_cidr_is": _cidr_is}
         self.fields: dict[str, str] = {}  # field name -> local variable
         self.getters: dict[str, Getter] = {}
@@ -136,7 +140,7 @@ class _Gen(Walker[str]):
 
     def generic(self, e: Expr) -> str:
         """Return the node's truth through the offline evaluator's closure."""
-        return f"_truth({self.const(compile_expr(e, self.schema), 'C')}(ev))"
+        return f"_truth({self.const(compile_expr(e, self.schema, self.context), 'C')}(ev))"
 
     # ---- the two views: and/or/not swap under "is False" (De Morgan); other nodes are leaves
     def visit_Not(self, e: Not, want: bool) -> str:
@@ -249,11 +253,16 @@ def _cidr_is(address: str, cidrs: tuple[str, ...]) -> bool | None:
     return result if isinstance(result, bool) else None
 
 
-def compile_predicate(condition: Expr, schema: Schema = ECS, *, name: str = "pred") -> Predicate:
-    """Compile a condition to Python source and a function; True iff the condition is True."""
+def compile_predicate(
+    condition: Expr, schema: Schema = ECS, *, name: str = "pred", context: EvalContext | None = None
+) -> Predicate:
+    """Compile a condition to Python source and a function; True iff the condition is True.
+
+    Lineage tests and alias fields read ``context`` (see :func:`~guard.policy.evaluator.compile_expr`).
+    """
     if not _IDENT.fullmatch(name):
         raise ValueError(f"not a Python identifier: {name!r}")
-    gen = _Gen(schema)
+    gen = _Gen(schema, context)
     body = gen.visit(condition, True)
     lines = [f"def {name}(ev):"]
     for field_name, var in gen.fields.items():

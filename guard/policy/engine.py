@@ -24,9 +24,18 @@ on the same events, rule by rule, as long as no budget is exceeded:
 - **Determinism**: events are processed in (event time, tie-breaker, arrival) order; alerts come
   out in completion order within an event, rules in policy order, so the same events and rules
   give the same alerts, always.
+- **Elastic Endpoint's dialect**: a step's alias terms (``event0.process.name``) are decided in
+  :meth:`_Sequence.on_step` against the pending partial (its unit holds only the terms that read
+  the event); lineage (``descendant of [...]``) is one :class:`~guard.policy.lineage.LineageState`
+  for every rule, each event observed before any predicate is decided on it (its parents and
+  marks capped by :class:`Budgets`, an overflow counted as ``lineage_evicted`` for each rule that
+  reads it); a condition with either runs as a Python predicate whatever the rule's runtime.
+  ``sample`` rules (:mod:`guard.policy.samples`) record their filters' hits during a batch and feed
+  them in arrival order at its end, as Elasticsearch samples stored events; their alerts follow
+  the batch's others.
 
-Size: over 700 lines on purpose: one streaming engine; the sequence NFA, its budgets and the
-dispatch loop share the per-rule state and must change together.
+Size: over 700 lines on purpose: one streaming engine; the sequence NFA, its budgets, the lineage and
+sample wiring and the dispatch loop share the per-rule state and must change together.
 """
 
 from __future__ import annotations
@@ -36,23 +45,33 @@ import heapq
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import partial
 from itertools import pairwise
 from typing import Final
 
 from guard.errors import PolicyError
-from guard.policy.ast import Expr
+from guard.policy.ast import EventFilter, Expr
 from guard.policy.ast import Field as FieldNode
 from guard.policy.codegen import compile_predicate, fast_getter
-from guard.policy.evaluator import CompiledStep, compile_step, key_tuples
+from guard.policy.evaluator import (
+    CompiledStep,
+    EvalContext,
+    compile_step,
+    key_tuples,
+    residual_holds,
+    split_alias,
+)
+from guard.policy.lineage import LineageState, filter_key
 from guard.policy.loader import Rule
 from guard.policy.predicates import backend
 from guard.policy.predicates.abi import Budget, UserModule
 from guard.policy.predicates.batch import TRAP_KINDS, BatchPredicate
 from guard.policy.prefilter import DEFAULT_MEMO_CAP, CategoryIndex, build_indexes
+from guard.policy.samples import SampleMatcher
 from guard.policy.schema import ECS, Schema
 from guard.policy.semantics import Event, Getter, Value, timestamp_ms, to_number
+from guard.policy.walker import stateful
 
 __all__ = [
     "OVERFLOW_COUNTERS",
@@ -73,8 +92,10 @@ class Budgets:
     max_pending_per_rule: int = 10_000
     max_pending_per_entity: int = 256
     max_held_per_rule: int = 10_000  # completed matches waiting out a trailing missing step
-    max_keys_per_rule: int = 10_000  # keys remembered for a leading missing step
+    max_keys_per_rule: int = 10_000  # keys remembered for a leading missing step (or a sample done)
     memo_per_field: int = DEFAULT_MEMO_CAP
+    max_lineage_processes: int = 65_536  # recorded parents, shared by every lineage test
+    max_lineage_marks: int = 65_536  # processes remembered per lineage filter
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -121,7 +142,8 @@ class RuleStats:
     evicted_entity: int = 0
     refused: int = 0  # new partials refused (overflow = drop_new)
     held_released: int = 0  # held matches released early by the held cap
-    keys_evicted: int = 0  # leading-missing keys forgotten by the key cap
+    keys_evicted: int = 0  # leading-missing (or sampled) keys forgotten by the key cap
+    lineage_evicted: int = 0  # lineage entries this rule reads forgotten by the lineage caps
     rejected: int = 0  # completed matches a missing step rejected
     escaped: int = 0  # events a wasm/lua predicate left to the host (values its columns cannot carry)
     trap_fuel: int = 0  # events given the rule's fail mode: user code out of fuel / instructions,
@@ -136,7 +158,7 @@ class RuleStats:
 
 #: the RuleStats counters that are budget overflows (audited)
 OVERFLOW_COUNTERS: Final = (
-    "evicted_lru", "evicted_entity", "refused", "held_released", "keys_evicted",
+    "evicted_lru", "evicted_entity", "refused", "held_released", "keys_evicted", "lineage_evicted",
     "trap_fuel", "trap_memory", "trap_stack", "trap_error",
 )  # fmt: skip
 
@@ -201,8 +223,16 @@ class _Sequence:
         self.rule_index = rule_index
         self.rule = rule
         self.stats = engine.stats[rule.id]
-        self.steps: list[CompiledStep] = [compile_step(s, schema) for s in ir.steps]
-        self.until: CompiledStep | None = compile_step(ir.until, schema) if ir.until is not None else None
+        context = engine._context
+        self.context = context
+        self.steps: list[CompiledStep] = [compile_step(s, schema, context) for s in ir.steps]
+        self.until: CompiledStep | None = (
+            compile_step(ir.until, schema, context) if ir.until is not None else None
+        )
+        #: each alias -> its positive step's place in a partial
+        self.aliases = {
+            s.alias: k for k, s in enumerate(x for x in ir.steps if not x.missing) if s.alias is not None
+        }
         self.positive = [i for i, s in enumerate(ir.steps) if not s.missing]
         self.stage_of = {s: k for k, s in enumerate(self.positive)}
         n = len(self.positive)
@@ -332,14 +362,20 @@ class _Sequence:
         waiting = self.pending[k - 1]
         if not waiting:
             return
+        step = self.steps[self.positive[k]]
         for key in self.keys(self.positive[k], ev):
             prev = waiting.get(key)
             if prev is None:
                 continue
-            self._remove(prev, disarm=False)  # it advances (or expires: the kernel verdict expires too)
             if self.maxspan is not None and t - prev.first_t > self.maxspan:
+                self._remove(prev, disarm=False)  # the kernel verdict expires too
                 self.stats.expired += 1
                 continue
+            if step.residual is not None and not residual_holds(
+                step, ev, prev.events, self.context, self.aliases
+            ):
+                continue  # its aliased events reject this event: the partial stays pending
+            self._remove(prev, disarm=False)  # it advances
             prev.events.append(ev)
             prev.last_index = index
             if k == n - 1:
@@ -449,6 +485,8 @@ class _Clock:
     arrivals: int = 0
     watermark: float = -math.inf
     late: int = 0
+    #: the arrival number of each event of the last batch, in processing order
+    positions: list[int] = field(default_factory=list)
 
     def order(self, events: Sequence[Event]) -> list[tuple[float, Event]]:
         """Return (time, event) in (time, tie-breaker, arrival) order; sort only when arrival is not."""
@@ -463,12 +501,15 @@ class _Clock:
                           for i, (a, b) in enumerate(pairwise(times)) if a == b)  # fmt: skip
         if ordered:
             pairs = list(zip(times, events, strict=True))
+            self.positions = list(range(base, base + len(events)))
         else:
             keys = [
                 (t, self._tb_key(ev, base + i), base + i)
                 for i, (t, ev) in enumerate(zip(times, events, strict=True))
             ]
-            pairs = [(times[j], events[j]) for j in sorted(range(len(keys)), key=keys.__getitem__)]
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            pairs = [(times[j], events[j]) for j in order]
+            self.positions = [base + j for j in order]
         if pairs:
             if pairs[0][0] < self.watermark:
                 self.late += sum(1 for t, _ in pairs if t < self.watermark)
@@ -486,6 +527,21 @@ class _Clock:
 def _decided_in_batch(ev: Event) -> bool:
     """Stands in the per-event predicate list for a wasm/lua predicate (decided per batch)."""
     raise AssertionError("a batch predicate is decided in _process_batched")
+
+
+def _candidates(
+    by_cat: Mapping[str, CategoryIndex], other: CategoryIndex, c: Value, ev: Event
+) -> tuple[int, ...]:
+    """Return the units of an index that may hold for an event of category value ``c`` (one, many, none)."""
+    if type(c) is str:
+        return by_cat.get(c, other).candidates(ev)
+    names = {x for x in (c if isinstance(c, list) else [c]) if isinstance(x, str)}
+    if not names:
+        return other.candidates(ev)
+    found: set[int] = set()
+    for name in names:
+        found.update((by_cat.get(name) or other).candidates(ev))
+    return tuple(found)
 
 
 class Engine:
@@ -532,9 +588,16 @@ class Engine:
         self._entities: dict[Value, dict[tuple[int, int, tuple[Value, ...]], _Sequence]] = {}
         self._timers: list[tuple[float, int, _Held, _Sequence]] = []
         self._reported: dict[tuple[str, str], int] = {}
+        self._context = EvalContext()
+        self._lineage_init(schema)
+        self._samples: dict[int, tuple[Rule, SampleMatcher]] = {}
+        self._batch_start = 0
         conditions: list[tuple[str | None, Expr]] = []
         for ri, rule in enumerate(self.rules):
             ir = rule.ir
+            if ir.is_sample:
+                self._add_sample(ri, rule, conditions)
+                continue
             if not ir.is_sequence:
                 step = ir.steps[0]
                 self._add_unit(step.category, step.condition, conditions, self._single_handler(rule), rule)
@@ -543,7 +606,8 @@ class Engine:
             # unit order is processing order within an event: positive steps last to first, until, missing
             for k in range(seq.n - 1, -1, -1):
                 step = ir.steps[seq.positive[k]]
-                self._add_unit(step.category, step.condition, conditions, partial(seq.on_step, k), rule)
+                own, _aliased = split_alias(step.condition)  # the alias terms are decided in on_step
+                self._add_unit(step.category, own, conditions, partial(seq.on_step, k), rule)
             if ir.until is not None:
                 self._add_unit(ir.until.category, ir.until.condition, conditions, seq.on_until, rule)
             for s, step in enumerate(ir.steps):
@@ -555,6 +619,72 @@ class Engine:
         self.guards = {u: guards[pid] for pid, us in enumerate(self._pred_units) for u in us}
         self._by_category: dict[str, CategoryIndex] = by_cat
         self._other = other
+
+    def _lineage_init(self, schema: Schema) -> None:
+        """Track the lineage filters of every rule in one state, each filter once, inner ones first."""
+        filters: dict[tuple[str | None, str], EventFilter] = {}
+        readers: dict[tuple[str | None, str], list[str]] = {}
+        for rule in self.rules:
+            for f in rule.ir.lineage:
+                filters.setdefault(filter_key(f), f)
+                readers.setdefault(filter_key(f), []).append(rule.id)
+        self._lineage: LineageState | None = None
+        self._lineage_readers = [readers[k] for k in filters]
+        self._lineage_preds: list[Callable[[Event], bool]] = []
+        if not filters:
+            return
+        state = LineageState(
+            list(filters.values()), schema, max_processes=self.budgets.max_lineage_processes,
+            max_marks=self.budgets.max_lineage_marks, on_evict=self._lineage_evicted,
+        )  # fmt: skip
+        self._lineage = self._context.lineage = state
+        self._lineage_preds = [
+            compile_predicate(f.condition, schema, name=f"lineage_{n}", context=self._context).fn
+            for n, f in enumerate(state.filters)
+        ]
+        units = [(f.category, f.condition) for f in state.filters]
+        self._lineage_index = build_indexes(units, schema, memo_cap=self.budgets.memo_per_field)[:2]
+
+    def _lineage_evicted(self, fid: int | None) -> None:
+        """Count a forgotten lineage entry for each rule it could answer (every lineage rule for a parent)."""
+        readers = (
+            self._lineage_readers[fid] if fid is not None else {r for rs in self._lineage_readers for r in rs}
+        )
+        for rule_id in readers:
+            self.stats[rule_id].lineage_evicted += 1
+
+    def _observe(self, ev: Event) -> None:
+        """Learn what one event says about processes, before any predicate is decided on it."""
+        state = self._lineage
+        assert state is not None  # noqa: S101 - called only when lineage is tracked
+        state.note_start(ev)
+        by_cat, other = self._lineage_index
+        preds = self._lineage_preds
+        for fid in sorted(_candidates(by_cat, other, self._category(ev), ev)):
+            if preds[fid](ev):
+                state.mark(fid, ev)
+
+    def _add_sample(self, ri: int, rule: Rule, conditions: list[tuple[str | None, Expr]]) -> None:
+        """Add a sample rule: one unit per filter, recording its hits for the end of the batch."""
+        steps = [compile_step(s, self.schema, self._context) for s in rule.ir.steps]
+        matcher = SampleMatcher(
+            steps, self.stats[rule.id], max_keys=self.budgets.max_pending_per_rule,
+            max_done=self.budgets.max_keys_per_rule, drop_new=rule.overflow == "drop_new",
+        )  # fmt: skip
+        self._samples[ri] = (rule, matcher)
+        for s, step in enumerate(rule.ir.steps):
+
+            def hit(index: int, ev: Event, t: float, out: list[Alert], s: int = s) -> None:
+                matcher.hit(self._clock.positions[index - self._batch_start], s, ev, t)
+
+            self._add_unit(step.category, step.condition, conditions, hit, rule)
+
+    def _sample_alerts(self, found: list[tuple[tuple[Value, ...], tuple[Event, ...], float]], rule: Rule,
+                       out: list[Alert]) -> None:  # fmt: skip
+        stats = self.stats[rule.id]
+        for key, events, t in found:
+            stats.matches += 1
+            out.append(Alert(rule, events, key, t, self._next_seq()))
 
     def _single_handler(self, rule: Rule) -> _Handler:
         stats = self.stats[rule.id]
@@ -580,8 +710,9 @@ class Engine:
         if pid is None:
             pid = self._pred_ids[key] = len(self._preds)
             name = f"pred_{pid}"
-            if rule.runtime == "python":
-                self._preds.append(compile_predicate(condition, self.schema, name=name).fn)
+            if rule.runtime == "python" or stateful(condition):  # lineage and aliases: Python only
+                pred = compile_predicate(condition, self.schema, name=name, context=self._context)
+                self._preds.append(pred.fn)
             else:
                 try:
                     self._batch[pid] = BatchPredicate(
@@ -648,13 +779,16 @@ class Engine:
         pred_units = self._pred_units
         category = self._category
         timers = self._timers
-        index = self._index
+        index = self._batch_start = self._index
         pairs = self._clock.order(events)
         if self._batch:
             preds = self._decide_batches(pairs)
+        observe = self._observe if self._lineage is not None else None
         for t, ev in pairs:
             if timers and timers[0][0] < t:
                 self._fire(t, out)
+            if observe is not None:
+                observe(ev)
             c = category(ev)
             index_c = by_cat.get(c, other) if type(c) is str else None
             cands = index_c.candidates(ev) if index_c is not None else self._multi_category(c, ev)
@@ -669,6 +803,8 @@ class Engine:
             else:
                 self._dispatch(index - 1, ev, t, sorted([u for p in hits for u in pred_units[p]]), out)
         self._index = index
+        for rule, matcher in self._samples.values():
+            self._sample_alerts(matcher.drain(), rule, out)
         if events:
             for seq in self._sequences.values():
                 seq.expire(self._clock.watermark)
@@ -717,13 +853,7 @@ class Engine:
         }  # fmt: skip
 
     def _multi_category(self, c: Value, ev: Event) -> tuple[int, ...]:
-        names = {x for x in (c if isinstance(c, list) else [c]) if isinstance(x, str)}
-        if not names:
-            return self._other.candidates(ev)
-        found: set[int] = set()
-        for name in names:
-            found.update((self._by_category.get(name) or self._other).candidates(ev))
-        return tuple(found)
+        return _candidates(self._by_category, self._other, c, ev)
 
     def _dispatch(self, index: int, ev: Event, t: float, units: list[int], out: list[Alert]) -> None:
         handlers = self._handlers
@@ -746,7 +876,10 @@ class Engine:
         return alerts
 
     def flush(self) -> list[Alert]:
-        """End of stream: release every match held for a trailing missing step, in completion order."""
+        """End of stream: release every match held for a trailing missing step, in completion order.
+
+        Then every sample still undecided, by ascending key.
+        """
         out: list[Alert] = []
         held = sorted(
             ((h, seq) for seq in self._sequences.values() for h in seq.held_matches()), key=lambda x: x[0].seq
@@ -754,6 +887,8 @@ class Engine:
         for h, seq in held:
             seq.release(h, out)
         self._timers.clear()
+        for rule, matcher in self._samples.values():
+            self._sample_alerts(matcher.flush(), rule, out)
         return out
 
     def take_arm_signals(self) -> list[ArmSignal]:
@@ -790,6 +925,8 @@ class Engine:
             "lead_keys": sum(len(s.lead) for s in self._sequences.values()),
             "entities": len(self._entities),
             "timers": len(self._timers),
+            "samples": sum(len(m.candidates) + len(m.done) for _r, m in self._samples.values()),
+            "lineage": self._lineage.size() if self._lineage is not None else 0,
             "memo": sum(
                 len(fi.memo) + len(fi.memo_lists) + len(fi.memo_other)
                 for ci in [*self._by_category.values(), self._other]

@@ -14,19 +14,33 @@ decided by :mod:`guard.policy.semantics`. Semantics follow Elasticsearch:
 - events are ordered by (timestamp, tie-breaker); sequences keep one pending match per key and
   step (a newer partial replaces an older one), expire partials older than maxspan, drop a key's
   partials on ``until``, and check missing-event steps against the interval between neighbours.
+
+Elastic Endpoint's dialect:
+
+- a step's alias (``[...] as event0``): a later step's condition is split into the terms that read
+  only its event (the step's filter) and the terms that read an alias (:func:`split_alias`); the
+  latter are decided against the pending partial's events, so a step advances only the partial
+  whose aliased events satisfy it (a partial they reject stays pending);
+- lineage (``descendant of [...]``): decided by :class:`~guard.policy.lineage.LineageState` from the
+  events seen so far, each event observed before any condition is decided on it; every condition
+  of an event is decided at the event's own place in the order (missing steps included);
+- ``sample``: as Elasticsearch samples, in the order events arrive (not by time): per join key,
+  each filter's first N matching events (N filters), then the first choice of N distinct events,
+  one per filter, in filter order (:func:`match_sample`); one sample per key, by ascending key.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from typing import Final
 
 from guard.errors import PolicySemanticError
 from guard.policy import functions
 from guard.policy.ast import (
+    AliasField,
     And,
     Arithmetic,
     Call,
@@ -34,6 +48,7 @@ from guard.policy.ast import (
     Expr,
     Field,
     InSet,
+    Lineage,
     Literal,
     Negate,
     Not,
@@ -41,6 +56,7 @@ from guard.policy.ast import (
     StringMatch,
 )
 from guard.policy.ir import QueryIR, StepIR
+from guard.policy.lineage import LineageState
 from guard.policy.regex import FullMatcher
 from guard.policy.schema import ECS, Kind, Schema
 from guard.policy.semantics import (
@@ -59,18 +75,23 @@ from guard.policy.semantics import (
     truth,
     values_equal,
 )
-from guard.policy.walker import Node, Walker
+from guard.policy.walker import Node, Walker, iter_nodes
 from guard.policy.wildcard import compile_wildcard
 
 __all__ = [
     "DEFAULT_LIMIT",
     "CompiledStep",
+    "EvalContext",
     "Match",
     "compile_expr",
     "compile_step",
     "evaluate",
     "key_tuples",
     "limit_rows",
+    "match_sample",
+    "residual_holds",
+    "sample_key_order",
+    "split_alias",
 ]
 
 #: Results returned when a query has no head/tail pipe (as Elasticsearch's default fetch size).
@@ -87,19 +108,33 @@ class Match:
     join_keys: tuple[Value, ...] | None = None
 
 
+@dataclass(slots=True)
+class EvalContext:
+    """What a condition may read besides its event: the lineage state and earlier steps' aliased events.
+
+    ``bound`` is set by the sequence matcher before it decides a step's alias terms against a
+    partial match; compiled conditions read it when called. Without a context, a lineage test is
+    false and an alias field null.
+    """
+
+    lineage: LineageState | None = None
+    bound: dict[str, Event] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------- expressions
 
 
-def compile_expr(e: Expr, schema: Schema = ECS) -> Getter:
-    """Compile an AST expression into a function of an event."""
-    return _ExprCompiler(schema).visit(e)
+def compile_expr(e: Expr, schema: Schema = ECS, context: EvalContext | None = None) -> Getter:
+    """Compile an AST expression into a function of an event (lineage and aliases read ``context``)."""
+    return _ExprCompiler(schema, context).visit(e)
 
 
 class _ExprCompiler(Walker[Getter]):
     """Each node to a closure over its children's closures (compiled once, called per event)."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, context: EvalContext | None = None) -> None:
         self.schema = schema
+        self.context = context
 
     def generic_visit(self, node: Node, *args: object) -> Getter:
         raise PolicySemanticError(f"cannot evaluate {type(node).__name__}")  # pragma: no cover
@@ -110,6 +145,26 @@ class _ExprCompiler(Walker[Getter]):
 
     def visit_Field(self, e: Field) -> Getter:
         return field_getter(e.name, e.path, self.schema.null_values.get(e.name))
+
+    def visit_AliasField(self, e: AliasField) -> Getter:
+        ctx = self.context
+        if ctx is None:
+            return lambda _ev: None
+        get = field_getter(e.name, e.path, self.schema.null_values.get(e.name))
+        alias = e.alias
+
+        def aliased(_ev: Event) -> Value:
+            bound = ctx.bound.get(alias)
+            return None if bound is None else get(bound)
+
+        return aliased
+
+    def visit_Lineage(self, e: Lineage) -> Getter:
+        state = self.context.lineage if self.context is not None else None
+        if state is None:
+            return lambda _ev: False
+        fid, relation = state.id_of(e.filter), e.relation
+        return lambda ev: state.holds(relation, fid, ev)
 
     def visit_Not(self, e: Not) -> Getter:
         inner = self.visit(e.expr)
@@ -215,23 +270,51 @@ def _junction(terms: list[Getter], *, decisive: bool) -> Getter:
 
 @dataclass(frozen=True, slots=True)
 class CompiledStep:
-    """A step ready to match events: its category, condition and join keys as closures."""
+    """A step ready to match events: its category, condition and join keys as closures.
+
+    ``condition`` reads only the event; ``residual`` (None when there is none) is the conjunction
+    of the terms that read an earlier step's alias, decided against a partial match.
+    """
 
     category: str | None
     condition: Getter
     keys: tuple[Getter, ...]
     optional_keys: tuple[bool, ...]
     missing: bool
+    residual: Getter | None = None
 
 
-def compile_step(step: StepIR, schema: Schema = ECS) -> CompiledStep:
-    """Compile a step's condition and join keys."""
+def split_alias(condition: Expr) -> tuple[Expr, Expr | None]:
+    """Split a condition into the terms that read only the event and those that read an alias (or None).
+
+    The condition holds exactly when both parts hold: the alias terms are whole conjuncts.
+    """
+    terms = list(condition.terms) if isinstance(condition, And) else [condition]
+    own = [t for t in terms if not _reads_alias(t)]
+    aliased = [t for t in terms if _reads_alias(t)]
+    if not aliased:
+        return condition, None
+
+    def conj(ts: list[Expr]) -> Expr:
+        return ts[0] if len(ts) == 1 else And(tuple(ts))
+
+    return (conj(own) if own else Literal(True)), conj(aliased)
+
+
+def _reads_alias(e: Expr) -> bool:
+    return any(isinstance(n, AliasField) for n in iter_nodes(e))
+
+
+def compile_step(step: StepIR, schema: Schema = ECS, context: EvalContext | None = None) -> CompiledStep:
+    """Compile a step's condition (split from its alias terms) and join keys."""
+    own, aliased = split_alias(step.condition)
     return CompiledStep(
         step.category,
-        compile_expr(step.condition, schema),
-        tuple(compile_expr(k, schema) for k in step.keys),
+        compile_expr(own, schema, context),
+        tuple(compile_expr(k, schema, context) for k in step.keys),
         tuple(isinstance(k, Field) and k.optional for k in step.keys),
         step.missing,
+        None if aliased is None else compile_expr(aliased, schema, context),
     )
 
 
@@ -298,18 +381,84 @@ def evaluate(
         tb = to_number(tb_get(ev)) if tb_get else None
         return (timestamp_ms(ts_get(ev)), tb if tb is not None else float(index), index)
 
-    ordered = [ev for _, ev in sorted(enumerate(events), key=order_key)]
-    cat_name = schema.category_fields[0]
-    category = field_getter(cat_name, tuple(cat_name.split(".")))
-    steps = [compile_step(s, schema) for s in ir.steps]
-    if not ir.is_sequence:
-        step = steps[0]
-        rows = [Match((ev,)) for ev in ordered if _matches(step, ev, category)]
+    arrived = list(events)
+    order = sorted(range(len(arrived)), key=lambda i: order_key((i, arrived[i])))
+    ordered = [arrived[i] for i in order]
+    context = EvalContext(LineageState(ir.lineage, schema) if ir.lineage else None)
+    steps = [compile_step(s, schema, context) for s in ir.steps]
+    until = compile_step(ir.until, schema, context) if ir.until is not None else None
+    decide = _Decider(ordered, [*steps, *([until] if until else [])], schema, context, ir)
+    if ir.is_sample:
+        for idx in range(len(ordered)):
+            decide.advance(idx)
+        by_arrival = [0] * len(order)
+        for idx, i in enumerate(order):
+            by_arrival[i] = idx
+        rows = _samples([(ordered[j], decide.hits[j]) for j in by_arrival], steps)
         return limit_rows(rows, ir.head, ir.tail, limit)
-    until = compile_step(ir.until, schema) if ir.until is not None else None
+    if not ir.is_sequence:
+        rows = []
+        for idx, ev in enumerate(ordered):
+            if decide.advance(idx)[0]:
+                rows.append(Match((ev,)))
+        return limit_rows(rows, ir.head, ir.tail, limit)
     times = [timestamp_ms(ts_get(ev)) for ev in ordered]
-    rows = _sequences(ordered, times, steps, until, ir.maxspan_ms, category)
+    aliases = {s.alias: k for k, s in enumerate(x for x in ir.steps if not x.missing) if s.alias is not None}
+    rows = _sequences(ordered, times, steps, until, ir.maxspan_ms, decide, aliases, context)
     return limit_rows(rows, ir.head, ir.tail, limit)
+
+
+class _Decider:
+    """Decides every filter of a query on each event at the event's own place in the order.
+
+    Lineage is observed first (process starts, then each lineage filter's match, inner ones first),
+    then the query's filters (steps, then until) are decided and remembered per event.
+    """
+
+    def __init__(
+        self,
+        ordered: Sequence[Event],
+        steps: Sequence[CompiledStep],
+        schema: Schema,
+        context: EvalContext,
+        ir: QueryIR,
+    ) -> None:
+        cat_name = schema.category_fields[0]
+        self.category = field_getter(cat_name, tuple(cat_name.split(".")))
+        self.ordered = ordered
+        self.steps = steps
+        self.lineage = context.lineage
+        self.lineage_filters = [(f.category, compile_expr(f.condition, schema, context)) for f in ir.lineage]
+        self.hits: list[tuple[bool, ...]] = []
+
+    def advance(self, idx: int) -> tuple[bool, ...]:
+        """Observe event ``idx`` (the next one) and return whether each filter holds for it."""
+        ev = self.ordered[idx]
+        cat = self.category(ev)
+        state = self.lineage
+        if state is not None:
+            state.note_start(ev)
+            for fid, (fcat, cond) in enumerate(self.lineage_filters):
+                if (fcat is None or values_equal(cat, fcat)) and truth(cond(ev)) is True:
+                    state.mark(fid, ev)
+        hits = tuple(
+            (s.category is None or values_equal(cat, s.category)) and truth(s.condition(ev)) is True
+            for s in self.steps
+        )
+        self.hits.append(hits)
+        return hits
+
+
+def residual_holds(step: CompiledStep, ev: Event, partial: Sequence[Event], context: EvalContext,
+                   aliases: dict[str, int]) -> bool:  # fmt: skip
+    """Whether a step's alias terms hold for ``ev`` against a partial match's events (True when none).
+
+    ``aliases`` maps each alias to its positive step's place in the partial.
+    """
+    if step.residual is None:
+        return True
+    context.bound = {a: partial[k] for a, k in aliases.items() if k < len(partial)}
+    return truth(step.residual(ev)) is True
 
 
 def _sequences(
@@ -318,18 +467,22 @@ def _sequences(
     steps: Sequence[CompiledStep],
     until: CompiledStep | None,
     maxspan: float | None,
-    category: Getter,
+    decide: _Decider,
+    aliases: dict[str, int],
+    context: EvalContext,
 ) -> list[Match]:
     positive = [i for i, s in enumerate(steps) if not s.missing]
     n = len(positive)
+    until_slot = len(steps)
     # pending[k][key] = list of event indexes matched for positive steps 0..k
     pending: list[dict[tuple[Value, ...], list[int]]] = [{} for _ in range(n)]
     done: list[tuple[tuple[Value, ...], list[int]]] = []
     for idx, ev in enumerate(ordered):
+        hits = decide.advance(idx)
         now = times[idx]
         for k in range(n - 1, -1, -1):
             step = steps[positive[k]]
-            if not _matches(step, ev, category):
+            if not hits[positive[k]]:
                 continue
             for key in key_tuples(step, ev):
                 if k == 0:
@@ -344,19 +497,23 @@ def _sequences(
                 if maxspan is not None and now - times[prev[0]] > maxspan:
                     del pending[k - 1][key]
                     continue
+                if step.residual is not None and not residual_holds(
+                    step, ev, [ordered[i] for i in prev], context, aliases
+                ):
+                    continue  # its aliased events reject this event: the partial stays pending
                 del pending[k - 1][key]
                 seq = [*prev, idx]
                 if k == n - 1:
                     done.append((key, seq))
                 else:
                     pending[k][key] = seq
-        if until is not None and _matches(until, ev, category):
+        if until is not None and hits[until_slot]:
             for key in key_tuples(until, ev):
                 for stage in pending:
                     stage.pop(key, None)
     rows: list[Match] = []
     for key, seq in done:
-        slots = _with_missing(seq, key, ordered, times, steps, positive, maxspan, category)
+        slots = _with_missing(seq, key, ordered, times, steps, positive, maxspan, decide.hits)
         if slots is not None:
             rows.append(Match(tuple(None if i is None else ordered[i] for i in slots), key if key else None))
     return rows
@@ -370,7 +527,7 @@ def _with_missing(
     steps: Sequence[CompiledStep],
     positive: list[int],
     maxspan: float | None,
-    category: Getter,
+    hits: Sequence[tuple[bool, ...]],
 ) -> list[int | None] | None:
     """Place missing-step slots (None), or reject the match (return None).
 
@@ -390,7 +547,7 @@ def _with_missing(
         return [
             j
             for j in range(max(lo, 0), min(hi, len(ordered)))
-            if ok(j) and _matches(step, ordered[j], category) and key in key_tuples(step, ordered[j])
+            if ok(j) and hits[j][s] and key in key_tuples(step, ordered[j])
         ]
 
     for k in range(len(positive) - 1):
@@ -413,3 +570,67 @@ def _with_missing(
     elif leading or trailing:
         return None
     return slots
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def match_sample(candidates: Sequence[Sequence[int]], open_: Sequence[bool] = ()) -> tuple[int, ...] | None:
+    """Choose one distinct event per filter: the first choice in filter order, candidates in order.
+
+    Elasticsearch's backtracking over each filter's first hits. ``open_[s]`` marks a filter whose
+    list may still grow (a stream not yet ended): then the choice is returned only once no later
+    event can change it, else None (undecided, or no choice yet). With every list closed, None
+    means there is no choice.
+    """
+    n = len(candidates)
+    chosen: list[int] = []
+
+    def search(s: int) -> bool | None:  # True: found; False: none here; None: undecided
+        for c in candidates[s]:
+            if c in chosen:
+                continue
+            chosen.append(c)
+            if s == n - 1:
+                return True
+            found = search(s + 1)
+            if found is not False:
+                return found
+            chosen.pop()
+        return None if s < len(open_) and open_[s] else False
+
+    return tuple(chosen) if search(0) is True else None
+
+
+def sample_key_order(key: tuple[Value, ...]) -> tuple[tuple[int, object], ...]:
+    """Elasticsearch's order of sample join keys: nulls first, then numbers, then strings, each ascending."""
+    out: list[tuple[int, object]] = []
+    for v in key:
+        if v is None:
+            out.append((0, 0))
+        elif isinstance(v, bool):
+            out.append((1, int(v)))
+        elif isinstance(v, int | float):
+            out.append((2, v))
+        else:
+            out.append((3, str(v)))
+    return tuple(out)
+
+
+def _samples(arrived: Sequence[tuple[Event, tuple[bool, ...]]], steps: Sequence[CompiledStep]) -> list[Match]:
+    n = len(steps)
+    lists: dict[tuple[Value, ...], list[list[int]]] = {}
+    for i, (ev, hits) in enumerate(arrived):
+        for s, step in enumerate(steps):
+            if not hits[s]:
+                continue
+            for key in key_tuples(step, ev):
+                per = lists.setdefault(key, [[] for _ in range(n)])
+                if len(per[s]) < n:
+                    per[s].append(i)
+    rows: list[Match] = []
+    for key in sorted(lists, key=sample_key_order):
+        chosen = match_sample(lists[key])
+        if chosen is not None:
+            rows.append(Match(tuple(arrived[i][0] for i in chosen), key))
+    return rows

@@ -17,6 +17,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from guard.errors import PolicySyntaxError
 from guard.policy.ast import (
     DURATION_UNITS,
+    LINEAGE_RELATIONS,
     And,
     Arithmetic,
     Call,
@@ -26,12 +27,14 @@ from guard.policy.ast import (
     Expr,
     Field,
     InSet,
+    Lineage,
     Literal,
     Negate,
     Not,
     Or,
     Pipe,
     Query,
+    Sample,
     Sequence,
     SequenceStep,
     StringMatch,
@@ -105,6 +108,12 @@ def _number_value(text: str) -> int | float:
     if re.fullmatch(r"\d+", text):
         return int(text)
     return float(text)
+
+
+class _Alias(str):
+    """A step's ``as name``, told apart from the other parts of a step."""
+
+    __slots__ = ()
 
 
 def _flatten(cls: type[And] | type[Or], items: list[Expr]) -> Expr:
@@ -193,6 +202,15 @@ class _ToAst(Transformer[Token, Query]):
     def not_(self, _tok: Token, expr: Expr) -> Not:
         return Not(expr)
 
+    def lineage(self, relation: Token, filt: EventFilter) -> Lineage:
+        text = str(relation)
+        if text not in LINEAGE_RELATIONS:
+            raise PolicySyntaxError(
+                f"unknown relation {text!r} in '{text} of [...]' (use descendant, child or event)",
+                line=relation.line, column=relation.column, source=self.source,
+            )  # fmt: skip
+        return Lineage(text, filt)
+
     def and_expr(self, *items: Expr) -> Expr:
         return _flatten(And, list(items))
 
@@ -231,12 +249,16 @@ class _ToAst(Transformer[Token, Query]):
             )  # fmt: skip
         return value
 
-    def seq_term(self, *items: Token | EventFilter | tuple[Expr, ...] | int) -> SequenceStep:
+    def step_alias(self, name: Token) -> _Alias:
+        return _Alias(str(name))
+
+    def seq_term(self, *items: Token | EventFilter | tuple[Expr, ...] | int | _Alias) -> SequenceStep:
         missing = isinstance(items[0], Token) and items[0].type == "MISSING"
         filt = next(i for i in items if isinstance(i, EventFilter))
         keys = next((i for i in items if isinstance(i, tuple)), ())
         runs = next((i for i in items if isinstance(i, int) and not isinstance(i, bool)), None)
-        return SequenceStep(filt, keys, missing=missing, runs=runs)
+        alias = next((str(i) for i in items if isinstance(i, _Alias)), None)
+        return SequenceStep(filt, keys, missing=missing, runs=runs, alias=alias)
 
     def seq_params(self, *items: tuple[Expr, ...] | Duration) -> tuple[tuple[Expr, ...], Duration | None]:
         keys = next((i for i in items if isinstance(i, tuple)), ())
@@ -260,10 +282,14 @@ class _ToAst(Transformer[Token, Query]):
                 keys, span = item
         return Sequence(tuple(steps), keys, span, until)
 
+    def sample(self, *items: tuple[Expr, ...] | SequenceStep) -> Sample:
+        keys = next((i for i in items if isinstance(i, tuple)), ())
+        return Sample(tuple(i for i in items if isinstance(i, SequenceStep)), keys)
+
     def pipe(self, name: Token, *args: Expr) -> Pipe:
         return Pipe(str(name), tuple(args))
 
-    def start(self, body: EventFilter | Sequence, *pipes: Pipe) -> Query:
+    def start(self, body: EventFilter | Sequence | Sample, *pipes: Pipe) -> Query:
         return Query(body, tuple(pipes))
 
 

@@ -41,7 +41,7 @@ from guard.policy.ast import (
 from guard.policy.codegen import compile_predicate, fast_getter
 from guard.policy.schema import ECS, Schema
 from guard.policy.semantics import Event, Getter, Value, non_null, plain_field
-from guard.policy.walker import Node, Walker, fields_read, iter_nodes
+from guard.policy.walker import Node, Walker, fields_read, iter_nodes, stateful
 from guard.policy.wildcard import is_literal, literal_parts
 
 __all__ = ["CategoryIndex", "FieldIndex", "Guard", "build_indexes", "guard_of"]
@@ -119,6 +119,8 @@ class _Extractor(Walker[Guard | None]):
     def single_field(self, e: Expr) -> Guard | None:
         if _calls_user(e):
             return None  # user code runs only in its runtime, under its budget
+        if stateful(e):
+            return None  # lineage and aliases: not a function of one field's value
         read = fields_read(e)
         if len(read) != 1:
             return None

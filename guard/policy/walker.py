@@ -7,7 +7,8 @@ node class and cached. A pass may dispatch on other prefixes too (``leaf_Compari
 :meth:`Walker.handler`. Extra arguments given to :meth:`~Walker.visit` are passed on.
 
 :func:`children` is a node's sub-nodes in source order, derived from the node's dataclass fields
-(a node, or a tuple of nodes); :func:`iter_nodes` walks a tree outermost first.
+(a node, or a tuple of nodes); :func:`iter_nodes` walks a tree outermost first; :func:`rebuild`
+returns a node with its children replaced (the one way passes rewrite a tree).
 """
 
 from __future__ import annotations
@@ -17,14 +18,26 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
-from guard.policy.ast import Duration, EventFilter, Expr, Field, Pipe, Query, Sequence, SequenceStep
+from guard.policy.ast import (
+    AliasField,
+    Duration,
+    EventFilter,
+    Expr,
+    Field,
+    Lineage,
+    Pipe,
+    Query,
+    Sample,
+    Sequence,
+    SequenceStep,
+)
 
-__all__ = ["Node", "Walker", "children", "fields_read", "iter_nodes"]
+__all__ = ["Node", "Walker", "children", "fields_read", "iter_nodes", "rebuild", "stateful"]
 
-Node = Expr | EventFilter | Sequence | SequenceStep | Pipe | Query | Duration
+Node = Expr | EventFilter | Sequence | Sample | SequenceStep | Pipe | Query | Duration
 T = TypeVar("T")
 
-_NODE_TYPES: Final = (Expr, EventFilter, Sequence, SequenceStep, Pipe, Query, Duration)
+_NODE_TYPES: Final = (Expr, EventFilter, Sequence, Sample, SequenceStep, Pipe, Query, Duration)
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
@@ -50,13 +63,48 @@ def iter_nodes(node: Node) -> Iterator[Node]:
         yield from iter_nodes(child)
 
 
+def rebuild(node: Node, fn: Callable[[Node], Node]) -> Node:
+    """Return ``node`` with each direct sub-node replaced by ``fn(sub-node)`` (``node`` when none changes)."""
+    names = _FIELD_NAMES.get(type(node))
+    if names is None:
+        names = _FIELD_NAMES[type(node)] = tuple(f.name for f in dataclasses.fields(node))  # type: ignore[arg-type]
+    changes: dict[str, object] = {}
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, _NODE_TYPES):
+            new = fn(value)
+            if new is not value:  # identity: Literal(1) == Literal(True) as dataclasses
+                changes[name] = new
+        elif type(value) is tuple and any(isinstance(x, _NODE_TYPES) for x in value):
+            items = tuple(fn(x) if isinstance(x, _NODE_TYPES) else x for x in value)
+            if any(a is not b for a, b in zip(items, value, strict=True)):
+                changes[name] = items
+    return dataclasses.replace(node, **changes) if changes else node  # type: ignore[type-var]
+
+
 def fields_read(node: Node) -> dict[str, Field]:
-    """Every field a node reads, by dotted name (the first occurrence, outermost first)."""
+    """Every field of the matched event a node reads, by dotted name (the first occurrence, outermost first).
+
+    A lineage test reads the event's process and parent entity ids (:attr:`Lineage.READS`), not the
+    fields of its filter (those are read from other events); an alias field reads another event.
+    """
     out: dict[str, Field] = {}
-    for n in iter_nodes(node):
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
         if isinstance(n, Field):
             out.setdefault(n.name, n)
+        elif isinstance(n, Lineage):
+            for name in Lineage.READS:
+                out.setdefault(name, Field(tuple(name.split("."))))
+            continue
+        stack.extend(reversed(children(n)))
     return out
+
+
+def stateful(node: Node) -> bool:
+    """Whether an expression depends on more than the event: a lineage test or an earlier step's alias."""
+    return any(isinstance(n, Lineage | AliasField) for n in iter_nodes(node))
 
 
 class Walker(Generic[T]):

@@ -14,7 +14,7 @@ from guard.policy.schema import Kind
     [
         ('process where proces.name == "sh"', "unknown field 'proces.name'"),
         ('process where process.pid == "x"', 'type mismatch: process.pid (number) == "x" (string)'),
-        ('process where process.name in ("a", 1)', "type mismatch"),
+        ('process where process.name in ("a", true)', "type mismatch"),
         ("process where process.pid : \"1*\"", ": needs a string: process.pid is number"),
         ('process where startswit(process.name, "a")', "unknown function 'startswit'"),
         ("process where startsWith(process.name)", "startsWith takes 2 arguments, got 1"),
