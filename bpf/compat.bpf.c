@@ -24,6 +24,7 @@
 #include "compat/ptrace.bpf.c"
 #include "compat/sock_addr.bpf.c"
 #include "hooks/lineage.bpf.c"
+#include "hooks/process.bpf.c"
 
 /* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */
 /* clang-format off */

@@ -102,6 +102,8 @@ class LimitsConfig:
     ring_buffer_pages: int = 256
     #: the decision ring (denied, would-block, killed), apart from telemetry; a power of two
     decision_ring_buffer_pages: int = 256
+    #: the process ring (fork, exec with argv, exit); a power of two
+    process_ring_buffer_pages: int = 256
     max_pending_per_rule: int = 10000
     max_pending_per_entity: int = 64
     batch_size: int = 512
@@ -121,10 +123,32 @@ class LimitsConfig:
             "predicate_memory_mb",
         ):
             _positive("limits", name, getattr(self, name))
-        for name in ("ring_buffer_pages", "decision_ring_buffer_pages"):
+        for name in ("ring_buffer_pages", "decision_ring_buffer_pages", "process_ring_buffer_pages"):
             pages = getattr(self, name)
             if pages <= 0 or pages & (pages - 1):
                 raise ConfigError(f"[limits] {name}: must be a power of two, got {pages}")
+
+
+#: Environment variables exec events carry by default (``process.env_vars``): the ones Elastic's
+#: Linux rules read (preloading, proxies) and a shell's history settings.
+DEFAULT_ENV_VARS: Final = (
+    "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "HISTFILE", "HISTFILESIZE", "HISTSIZE", "HISTCONTROL",
+    "PROMPT_COMMAND", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventsConfig:
+    """What the events carry beyond what every event has."""
+
+    #: environment variable names an exec event carries, ``NAME=value``, in ``process.env_vars``
+    #: (an empty list: the kernel reads no environment at all)
+    env_vars: tuple[str, ...] = DEFAULT_ENV_VARS
+
+    def __post_init__(self) -> None:
+        for name in self.env_vars:
+            if not name or "=" in name or "\0" in name:
+                raise ConfigError(f"[events] env_vars: {name!r} is not a variable name")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +167,7 @@ class GuardConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -169,6 +194,11 @@ def _check_value(where: str, value: object, hint: object) -> object:
             choices = ", ".join(repr(a) for a in allowed)
             raise ConfigError(f"{where}: expected one of {choices}, got {value!r}")
         return value
+    if origin is tuple:  # tuple[str, ...]: a TOML array of that item type
+        (item, _) = typing.get_args(hint)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, item) for v in value):
+            raise ConfigError(f"{where}: expected an array of {item.__name__}, got {value!r}")
+        return tuple(value)
     if origin in (typing.Union, types.UnionType):
         raise ConfigError(f"{where}: unsupported union type")  # pragma: no cover - no such field today
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -240,6 +270,8 @@ def _convert_env(where: str, text: str, hint: object) -> object:
             return float(text)
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {text!r}") from None
+    if typing.get_origin(hint) is tuple:  # a comma-separated list
+        return [part.strip() for part in text.split(",") if part.strip()]
     return text
 
 

@@ -133,7 +133,7 @@ class Hook(enum.StrEnum):
         abi=1,
         short="file_open",
         category="file",
-        events=(EventShape("access", "open"), EventShape("creation", "create")),
+        events=(EventShape("access", "open"), EventShape("creation", "creation")),
         on_file=True,
         lsm=_lsm("file_open", "path_link", "path_rename"),
         compat=_tracepoint_kill("sys_exit", syscall=True),
@@ -143,7 +143,7 @@ class Hook(enum.StrEnum):
         abi=2,
         short="connect",
         category="network",
-        events=(EventShape("connection", "connect"), EventShape("connection", "sendmsg")),
+        events=(EventShape("start", "connection_attempted"), EventShape("start", "connection_attempted")),
         on_file=False,
         lsm=_lsm("socket_connect", "socket_sendmsg"),
         compat=PlaneFacts(

@@ -87,6 +87,8 @@ enum guard_counter {
 /* Bits of guard_config.flags. */
 /* every task is governed (but the agent): the scope maps are not consulted */
 #define GUARD_CF_ALL_TASKS 0x1
+#define GUARD_CF_PROCESS_EVENTS 0x2 /* report governed fork, exec and exit to guard_procs */
+#define GUARD_CF_ENV_VARS 0x4	    /* exec records carry the new image's environment */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
@@ -264,6 +266,62 @@ struct guard_event {
 	__u8 addr[16];	       /* connect: IPv6, or v4-mapped IPv4 */
 	char comm[GUARD_COMM_LEN];
 	char path[GUARD_PATH_MAX];
+};
+
+/*
+ * Process events (guard_procs): a governed process's fork, exec and exit, with the context the
+ * kernel has at that moment. Fork and exit records are a struct guard_proc_event; an exec record
+ * is a struct guard_exec_event (the same header, then the image, working directory and argv).
+ */
+#define GUARD_ARGS_MAX 4096 /* argv bytes kept (a power of two); longer argv is truncated */
+#define GUARD_ENV_MAX 4096  /* environment bytes kept (a power of two), under GUARD_CF_ENV_VARS */
+
+#define GUARD_PROC_FORK 1
+#define GUARD_PROC_EXEC 2
+#define GUARD_PROC_EXIT 3
+
+#define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
+#define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */
+#define GUARD_PF_CWD_UNRESOLVED 0x4 /* the working directory's path likewise */
+#define GUARD_PF_THREAD 0x8	    /* exit: a thread, not the whole process */
+#define GUARD_PF_ENV_TRUNCATED 0x10 /* the environment was longer than GUARD_ENV_MAX - 1 bytes */
+
+struct guard_proc_event {
+	__u64 ts_ns; /* CLOCK_MONOTONIC */
+	__u64 cgroup_id;
+	__u64 start_ns;	       /* the thread-group leader's start_time */
+	__u64 parent_start_ns; /* the real parent's thread-group leader's start_time */
+	__u64 cap_effective;
+	__u64 cap_permitted;
+	__u32 kind;  /* GUARD_PROC_* */
+	__u32 flags; /* GUARD_PF_* */
+	__u32 pid;
+	__u32 tgid;
+	__u32 ppid;
+	__u32 uid; /* real */
+	__u32 euid;
+	__u32 suid;
+	__u32 gid; /* real */
+	__u32 egid;
+	__u32 sgid;
+	__u32 sid;	 /* the session leader's pid */
+	__u32 pgid;	 /* the process group leader's pid */
+	__u32 tty_major; /* the controlling terminal; 0: none */
+	__u32 tty_minor;
+	__u32 exit_code; /* exit: the wait status (code << 8 | signal) */
+	__u32 argc;	 /* exec: the argument count */
+	__u32 args_len;	 /* exec: bytes of args kept (NUL-separated) */
+	__u32 env_len;	 /* exec: bytes of env kept (NUL-separated; GUARD_CF_ENV_VARS) */
+	__u32 pad;
+	char comm[GUARD_COMM_LEN];
+};
+
+struct guard_exec_event {
+	struct guard_proc_event proc;
+	char exe[GUARD_PATH_MAX];
+	char cwd[GUARD_PATH_MAX];
+	char args[GUARD_ARGS_MAX];
+	char env[GUARD_ENV_MAX];
 };
 
 #endif /* GUARD_ABI_H */

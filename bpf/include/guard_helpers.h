@@ -97,6 +97,9 @@ static __always_inline int guard_enter_as(__u32 hook, struct guard_ctx *ctx, int
 	ctx->kind = hook;
 	ctx->mode = cfg->mode[hook];
 	ctx->hook_flags = cfg->hook_flags[hook];
+	/* the process ring reports every governed exec already (with its argv): not twice */
+	if (hook == GUARD_HOOK_EXEC && (cfg->flags & GUARD_CF_PROCESS_EVENTS))
+		ctx->hook_flags &= ~GUARD_HF_EMIT_ALL;
 	ctx->dfa_slot = cfg->dfa_slot[hook];
 	if (ctx->mode == GUARD_MODE_OFF)
 		return 0;

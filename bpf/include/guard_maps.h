@@ -45,6 +45,9 @@
 #ifndef GUARD_RINGBUF_PAGES
 #define GUARD_RINGBUF_PAGES 64
 #endif
+#ifndef GUARD_PROC_RINGBUF_PAGES
+#define GUARD_PROC_RINGBUF_PAGES 64
+#endif
 #ifndef GUARD_DECISION_RINGBUF_PAGES
 #define GUARD_DECISION_RINGBUF_PAGES 64
 #endif
@@ -120,5 +123,6 @@ BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);
 /* Two rings: decisions (denied, would-block, killed) apart from telemetry (allowed events). */
 BPF_RINGBUF_OUTPUT(guard_decisions, GUARD_DECISION_RINGBUF_PAGES);
 BPF_RINGBUF_OUTPUT(guard_events, GUARD_RINGBUF_PAGES);
+BPF_RINGBUF_OUTPUT(guard_procs, GUARD_PROC_RINGBUF_PAGES);
 
 #endif /* GUARD_MAPS_H */

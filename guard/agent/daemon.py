@@ -41,14 +41,17 @@ from guard.actions.drops import DropReporter
 from guard.actions.kill import alert_kill_target, kill_process, kills_on_deny
 from guard.actions.modes import Modes
 from guard.actions.protection import SELF_RULE, SELF_RULE_ID, Protection
+from guard.agent.host import host_fields
 from guard.agent.processes import ProcessCache, same_process
 from guard.audit.record import Decision, JsonValue, Kind
 from guard.audit.sink import AuditSink
+from guard.config import DEFAULT_ENV_VARS
 from guard.errors import ConfigError, GuardError, KernelError
 from guard.lsm import abi
 from guard.lsm.backend import KernelBackend
-from guard.lsm.events import boot_offset_ns, to_ecs
+from guard.lsm.events import boot_offset_ns, record_to_ecs
 from guard.lsm.identity import file_identity
+from guard.lsm.ring import in_order
 from guard.model import HOOKS, Mode
 from guard.plan.compiler import CompiledPolicy, RulePlan
 from guard.policy.engine import Budgets, Engine
@@ -83,6 +86,8 @@ class AgentSettings:
     drops_state: Path | None = None
     #: the decision-drop table is read at most this often (and at stop)
     drops_interval_s: float = 1.0
+    #: environment variables exec events carry (``process.env_vars``); empty: none is read
+    env_vars: frozenset[str] = frozenset(DEFAULT_ENV_VARS)
 
     def __post_init__(self) -> None:
         if self.drops_interval_s < 0:
@@ -160,6 +165,10 @@ class Agent:
         self.recent: collections.deque[dict[str, JsonValue]] = collections.deque(maxlen=_RECENT)
         self.counts = collections.Counter[str]()
         self.started = False
+        #: whether the kernel reports forks, execs and exits (see _process_events)
+        self.process_events = False
+        #: host.* of every event and alert
+        self.host: dict[str, Any] = host_fields()
         self.turns = 0
         self.events_seen = 0
         self._turned = threading.Condition()
@@ -197,6 +206,7 @@ class Agent:
             )
             self.protection.refresh(force=True)
             self.modes.write()
+            self._process_events(compiled=self.compiled)
         except BaseException:
             self.backend.close()
             raise
@@ -268,22 +278,37 @@ class Agent:
             self.plans = {p.rule.id: p for p in compiled.plans}
             self.rule_ids.update(compiled.rule_ids)  # events of old rules still in flight keep their names
             self.engine = engine
+            self._process_events(compiled=compiled)
             self.arming.drop_rules_not_in(compiled.armed)
             return {"rules": len(compiled.plans), "ruleset": self.engine.ruleset_hash}
+
+    def _process_events(self, *, compiled: CompiledPolicy) -> None:
+        """Ask for the kernel's process records (fork, exec, exit) while some rule runs in the engine.
+
+        Rules the kernel decides alone need no events; the engine's rules read ``process.*`` and
+        ``process.parent.*`` on every event, which the process table fills from these records.
+        """
+        self.process_events = bool(compiled.engine_rules)
+        self.backend.set_process_events(self.process_events, env_vars=bool(self.settings.env_vars))
 
     # ------------------------------------------------------------------ one turn
 
     def step(self, *, timeout_ms: int = 100) -> int:
         """Read one batch of events and act on it; return how many events it held."""
-        records = self.backend.poll_events(timeout_ms)
+        records = in_order(self.backend.poll_events(timeout_ms), self.backend.process_records())
         with self._lock:
             self.events_seen += len(records)
             docs: list[Event] = []
             for record in records:
-                doc = to_ecs(record, boot_offset_ns=self.offset_ns)
+                doc = record_to_ecs(record, boot_offset_ns=self.offset_ns, env_vars=self.settings.env_vars)
                 self.processes.enrich(doc)
+                doc["host"] = self.host
+                if not isinstance(record, abi.Event):
+                    docs.append(doc)  # a fork, exec or end: what the engine's process rules see
+                    continue
                 self._kernel_decision(record, doc)
-                docs.append(doc)
+                if not (self.process_events and record.hook == HOOKS[0].abi):
+                    docs.append(doc)  # with process records, an exec reaches the engine once, with argv
             if self.drops.due():
                 self._report_drops()
             if docs:

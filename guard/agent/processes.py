@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import psutil
-
-from guard.model import Hook
 
 __all__ = ["ProcInfo", "ProcessCache", "entity_id", "proc_start_ticks"]
 
@@ -46,6 +44,26 @@ def same_process(tgid: int, start_ns: int) -> bool:
     return ticks is not None and ticks == start_ns * _CLK_TCK // 1_000_000_000
 
 
+#: The process-level fields an exec teaches (and a fork inherits), copied into later events.
+_PROCESS_FIELDS: Final = (
+    "executable", "name", "args", "args_count", "command_line", "working_directory", "start",
+    "user", "group", "real_user", "real_group", "saved_user", "saved_group", "interactive", "tty",
+)  # fmt: skip
+#: The fields a related process (parent, leaders) is described by.
+_RELATED_FIELDS: Final = ("executable", "name", "args", "args_count", "command_line", "working_directory",
+                          "start", "user", "group", "real_user", "interactive")  # fmt: skip
+
+
+#: A session leader's parent -> how the session was entered (``process.entry_leader.entry_meta.type``).
+_ENTRY_TYPES: Final = {
+    "sshd": "sshd", "login": "terminal", "agetty": "terminal", "getty": "terminal",
+    "gnome-terminal-": "terminal", "xterm": "terminal", "tmux: server": "terminal", "screen": "terminal",
+    "containerd-shim": "container", "containerd-shim-runc-v2": "container", "runc": "container",
+    "conmon": "container", "docker-init": "container",
+    "kubelet": "kubelet", "amazon-ssm-agen": "ssm", "ssm-session-wor": "ssm", "teleport": "teleport",
+}  # fmt: skip
+
+
 @dataclass(slots=True)
 class ProcInfo:
     """What the agent knows of one entity."""
@@ -56,15 +74,28 @@ class ProcInfo:
     args: tuple[str, ...] = ()
     ppid: int = 0
     uid: int | None = None
+    #: the process fields its exec (or its parent's, for a fork) reported, as ECS has them
+    fields: dict[str, Any] = field(default_factory=dict)
+    parent_eid: str = ""
+    ended: bool = False
 
 
 class ProcessCache:
-    """A bounded LRU of entity id -> :class:`ProcInfo`, filled from events and /proc."""
+    """The process table: entity id -> :class:`ProcInfo`, a bounded LRU.
+
+    Fed by the kernel's process records (:meth:`observe`: fork, exec, end), which carry what the
+    kernel had at that moment; a process never seen there (it started before the agent, or
+    outside the governed scope) is read once from ``/proc`` (``read_proc``), the way a table
+    seeded at start would know it. :meth:`enrich` fills an event's ``process.*``, its parent's and
+    its session and group leaders' fields from the table.
+    """
 
     def __init__(self, capacity: int = 65536, *, read_proc: bool = True) -> None:
         self.capacity = capacity
         self.read_proc = read_proc
         self._items: OrderedDict[str, ProcInfo] = OrderedDict()
+        #: tgid -> the entity id that tgid names now (leaders are named by pid)
+        self._by_pid: dict[int, str] = {}
         self.misses = 0
 
     def __len__(self) -> int:
@@ -81,8 +112,11 @@ class ProcessCache:
         """Remember an entity (evicting the least recently used beyond capacity)."""
         self._items[eid] = info
         self._items.move_to_end(eid)
+        self._by_pid[info.tgid] = eid
         while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+            old, gone = self._items.popitem(last=False)
+            if self._by_pid.get(gone.tgid) == old:
+                del self._by_pid[gone.tgid]
 
     def _lookup(self, eid: str, tgid: int) -> ProcInfo:
         info = self.get(eid)
@@ -99,15 +133,51 @@ class ProcessCache:
                     try:
                         info.executable = p.exe()
                         info.args = tuple(p.cmdline())
+                        info.fields["working_directory"] = p.cwd()
                     except (psutil.AccessDenied, psutil.ZombieProcess):
                         pass
             except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
                 pass
+            _describe(info)
         self.put(eid, info)
         return info
 
+    def observe(self, doc: dict[str, Any]) -> None:
+        """Learn from a process record's document (kestrel.hook ``process``): fork, exec or end."""
+        process = doc.get("process")
+        if not isinstance(process, dict):
+            return
+        eid, tgid = process.get("entity_id"), process.get("pid")
+        if not isinstance(eid, str) or not isinstance(tgid, int):
+            return
+        action = doc.get("event", {}).get("action")
+        parent = process.get("parent") or {}
+        peid = parent.get("entity_id", "") if isinstance(parent, dict) else ""
+        if action == "exec":
+            info = self.get(eid) or ProcInfo(tgid)
+            info.fields = {k: process[k] for k in _PROCESS_FIELDS if k in process}
+            info.executable = str(process.get("executable", ""))
+            info.name = str(process.get("name", ""))
+            info.args = tuple(process.get("args", ()))
+        elif action == "fork":
+            source = self.get(peid) if peid else None
+            info = ProcInfo(tgid)
+            if source is not None:  # a fork runs its parent's image
+                info.fields = dict(source.fields)
+                info.executable, info.name, info.args = source.executable, source.name, source.args
+            for key in ("user", "group", "real_user", "real_group", "saved_user", "saved_group", "start",
+                        "interactive", "tty", "name"):  # fmt: skip
+                if key in process:
+                    info.fields[key] = process[key]
+        else:
+            info = self.get(eid) or ProcInfo(tgid)
+            info.ended = True
+        info.ppid = int(parent.get("pid", 0)) if isinstance(parent, dict) else 0
+        info.parent_eid = peid
+        self.put(eid, info)
+
     def enrich(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Fill a document's missing process fields from the cache (an exec event teaches it)."""
+        """Fill a document's missing process fields, its parent's and its leaders' from the table."""
         process = doc.get("process")
         if not isinstance(process, dict):
             return doc
@@ -116,43 +186,69 @@ class ProcessCache:
         if not isinstance(tgid, int) or not isinstance(eid, str):
             return doc
         kestrel = doc.get("kestrel") or {}
-        execed = kestrel.get("hook") == Hook.BPRM_CHECK_SECURITY.short
-        if execed and kestrel.get("decision") not in ("denied", "killed"):
-            # the new image: remember it (the name the kernel gives is the comm, args from /proc)
-            info = self.get(eid) or ProcInfo(tgid)
-            info.executable = str(process.get("executable", ""))
-            info.name = os.path.basename(info.executable) or info.name
-            info.args = ()
+        if kestrel.get("hook") == "process":
+            self.observe(doc)
+            info = self.get(eid)
+        elif kestrel.get("hook") == "exec" and kestrel.get("decision") not in ("denied", "killed"):
+            # without process records, the exec hook's event names the new image (not its argv)
+            info = ProcInfo(tgid, executable=str(process.get("executable", "")))
+            info.name = os.path.basename(info.executable) or str(process.get("name", ""))
+            _describe(info)
             self.put(eid, info)
-            self._args(info, process)
         else:
             info = self._lookup(eid, tgid)
-            if info.executable and "executable" not in process:
-                process["executable"] = info.executable
-            if info.args and "args" not in process:
-                process["args"] = list(info.args)
-                process["command_line"] = " ".join(info.args)
+        if info is not None:
+            for key, value in info.fields.items():
+                process.setdefault(key, value)
         parent = process.get("parent")
         if isinstance(parent, dict):
             peid, ppid = parent.get("entity_id"), parent.get("pid")
             if isinstance(peid, str) and isinstance(ppid, int):
-                pinfo = self._lookup(peid, ppid)
-                if pinfo.executable:
-                    parent.setdefault("executable", pinfo.executable)
-                if pinfo.name:
-                    parent.setdefault("name", pinfo.name)
+                self._related(parent, self._lookup(peid, ppid))
+        for leader in ("session_leader", "group_leader"):
+            related = process.get(leader)
+            if isinstance(related, dict) and isinstance(related.get("pid"), int):
+                leid = self._by_pid.get(related["pid"])
+                linfo = self.get(leid) if leid else None
+                if linfo is not None:
+                    related.setdefault("entity_id", leid)
+                    self._related(related, linfo)
+        session = process.get("session_leader")
+        if isinstance(session, dict) and "entry_leader" not in process and "entity_id" in session:
+            entry = dict(session)
+            entry["entry_meta"] = {"type": self._entry_type(session)}
+            process["entry_leader"] = entry
         return doc
 
-    def _args(self, info: ProcInfo, process: dict[str, Any]) -> None:
-        if not self.read_proc:
-            return
-        try:
-            info.args = tuple(psutil.Process(info.tgid).cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ProcessLookupError):
-            return
-        if info.args:
-            process["args"] = list(info.args)
-            process["command_line"] = " ".join(info.args)
+    def _entry_type(self, session: dict[str, Any]) -> str:
+        """Return how the session was entered (Elastic's ``entry_meta.type``), from its leader's parent."""
+        if session.get("pid") == 1:
+            return "init"
+        info = self.get(str(session.get("entity_id", "")))
+        parent = self.get(info.parent_eid) if info is not None and info.parent_eid else None
+        if parent is None or not parent.name:
+            return "unknown"
+        if info is not None and info.ppid == 1 and parent.name in ("systemd", "init"):
+            return "init"
+        return _ENTRY_TYPES.get(parent.name, "unknown")
+
+    @staticmethod
+    def _related(target: dict[str, Any], info: ProcInfo) -> None:
+        for key in _RELATED_FIELDS:
+            if key in info.fields:
+                target.setdefault(key, info.fields[key])
+
+
+def _describe(info: ProcInfo) -> None:
+    """Fill a /proc-read entry's ECS fields from what was read."""
+    if info.executable:
+        info.fields["executable"] = info.executable
+    if info.name:
+        info.fields["name"] = info.name
+    if info.args:
+        info.fields["args"] = list(info.args)
+        info.fields["args_count"] = len(info.args)
+        info.fields["command_line"] = " ".join(info.args)
 
 
 def flat_get(doc: Mapping[str, Any], dotted: str) -> Any:

@@ -133,15 +133,15 @@ def make_backend(name: str, cfg: GuardConfig, cache_dir: Path, *, pin: bool = Tr
     if name == "fake":
         return FakeBackend()
     pin_dir = Path(cfg.agent.pin_dir) if pin else None
-    pages, decisions = cfg.limits.ring_buffer_pages, cfg.limits.decision_ring_buffer_pages
-    if name == "lsm":
-        return LsmBackend(
-            Btf.from_file(), cache_dir, pin_dir=pin_dir, ringbuf_pages=pages, decision_ringbuf_pages=decisions
-        )
-    if name == "compat":
-        return CompatBackend(
-            Btf.from_file(), cache_dir, pin_dir=pin_dir, ringbuf_pages=pages, decision_ringbuf_pages=decisions
-        )
+    pages = cfg.limits.ring_buffer_pages
+    decisions, procs = cfg.limits.decision_ring_buffer_pages, cfg.limits.process_ring_buffer_pages
+    planes: dict[str, type[LsmBackend] | type[CompatBackend]] = {"lsm": LsmBackend, "compat": CompatBackend}
+    plane = planes.get(name)
+    if plane is not None:
+        return plane(
+            Btf.from_file(), cache_dir, pin_dir=pin_dir,
+            ringbuf_pages=pages, decision_ringbuf_pages=decisions, proc_ringbuf_pages=procs,
+        )  # fmt: skip
     raise ConfigError(f"backend {name!r}: expected auto, lsm, compat or fake")
 
 
@@ -248,6 +248,7 @@ def run_agent(
         ),
         runtime_budget=runtime_budget(cfg),
         drops_state=drops_state_path(cfg),
+        env_vars=frozenset(cfg.events.env_vars),
     )
     claimed = _claim_run_dir(cfg)  # from here on guardctl knows an agent runs, answering or not
     try:

@@ -10,16 +10,20 @@ from __future__ import annotations
 import ctypes
 import enum
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, TypeAlias
 
 from guard.model import HOOKS, Hook, Telemetry
 
 __all__ = [
     "ACTION_DENY",
     "ACTION_NOTIFY",
+    "ARGS_MAX",
     "CF_ALL_TASKS",
+    "CF_ENV_VARS",
+    "CF_PROCESS_EVENTS",
     "COMM_LEN",
     "COUNTER_COUNT",
+    "ENV_MAX",
     "EVENT_CHMOD",
     "EVENT_ENUMERATORS",
     "EVF_CREATED",
@@ -41,6 +45,14 @@ __all__ = [
     "HOOK_COUNT",
     "NET_DATA",
     "PATH_MAX",
+    "PF_ARGS_TRUNCATED",
+    "PF_CWD_UNRESOLVED",
+    "PF_ENV_TRUNCATED",
+    "PF_EXE_UNRESOLVED",
+    "PF_THREAD",
+    "PROC_EXEC",
+    "PROC_EXIT",
+    "PROC_FORK",
     "PROT_EXEC",
     "PTRACE_MODE_ATTACH",
     "SUBTREE_DEPTH",
@@ -56,6 +68,7 @@ __all__ = [
     "DynVerdict",
     "Entity",
     "Event",
+    "ExecEvent",
     "ExemptKey",
     "InodeKey",
     "LpmPathKey",
@@ -63,6 +76,8 @@ __all__ = [
     "ModeId",
     "NetKey",
     "PathKey",
+    "ProcEvent",
+    "Record",
     "Verdict",
 ]
 
@@ -79,6 +94,22 @@ HF_HAS_EXEMPTIONS: Final = 0x20
 HF_HAS_SUBTREES: Final = 0x40
 #: guard_config.flags: every task but the agent is governed.
 CF_ALL_TASKS: Final = 0x1
+#: guard_config.flags: governed forks, execs and exits are reported to guard_procs.
+CF_PROCESS_EVENTS: Final = 0x2
+#: guard_config.flags: exec records carry the new image's environment (filtered by the agent).
+CF_ENV_VARS: Final = 0x4
+#: environment bytes an exec record keeps (a power of two)
+ENV_MAX: Final = 4096
+#: argv bytes an exec record keeps (a power of two; longer is truncated and flagged).
+ARGS_MAX: Final = 4096
+PROC_FORK: Final = 1
+PROC_EXEC: Final = 2
+PROC_EXIT: Final = 3
+PF_ARGS_TRUNCATED: Final = 0x1  # argv longer than ARGS_MAX - 1 bytes
+PF_EXE_UNRESOLVED: Final = 0x2  # the image's path did not fit or could not be walked
+PF_CWD_UNRESOLVED: Final = 0x4  # the working directory's path likewise
+PF_THREAD: Final = 0x8  # exit: a thread, not the whole process
+PF_ENV_TRUNCATED: Final = 0x10  # the environment was longer than ENV_MAX - 1 bytes
 #: file_open interest: an event for every governed open that created its file.
 HF_EMIT_CREATED: Final = 0x8
 #: On file_open: a chmod event for every governed chmod (while file_open is not off).
@@ -305,3 +336,53 @@ class Event(ctypes.Structure):
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_MAX),
     )
+
+
+class ProcEvent(ctypes.Structure):
+    """``struct guard_proc_event``: a governed process's fork or exit (and an exec's header)."""
+
+    _fields_ = (
+        ("ts_ns", _u64),
+        ("cgroup_id", _u64),
+        ("start_ns", _u64),
+        ("parent_start_ns", _u64),
+        ("cap_effective", _u64),
+        ("cap_permitted", _u64),
+        ("kind", _u32),
+        ("flags", _u32),
+        ("pid", _u32),
+        ("tgid", _u32),
+        ("ppid", _u32),
+        ("uid", _u32),
+        ("euid", _u32),
+        ("suid", _u32),
+        ("gid", _u32),
+        ("egid", _u32),
+        ("sgid", _u32),
+        ("sid", _u32),
+        ("pgid", _u32),
+        ("tty_major", _u32),
+        ("tty_minor", _u32),
+        ("exit_code", _u32),
+        ("argc", _u32),
+        ("args_len", _u32),
+        ("env_len", _u32),
+        ("pad", _u32),
+        ("comm", ctypes.c_char * COMM_LEN),
+    )
+
+
+class ExecEvent(ctypes.Structure):
+    """``struct guard_exec_event``: an exec's header, image, working directory and argv."""
+
+    _fields_ = (
+        ("proc", ProcEvent),
+        ("exe", ctypes.c_char * PATH_MAX),
+        ("cwd", ctypes.c_char * PATH_MAX),
+        ("args", ctypes.c_char * ARGS_MAX),
+        ("env", ctypes.c_char * ENV_MAX),
+    )
+
+
+#: A ring-buffer record as the planes hand it over: a hook's event, or a process ring's record.
+Record: TypeAlias = Event | ProcEvent | ExecEvent

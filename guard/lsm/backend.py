@@ -84,7 +84,18 @@ class KernelBackend(Protocol):
         """Return what the rings hold now (waiting up to ``timeout_ms`` for the first record).
 
         Decisions (denied, would-block, killed: the decision ring) come first in the batch, then
-        telemetry (allowed events: the event ring).
+        telemetry (allowed events: the event ring). Process records read by the same poll are
+        kept for :meth:`process_records`.
+        """
+
+    def process_records(self) -> list[abi.ProcEvent | abi.ExecEvent]:
+        """Return (and forget) the process records (forks, execs, exits) polls read so far."""
+
+    def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:
+        """Report governed forks, execs and exits with their context (the agent's process table).
+
+        ``env_vars``: exec records carry the new image's environment too (the agent keeps only the
+        variables its allow-list names).
         """
 
     def decision_drops(self) -> dict[DropKey, int]:

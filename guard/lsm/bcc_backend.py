@@ -39,7 +39,14 @@ from guard.lsm.btf import Btf
 from guard.lsm.pinned import PINNED_MAPS, cgroup2_root, check_rule_modes, ensure_bpffs, remove_pins
 from guard.lsm.probe import lsm_d_path
 from guard.lsm.ring import RingDecoder
-from guard.lsm.source import COMPAT_OFFSETS, WALK_OFFSETS, assemble_source, bpf_source_dir, offset_flags
+from guard.lsm.source import (
+    COMPAT_OFFSETS,
+    PROC_OFFSETS,
+    WALK_OFFSETS,
+    assemble_source,
+    bpf_source_dir,
+    offset_flags,
+)
 from guard.lsm.stubtree import ensure_stub_tree
 from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
 from guard.model import HOOKS, BackendName, Hook, Telemetry
@@ -80,6 +87,7 @@ class _BccPlane:
         dfa_max_rules: int = 8192,
         ringbuf_pages: int = 64,
         decision_ringbuf_pages: int = 64,
+        proc_ringbuf_pages: int = 64,
         max_decision_drops: int = 4096,
         pin_dir: Path | None = None,
     ) -> None:
@@ -109,6 +117,7 @@ class _BccPlane:
         self.cflags = [
             *offset_flags(btf),
             *offset_flags(btf, WALK_OFFSETS),
+            *offset_flags(btf, PROC_OFFSETS),
             f"-DGUARD_MAX_PATHS={max_paths}",
             f"-DGUARD_MAX_PREFIXES={max_prefixes}",
             f"-DGUARD_MAX_INODES={max_inodes}",
@@ -124,6 +133,7 @@ class _BccPlane:
             f"-DGUARD_DFA_MAX_RULES={dfa_max_rules}",
             f"-DGUARD_RINGBUF_PAGES={ringbuf_pages}",
             f"-DGUARD_DECISION_RINGBUF_PAGES={decision_ringbuf_pages}",
+            f"-DGUARD_PROC_RINGBUF_PAGES={proc_ringbuf_pages}",
             f"-DGUARD_MAX_DECISION_DROPS={max_decision_drops}",
         ]
         #: False where the kernel's BPF-LSM refuses bpf_d_path (5.10): path verdicts are unavailable.
@@ -137,6 +147,11 @@ class _BccPlane:
         self._bpf: Any = None
         self._events: list[abi.Event] = []
         self._decisions: list[abi.Event] = []
+        self._procs: list[abi.ProcEvent | abi.ExecEvent] = []
+        self._proc_links: list[int] = []
+        #: whether governed forks, execs and exits are reported (GUARD_CF_PROCESS_EVENTS)
+        self._process_events = False
+        self._env_vars = False
         self._ring = RingDecoder(str(self.name))
         self._modes: dict[Hook, ModeId] = {}
         self._agent_tgid = 0
@@ -170,8 +185,26 @@ class _BccPlane:
         # the decision ring first: a consume walks the rings in this order
         self._bpf[b"guard_decisions"].open_ring_buffer(self._on_decision)
         self._bpf[b"guard_events"].open_ring_buffer(self._on_event)
+        self._bpf[b"guard_procs"].open_ring_buffer(self._on_proc)
+        self._attach_process_programs()
         if self.adopted:
             self._adopt()
+
+    def _attach_process_programs(self) -> None:
+        """Attach the process-event programs (bpf/hooks/process.bpf.c) beside the plane's own.
+
+        bcc keeps one program per raw tracepoint, and the plane has its own on these (lineage,
+        exec): these are opened directly, their link fds kept until :meth:`close`.
+        """
+        from bcc import BPF
+
+        for tracepoint, program in PROCESS_PROGRAMS:
+            try:
+                fn = self._bpf.load_func(program.encode(), BPF.RAW_TRACEPOINT)
+                self._proc_links.append(bpfsys.raw_tracepoint_open(fn.fd, tracepoint))
+            except Exception as exc:  # bcc raises bare Exception for load errors
+                self.close()
+                raise BpfLoadError(f"loading {self.entry}: {program} on {tracepoint}: {exc}") from exc
 
     def _prepare_pins(self, root: Path, text: str, cflags: list[str]) -> Path:
         """Return this layout's pin directory (created), removing other layouts' pins under ``root``."""
@@ -200,6 +233,8 @@ class _BccPlane:
         loader_bits = abi.HF_HAS_SUFFIXES | abi.HF_HAS_EXEMPTIONS
         self._hook_flags = {hook: int(leaf.hook_flags[hook.abi]) & ~loader_bits for hook in HOOKS}
         self._all_tasks = bool(leaf.flags & abi.CF_ALL_TASKS)
+        self._process_events = bool(leaf.flags & abi.CF_PROCESS_EVENTS)
+        self._env_vars = bool(leaf.flags & abi.CF_ENV_VARS)
         self._dfa_slots = {hook: int(leaf.dfa_slot[hook.abi]) for hook in HOOKS if leaf.dfa_slot[hook.abi]}
         self._agent_tgid = int(leaf.agent_tgid)
         if self._dfa_slots:
@@ -259,6 +294,10 @@ class _BccPlane:
 
     def close(self) -> None:
         """Detach and unload."""
+        for fd in self._proc_links:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._proc_links.clear()
         if self._bpf is not None:
             self._bpf.cleanup()
             self._bpf = None
@@ -296,8 +335,21 @@ class _BccPlane:
             leaf.hook_flags[hook.abi] = self._hook_flags.get(hook, 0)
             leaf.dfa_slot[hook.abi] = self._dfa_slots.get(hook, 0)
         leaf.agent_tgid = self._agent_tgid
-        leaf.flags = abi.CF_ALL_TASKS if self._all_tasks else 0
+        leaf.flags = (
+            (abi.CF_ALL_TASKS if self._all_tasks else 0)
+            | (abi.CF_PROCESS_EVENTS if self._process_events else 0)
+            | (abi.CF_ENV_VARS if self._env_vars else 0)
+        )
         table[table.Key(0)] = leaf
+
+    def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:
+        """Report governed forks, execs and exits (with their context) to the process ring, or stop.
+
+        ``env_vars``: exec records carry the new image's environment too.
+        """
+        if (on, env_vars and on) != (self._process_events, self._env_vars):
+            self._process_events, self._env_vars = on, env_vars and on
+            self._write_config()
 
     def configure(self, modes: Mapping[Hook, ModeId], *, agent_tgid: int) -> None:
         """Write every hook's mode (missing: off) and the agent's tgid in one map update."""
@@ -611,25 +663,36 @@ class _BccPlane:
         if event is not None:
             self._decisions.append(event)
 
+    def _on_proc(self, _ctx: object, data: int, size: int) -> None:
+        event = self._ring.decode_proc(ctypes.string_at(data, size))
+        if event is not None:
+            self._procs.append(event)
+
     def plane_counters(self) -> dict[str, int]:
         """Return the plane's own counters (``ring_bad_size``: ring records of the wrong size)."""
         return self._ring.counters()
 
     def poll_events(self, timeout_ms: int = 100) -> list[abi.Event]:
-        """Read what both rings hold, decisions first (waiting up to ``timeout_ms`` when both are empty).
+        """Read what the rings hold, decisions first (waiting up to ``timeout_ms`` when all are empty).
 
-        One consume drains the decision ring, then the event ring (the order they were opened in);
-        only when it found nothing does the plane wait, on both rings at once. The two kinds are
-        kept apart, so the batch holds every decision read ahead of any telemetry.
+        One consume drains the decision ring, then the event ring, then the process ring (the order
+        they were opened in); only when it found nothing does the plane wait, on all at once. The
+        batch holds every decision read ahead of any telemetry; the process records read are kept
+        for :meth:`process_records`.
         """
         if self._bpf is None:
             raise MapError("guard_events: the data plane is not loaded")
         self._bpf.ring_buffer_consume()
-        if not self._decisions and not self._events:
+        if not self._decisions and not self._events and not self._procs:
             self._bpf.ring_buffer_poll(timeout_ms)
         batch = self._decisions + self._events
         self._decisions, self._events = [], []
         return batch
+
+    def process_records(self) -> list[abi.ProcEvent | abi.ExecEvent]:
+        """Return (and forget) the process records the polls so far read."""
+        records, self._procs = self._procs, []
+        return records
 
     def decision_drops(self) -> dict[DropKey, int]:
         """Return guard_decision_drops: decisions the decision ring had no room for, by key."""
@@ -688,6 +751,13 @@ class LsmBackend(_BccPlane):
             )
         self._load_plane(extra)
 
+
+#: (tracepoint, program) of the process events, attached by name on both planes.
+PROCESS_PROGRAMS: Final = (
+    ("sched_process_fork", "guard_proc_fork"),
+    ("sched_process_exec", "guard_proc_exec"),
+    ("sched_process_exit", "guard_proc_exit"),
+)
 
 #: ``GUARD_MAX_SUBTREES`` and ``GUARD_MAX_PROTECT`` (bpf/include/guard_maps.h): directories with a
 #: subtree verdict; executables, and names, protected at exec.

@@ -10,19 +10,26 @@ another entity; ``process.parent.entity_id`` likewise) and carries a ``kestrel``
 kernel's own view: hook (or ``chmod``), decision, rule id, which table matched, cgroup id, whether
 the path was unavailable and, for file opens, whether the file is open for writing.
 
-Shapes: exec is ``process/start``; a file open ``file/access`` (action ``open``), or
-``file/creation`` (action ``create``) when the open created the file; a chmod ``file/change``
-(action ``chmod``, with the new ``file.mode``); connect ``network/connection``; ptrace
-``process/access``. A denied executable mapping of a file (the exec hook's ``mmap``), a hard link
+Shapes follow Elastic Defend's vocabulary: exec is ``process/start`` (action ``exec``); a file open
+``file/access`` (action ``open``), or ``file/creation`` (action ``creation``) when the open created
+the file; a chmod ``file/change`` (action ``chmod``, with the new ``file.mode``); connect and a
+datagram to an explicit destination ``network/start`` (action ``connection_attempted``;
+``kestrel.sendmsg`` tells them apart); ptrace ``process/access``. Process records (fork, exec, end:
+:func:`proc_to_ecs`) are ``process/start`` (``fork``, ``exec``) and ``process/end`` (``end``). A
+denied executable mapping of a file (the exec hook's ``mmap``), a hard link
 made to a protected file or its rename (file_open's ``link`` / ``rename``) are ``file/change``
 with that action and the file's existing path.
 """
 
 from __future__ import annotations
 
+import ctypes
 import enum
+import functools
+import grp
 import ipaddress
 import os
+import pwd
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -33,7 +40,16 @@ from guard.lsm.abi import Decision, Match
 from guard.lsm.backend import KernelBackend
 from guard.model import EventKind, Hook, Telemetry, event_kind
 
-__all__ = ["EventReader", "boot_offset_ns", "file_mode", "to_ecs"]
+__all__ = [
+    "CAPABILITIES",
+    "EventReader",
+    "boot_offset_ns",
+    "exit_code",
+    "file_mode",
+    "proc_to_ecs",
+    "record_to_ecs",
+    "to_ecs",
+]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,6 +91,12 @@ def _kind(value: int) -> EventKind:
 _NEW_NAME_ACTIONS: Final = ((abi.EVF_MMAP, "mmap"), (abi.EVF_LINK, "link"), (abi.EVF_RENAME, "rename"))
 
 
+def _extension(name: str) -> str:
+    """Return ECS ``file.extension``: after the last dot, without it (none for ``.bashrc`` or ``x.``)."""
+    stem, dot, ext = name.rpartition(".")
+    return ext if dot and stem else ""
+
+
 def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
     """Return the ECS document of one ring-buffer record; ``boot_offset_ns`` maps ``ts_ns`` to epoch."""
     kind = _kind(event.hook)
@@ -112,6 +134,10 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         if path:
             file["path"] = path
             file["name"] = os.path.basename(path)
+            file["directory"] = os.path.dirname(path)
+            extension = _extension(file["name"])
+            if extension:
+                file["extension"] = extension
         if event.ino:
             file["inode"] = event.ino
             file["device"] = event.dev
@@ -143,15 +169,199 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         "match": match.name.lower(),
         "cgroup_id": event.cgroup_id,
         "path_too_long": bool(event.flags & abi.EVF_PATH_TOO_LONG),
+        "truncated": ["file.path"] if event.flags & abi.EVF_PATH_TOO_LONG and kind.on_file else [],
     }
     if kind is Hook.FILE_OPEN:
         kestrel["write"] = bool(event.flags & abi.EVF_WRITE)
+    if kind is Hook.SOCKET_CONNECT:
+        kestrel["sendmsg"] = bool(event.flags & abi.EVF_SENDMSG)
     if kind is Hook.PTRACE_ACCESS_CHECK:
         kestrel["ptrace"] = {"target_pid": event.target_tgid}
     doc["kestrel"] = kestrel
     if event.cgroup_id:
         doc["cgroup"] = {"id": event.cgroup_id}
     return doc
+
+
+#: Capability bit -> name (linux/capability.h), for ``process.thread.capabilities.*``.
+CAPABILITIES: Final = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)  # fmt: skip
+
+_PROC_ACTIONS: Final = {
+    abi.PROC_FORK: ("start", "fork"),
+    abi.PROC_EXEC: ("start", "exec"),
+    abi.PROC_EXIT: ("end", "end"),
+}
+_ARGS_OFFSET: Final = abi.ExecEvent.args.offset
+_ENV_OFFSET: Final = abi.ExecEvent.env.offset
+
+
+def _capabilities(mask: int) -> list[str]:
+    return [
+        CAPABILITIES[bit] if bit < len(CAPABILITIES) else f"CAP_{bit}" for bit in range(64) if mask >> bit & 1
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def _user(uid: int) -> dict[str, Any]:
+    name = _user_name(uid)
+    return {"id": str(uid), "name": name} if name else {"id": str(uid)}
+
+
+def _group(gid: int) -> dict[str, Any]:
+    name = _group_name(gid)
+    return {"id": str(gid), "name": name} if name else {"id": str(gid)}
+
+
+def exit_code(status: int) -> int:
+    """Return ECS ``process.exit_code`` from a wait status: the code, or 128 + the killing signal."""
+    return 128 + (status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF
+
+
+def _strings(event: abi.ExecEvent, offset: int, length: int) -> list[str]:
+    raw = ctypes.string_at(ctypes.addressof(event) + offset, length)
+    parts = raw.split(b"\0")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [os.fsdecode(part) for part in parts]
+
+
+def _env_vars(event: abi.ExecEvent, names: frozenset[str]) -> list[str]:
+    """Return the ``NAME=value`` entries of the exec's environment whose name is allowed."""
+    entries = _strings(event, _ENV_OFFSET, min(event.proc.env_len, abi.ENV_MAX - 1))
+    return [e for e in entries if e.partition("=")[0] in names]
+
+
+def proc_to_ecs(
+    record: abi.ProcEvent | abi.ExecEvent, *, boot_offset_ns: int, env_vars: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Return the ECS document of a process-ring record: a fork, an exec (with argv) or an end.
+
+    What the kernel had at that moment, and nothing from /proc: the exec's argv, its count, image
+    and working directory; real, effective and saved ids (``user``/``group`` are the effective
+    ones, as Elastic Defend reports them, the real ones also under ``user.Ext.real``); the
+    session and process group leaders' pids; the controlling terminal (``process.interactive``);
+    capabilities; ``process.env_vars``: the environment entries whose names ``env_vars`` allows.
+    ``kestrel.truncated`` names every field the kernel could not give whole.
+    """
+    proc = record.proc if isinstance(record, abi.ExecEvent) else record
+    etype, action = _PROC_ACTIONS.get(proc.kind, ("info", "unknown"))
+    if proc.kind not in _PROC_ACTIONS:
+        raise KernelError(f"process ring record: unknown kind {proc.kind} (ABI mismatch?)")
+    comm = proc.comm.decode("utf-8", errors="replace")
+    euser, egroup = _user(proc.euid), _group(proc.egid)
+    process: dict[str, Any] = {
+        "pid": proc.tgid,
+        "entity_id": f"{proc.tgid}-{proc.start_ns}",
+        "thread": {
+            "id": proc.pid,
+            "capabilities": {
+                "effective": _capabilities(proc.cap_effective),
+                "permitted": _capabilities(proc.cap_permitted),
+            },
+        },
+        "start": _timestamp(proc.start_ns + boot_offset_ns),
+        "user": euser,
+        "group": egroup,
+        "real_user": _user(proc.uid),
+        "real_group": _group(proc.gid),
+        "saved_user": _user(proc.suid),
+        "saved_group": _group(proc.sgid),
+        "interactive": proc.tty_major != 0,
+    }
+    if comm:
+        process["name"] = comm
+    if proc.tty_major:
+        process["tty"] = {"char_device": {"major": proc.tty_major, "minor": proc.tty_minor}}
+    if proc.ppid:
+        process["parent"] = {"pid": proc.ppid, "entity_id": f"{proc.ppid}-{proc.parent_start_ns}"}
+    if proc.sid:
+        process["session_leader"] = {"pid": proc.sid}
+    if proc.pgid:
+        process["group_leader"] = {"pid": proc.pgid}
+    truncated: list[str] = []
+    if isinstance(record, abi.ExecEvent):
+        exe = os.fsdecode(record.exe)
+        if exe:
+            process["executable"] = exe
+            base = os.path.basename(exe)
+            if not comm or (len(comm) == abi.COMM_LEN - 1 and base.startswith(comm)):
+                process["name"] = base  # the kernel's comm is cut at 15 bytes
+        cwd = os.fsdecode(record.cwd)
+        if cwd:
+            process["working_directory"] = cwd
+        args = _strings(record, _ARGS_OFFSET, min(proc.args_len, abi.ARGS_MAX - 1))
+        process["args"] = args
+        process["args_count"] = proc.argc
+        process["command_line"] = " ".join(args)
+        if env_vars:
+            process["env_vars"] = _env_vars(record, env_vars)
+            if proc.flags & abi.PF_ENV_TRUNCATED:
+                truncated.append("process.env_vars")
+        for flag, name in (
+            (abi.PF_ARGS_TRUNCATED, "process.args"),
+            (abi.PF_EXE_UNRESOLVED, "process.executable"),
+            (abi.PF_CWD_UNRESOLVED, "process.working_directory"),
+        ):
+            if proc.flags & flag:
+                truncated.append(name)
+    if proc.kind == abi.PROC_EXIT:
+        process["exit_code"] = exit_code(proc.exit_code)
+        process["end"] = _timestamp(proc.ts_ns + boot_offset_ns)
+    doc: dict[str, Any] = {
+        "@timestamp": _timestamp(proc.ts_ns + boot_offset_ns),
+        "event": {
+            "kind": "event",
+            "category": ["process"],
+            "type": [etype],
+            "action": action,
+            "outcome": "success",
+        },
+        "process": process,
+        "user": {**euser, "Ext": {"real": _user(proc.uid)}},
+        "group": {**egroup, "Ext": {"real": _group(proc.gid)}},
+        "kestrel": {
+            "hook": "process",
+            "decision": "allowed",
+            "cgroup_id": proc.cgroup_id,
+            "truncated": truncated,
+        },
+    }
+    if proc.cgroup_id:
+        doc["cgroup"] = {"id": proc.cgroup_id}
+    return doc
+
+
+def record_to_ecs(
+    record: abi.Record, *, boot_offset_ns: int, env_vars: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Return the ECS document of any ring record (a hook's event or a process record)."""
+    if isinstance(record, abi.Event):
+        return to_ecs(record, boot_offset_ns=boot_offset_ns)
+    return proc_to_ecs(record, boot_offset_ns=boot_offset_ns, env_vars=env_vars)
 
 
 class EventReader:
@@ -165,5 +375,6 @@ class EventReader:
     def read(self, timeout_ms: int = 100) -> list[dict[str, Any]]:
         """Poll (waiting up to ``timeout_ms`` for the first record) and convert what arrived."""
         return [
-            to_ecs(event, boot_offset_ns=self.offset_ns) for event in self.backend.poll_events(timeout_ms)
+            record_to_ecs(event, boot_offset_ns=self.offset_ns)
+            for event in self.backend.poll_events(timeout_ms)
         ]

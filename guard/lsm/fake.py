@@ -60,6 +60,7 @@ record, decoded as the real planes decode theirs (a record of the wrong size is 
 from __future__ import annotations
 
 import copy
+import ctypes
 import errno
 import ipaddress
 import os
@@ -186,6 +187,9 @@ class FakeBackend:
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
         self._events: list[abi.Event] = []
         self._decisions: list[abi.Event] = []
+        self._procs: list[abi.ProcEvent | abi.ExecEvent] = []
+        self._process_events = False
+        self._env_vars = False
         self._ring = RingDecoder(str(self.name))
         self._rule_modes: dict[int, ModeId] = {}
 
@@ -283,6 +287,17 @@ class FakeBackend:
         self._decisions, self._events = [], []
         return batch
 
+    def process_records(self) -> list[abi.ProcEvent | abi.ExecEvent]:
+        """Return and clear the queued process records (forks, execs, exits)."""
+        self._require_loaded("guard_procs")
+        records, self._procs = self._procs, []
+        return records
+
+    def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:
+        """Report governed forks, execs and exits to the process ring (as ``GUARD_CF_PROCESS_EVENTS``)."""
+        self._process_events = on
+        self._env_vars = env_vars and on
+
     def decision_drops(self) -> dict[DropKey, int]:
         """Return the decisions the decision ring had no room for, by (rule, hook, decision)."""
         self._require_loaded("guard_decision_drops")
@@ -327,17 +342,67 @@ class FakeBackend:
 
     # ------------------------------------------------------------------ process lifecycle
 
-    def fork(self, parent_tgid: int, child_tgid: int) -> None:
-        """Start a process: it joins its parent's group, if the parent is tracked."""
+    def fork(
+        self,
+        parent_tgid: int,
+        child_tgid: int,
+        *,
+        cgroup: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
+        uid: int = 0,
+        comm: bytes = b"",
+    ) -> None:
+        """Start a process: it joins its parent's group, if the parent is tracked (and is reported)."""
         self._require_loaded("guard_entities")
         group = self._entities.get(parent_tgid)
         if group is not None and child_tgid != parent_tgid:
             self._entities[child_tgid] = group
+        if child_tgid != parent_tgid:
+            parent = _task(parent_tgid, None, uid, comm, cgroup, (0, 0, 0), (0, 0))
+            self._proc_record(
+                abi.ProcEvent(), abi.PROC_FORK, parent,
+                tgid=child_tgid, ppid=parent_tgid, start_ns=start_ns, parent_start_ns=parent_start_ns,
+            )  # fmt: skip
 
-    def exit(self, tgid: int) -> None:
-        """End a process: it leaves its group."""
+    def exit(self, tgid: int, *, cgroup: int = 0, start_ns: int = 0, status: int = 0, uid: int = 0) -> None:
+        """End a process: it leaves its group (and is reported, with its wait status)."""
         self._require_loaded("guard_entities")
         self._entities.pop(tgid, None)
+        record = abi.ProcEvent()
+        record.exit_code = status
+        self._proc_record(
+            record,
+            abi.PROC_EXIT,
+            _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0)),
+            tgid=tgid,
+            start_ns=start_ns,
+        )
+
+    def _proc_record(
+        self,
+        record: abi.ProcEvent | abi.ExecEvent,
+        kind: int,
+        task: _Task,
+        *,
+        tgid: int,
+        ppid: int = 0,
+        start_ns: int = 0,
+        parent_start_ns: int = 0,
+    ) -> None:
+        """Queue a process record when process events are on and ``task`` (the reporting one) is governed."""
+        if not self._process_events or not self._governed(task):
+            return
+        proc = record.proc if isinstance(record, abi.ExecEvent) else record
+        proc.ts_ns = self._clock()
+        proc.cgroup_id = task.cgroup
+        proc.kind = kind
+        proc.pid = proc.tgid = tgid
+        proc.ppid = ppid
+        proc.start_ns, proc.parent_start_ns = start_ns, parent_start_ns
+        proc.uid = proc.euid = proc.suid = task.uid
+        proc.comm = task.comm
+        self._procs.append(record)
 
     # ------------------------------------------------------------------ hook calls
 
@@ -359,14 +424,50 @@ class FakeBackend:
         exe_dev: int = 0,
         exe_ino: int = 0,
         parents: Sequence[int] = (),
+        args: Sequence[str] = (),
+        cwd: str = "",
+        env: Sequence[str] = (),
     ) -> int:
         """Run bprm_check_security for an exec of ``path`` (None: unresolvable); 0 or EPERM.
 
         ``mode`` is the file's i_mode; ``ppid``, ``start_ns`` and ``parent_start_ns`` the caller's
-        lineage (its events carry them).
+        lineage (its events carry them). An exec that went through is reported to the process ring
+        (with ``args`` and ``cwd``) when process events are on, as sched_process_exec does.
         """
         task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
-        return self._file_hook(Hook.BPRM_CHECK_SECURITY, task, path, dev, ino, mode=mode, parents=parents)
+        result = self._file_hook(Hook.BPRM_CHECK_SECURITY, task, path, dev, ino, mode=mode, parents=parents)
+        if result == 0 and self._process_events:
+            record = abi.ExecEvent()
+            exe, where = (b"" if path is None else os.fsencode(path)), os.fsencode(cwd)
+            if len(exe) < abi.PATH_MAX:
+                record.exe = exe
+            if not record.exe:
+                record.proc.flags |= abi.PF_EXE_UNRESOLVED
+            if len(where) < abi.PATH_MAX:
+                record.cwd = where
+            else:
+                record.proc.flags |= abi.PF_CWD_UNRESOLVED
+            packed = b"".join(os.fsencode(a) + b"\0" for a in args)
+            if len(packed) > abi.ARGS_MAX - 1:
+                packed = packed[: abi.ARGS_MAX - 1]
+                record.proc.flags |= abi.PF_ARGS_TRUNCATED
+            ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.args.offset, packed, len(packed))
+            record.proc.args_len = len(packed)
+            record.proc.argc = len(args)
+            if self._env_vars:
+                packed = b"".join(os.fsencode(e) + b"\0" for e in env)[: abi.ENV_MAX - 1]
+                ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.env.offset, packed, len(packed))
+                record.proc.env_len = len(packed)
+            self._proc_record(
+                record,
+                abi.PROC_EXEC,
+                task,
+                tgid=tgid,
+                ppid=ppid,
+                start_ns=start_ns,
+                parent_start_ns=parent_start_ns,
+            )
+        return result
 
     def open(
         self,
@@ -665,7 +766,11 @@ class FakeBackend:
             return 0
         if notify is not None and self._rule_modes.get(notify[0]) != ModeId.OFF:
             self._emit(hook, event, Decision.ALLOWED, *notify)
-        elif flags & abi.HF_EMIT_ALL or (flags & abi.HF_EMIT_CREATED and event.flags & abi.EVF_CREATED):
+        elif (
+            flags & abi.HF_EMIT_ALL and not (hook is Hook.BPRM_CHECK_SECURITY and self._process_events)
+        ) or (
+            flags & abi.HF_EMIT_CREATED and event.flags & abi.EVF_CREATED
+        ):  # with process records on, every exec is reported there already
             self._emit(hook, event, Decision.ALLOWED, 0, Match.ALL)
         elif path_unavailable:
             self._emit(hook, event, Decision.ALLOWED, 0, Match.LONG_PATH)

@@ -9,18 +9,23 @@ warning, the first time.
 from __future__ import annotations
 
 import ctypes
+import heapq
+from collections.abc import Sequence
 from typing import Final
 
 import structlog
 
 from guard.lsm import abi
 
-__all__ = ["EVENT_SIZE", "RingDecoder"]
+__all__ = ["EVENT_SIZE", "EXEC_EVENT_SIZE", "PROC_EVENT_SIZE", "RingDecoder", "by_time"]
 
 log = structlog.get_logger(__name__)
 
 #: The size of every ring-buffer record the programs submit.
 EVENT_SIZE: Final = ctypes.sizeof(abi.Event)
+#: The sizes of the process ring's records: a fork or exit, and an exec.
+PROC_EVENT_SIZE: Final = ctypes.sizeof(abi.ProcEvent)
+EXEC_EVENT_SIZE: Final = ctypes.sizeof(abi.ExecEvent)
 
 
 class RingDecoder:
@@ -40,6 +45,41 @@ class RingDecoder:
             log.warning("ring_record_bad_size", plane=self.plane, size=len(record), expected=EVENT_SIZE)
         return None
 
+    def decode_proc(self, record: bytes) -> abi.ProcEvent | abi.ExecEvent | None:
+        """Return a process-ring record (fork and exit, or exec, by size); another size is counted."""
+        if len(record) == EXEC_EVENT_SIZE:
+            return abi.ExecEvent.from_buffer_copy(record)
+        if len(record) == PROC_EVENT_SIZE:
+            return abi.ProcEvent.from_buffer_copy(record)
+        self.bad_size += 1
+        if self.bad_size == 1:
+            log.warning("ring_record_bad_size", plane=self.plane, size=len(record), expected=PROC_EVENT_SIZE)
+        return None
+
     def counters(self) -> dict[str, int]:
         """Return the decoder's counters, as the plane reports them."""
         return {"ring_bad_size": self.bad_size}
+
+
+def by_time(events: Sequence[abi.Event], procs: Sequence[abi.ProcEvent | abi.ExecEvent]) -> list[abi.Record]:
+    """Merge two rings' records (each in kernel order) into one list in time order.
+
+    Separate rings lose the order between them; their records carry CLOCK_MONOTONIC times, so a
+    process's exec comes before the opens of its new image (the process table learns it first).
+    """
+    if not procs:
+        return list(events)
+    if not events:
+        return list(procs)
+    return list(heapq.merge(events, procs, key=_ts))
+
+
+def _ts(record: abi.Record) -> int:
+    return int(record.proc.ts_ns if isinstance(record, abi.ExecEvent) else record.ts_ns)
+
+
+def in_order(events: Sequence[abi.Event], procs: Sequence[abi.ProcEvent | abi.ExecEvent]) -> list[abi.Record]:
+    """Return one poll's records as the agent reads them: decisions first, then the rest in time order."""
+    decisions = [e for e in events if e.decision != abi.Decision.ALLOWED]
+    allowed = [e for e in events if e.decision == abi.Decision.ALLOWED]
+    return [*decisions, *by_time(allowed, procs)]

@@ -16,7 +16,15 @@ from pathlib import Path
 from guard.errors import BpfLoadError
 from guard.lsm.btf import Btf
 
-__all__ = ["COMPAT_OFFSETS", "OFFSETS", "WALK_OFFSETS", "assemble_source", "bpf_source_dir", "offset_flags"]
+__all__ = [
+    "COMPAT_OFFSETS",
+    "OFFSETS",
+    "PROC_OFFSETS",
+    "WALK_OFFSETS",
+    "assemble_source",
+    "bpf_source_dir",
+    "offset_flags",
+]
 
 #: (macro, struct, member path) for every struct offset the C code reads.
 OFFSETS = (
@@ -54,6 +62,37 @@ WALK_OFFSETS = (
     ("GUARD_OFF_DENTRY_D_INODE", "dentry", "d_inode"),
     ("GUARD_OFF_TASK_FS", "task_struct", "fs"),
     ("GUARD_OFF_FS_ROOT", "fs_struct", "root"),
+)
+
+#: The process events' offsets (bpf/hooks/process.bpf.c), both planes.
+PROC_OFFSETS = (
+    ("GUARD_OFF_TASK_CRED", "task_struct", "cred"),
+    ("GUARD_OFF_TASK_SIGNAL", "task_struct", "signal"),
+    ("GUARD_OFF_TASK_COMM", "task_struct", "comm"),
+    ("GUARD_OFF_TASK_EXIT_CODE", "task_struct", "exit_code"),
+    ("GUARD_OFF_CRED_UID", "cred", "uid"),
+    ("GUARD_OFF_CRED_EUID", "cred", "euid"),
+    ("GUARD_OFF_CRED_SUID", "cred", "suid"),
+    ("GUARD_OFF_CRED_GID", "cred", "gid"),
+    ("GUARD_OFF_CRED_EGID", "cred", "egid"),
+    ("GUARD_OFF_CRED_SGID", "cred", "sgid"),
+    ("GUARD_OFF_CRED_CAP_EFFECTIVE", "cred", "cap_effective"),
+    ("GUARD_OFF_CRED_CAP_PERMITTED", "cred", "cap_permitted"),
+    ("GUARD_OFF_SIGNAL_PIDS", "signal_struct", "pids"),
+    ("GUARD_OFF_SIGNAL_TTY", "signal_struct", "tty"),
+    ("GUARD_OFF_SIGNAL_LIVE", "signal_struct", "live"),
+    ("GUARD_OFF_PID_NUMBERS", "pid", "numbers"),
+    ("GUARD_OFF_UPID_NR", "upid", "nr"),
+    ("GUARD_OFF_TTY_INDEX", "tty_struct", "index"),
+    ("GUARD_OFF_TTY_DRIVER", "tty_struct", "driver"),
+    ("GUARD_OFF_TTY_DRIVER_MAJOR", "tty_driver", "major"),
+    ("GUARD_OFF_TTY_DRIVER_MINOR_START", "tty_driver", "minor_start"),
+    ("GUARD_OFF_FS_PWD", "fs_struct", "pwd"),
+    ("GUARD_OFF_MM_ARG_START", "mm_struct", "arg_start"),
+    ("GUARD_OFF_MM_ARG_END", "mm_struct", "arg_end"),
+    ("GUARD_OFF_MM_ENV_START", "mm_struct", "env_start"),
+    ("GUARD_OFF_MM_ENV_END", "mm_struct", "env_end"),
+    ("GUARD_OFF_BINPRM_ARGC", "linux_binprm", "argc"),
 )
 
 #: The offsets the compat plane's fd-table read and syscall arguments need too.

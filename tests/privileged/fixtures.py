@@ -83,7 +83,9 @@ def _reset(dp: LsmBackend | CompatBackend) -> None:
     dp.set_scope()
     dp.apply(VerdictTables())
     dp.set_rule_modes({})
+    dp.set_process_events(False)
     dp.poll_events(0)
+    dp.process_records()
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def test_every_kind_has_its_plain_shape_first() -> None:
     assert [(k.category, k.events[0].type, k.events[0].action) for k in EVENT_KINDS] == [
         ("process", "start", "exec"),
         ("file", "access", "open"),
-        ("network", "connection", "connect"),
+        ("network", "start", "connection_attempted"),
         ("process", "access", "ptrace"),
         ("file", "change", "chmod"),
     ]

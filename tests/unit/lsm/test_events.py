@@ -88,7 +88,7 @@ def test_exec_document() -> None:
             "parent": {"pid": 90, "entity_id": "90-6000000"},
         },
         "user": {"id": "1000"},
-        "file": {"path": "/usr/bin/nc", "name": "nc", "inode": 77, "device": 2049, "mode": "0755"},
+        "file": {"path": "/usr/bin/nc", "name": "nc", "directory": "/usr/bin", "inode": 77, "device": 2049, "mode": "0755"},
         "kestrel": {
             "hook": "exec",
             "decision": "denied",
@@ -96,6 +96,7 @@ def test_exec_document() -> None:
             "match": "path",
             "cgroup_id": 0,
             "path_too_long": False,
+            "truncated": [],
         },
     }
 
@@ -115,7 +116,7 @@ def test_file_open_document() -> None:
         },
         "process": {"pid": 555, "entity_id": "555-0", "thread": {"id": 555}, "name": "cat"},
         "user": {"id": "0"},
-        "file": {"path": "/home/ann/.bashrc", "name": ".bashrc", "inode": 12, "device": 9},
+        "file": {"path": "/home/ann/.bashrc", "name": ".bashrc", "directory": "/home/ann", "inode": 12, "device": 9},
         "cgroup": {"id": 4321},
         "kestrel": {
             "hook": "file_open",
@@ -124,6 +125,7 @@ def test_file_open_document() -> None:
             "match": "prefix",
             "cgroup_id": 4321,
             "path_too_long": False,
+            "truncated": [],
             "write": False,
         },
     }
@@ -139,8 +141,8 @@ def test_connect_document_ipv4() -> None:
         "event": {
             "kind": "event",
             "category": ["network"],
-            "type": ["connection"],
-            "action": "connect",
+            "type": ["start"],
+            "action": "connection_attempted",
             "outcome": "success",
         },
         "process": {"pid": TGID, "entity_id": "100-0", "thread": {"id": TGID}, "name": "curl"},
@@ -154,6 +156,8 @@ def test_connect_document_ipv4() -> None:
             "match": "net",
             "cgroup_id": 0,
             "path_too_long": False,
+            "truncated": [],
+            "sendmsg": False,
         },
     }
 
@@ -175,11 +179,12 @@ def test_ipv6_connect() -> None:
     assert "file" not in doc
 
 
-def test_sendmsg_is_reported_as_its_own_action() -> None:
+def test_sendmsg_is_a_connection_attempt_marked_as_a_datagram() -> None:
     fake = backend(KernelPolicy(nets=(NetRule(ipaddress.ip_network("2001:db8::/32"), 0, 15),)))
     assert fake.connect(TGID, address="2001:db8::53", port=53, sendmsg=True) == errno.EPERM
     doc = one_doc(fake)
-    assert doc["event"]["action"] == "sendmsg"
+    assert doc["event"]["action"] == "connection_attempted"
+    assert doc["kestrel"]["sendmsg"] is True
     assert doc["kestrel"]["hook"] == "connect"
     assert doc["destination"] == {"ip": "2001:db8::53", "port": 53}
 
@@ -207,6 +212,7 @@ def test_ptrace_document() -> None:
             "cgroup_id": 0,
             "ptrace": {"target_pid": 4242},
             "path_too_long": False,
+            "truncated": [],
         },
     }
 
@@ -227,9 +233,9 @@ def test_an_open_that_created_its_file_is_a_creation() -> None:
     assert fake.open(TGID, path="/tmp/old", ino=6, dev=1, write=True, mode=0o100644) == 0  # no interest
     doc = one_doc(fake)
     assert doc["event"]["type"] == ["creation"]
-    assert doc["event"]["action"] == "create"
+    assert doc["event"]["action"] == "creation"
     assert doc["event"]["category"] == ["file"]
-    assert doc["file"] == {"path": "/tmp/new", "name": "new", "inode": 5, "device": 1, "mode": "0600"}
+    assert doc["file"] == {"path": "/tmp/new", "name": "new", "directory": "/tmp", "inode": 5, "device": 1, "mode": "0600"}
     assert (doc["kestrel"]["hook"], doc["kestrel"]["match"], doc["kestrel"]["write"]) == (
         "file_open",
         "all",
@@ -281,7 +287,7 @@ def test_chmod_document() -> None:
             "parent": {"pid": 90, "entity_id": "90-7"},
         },
         "user": {"id": "1000"},
-        "file": {"path": "/tmp/dl/payload", "name": "payload", "inode": 31, "device": 2049, "mode": "0755"},
+        "file": {"path": "/tmp/dl/payload", "name": "payload", "directory": "/tmp/dl", "inode": 31, "device": 2049, "mode": "0755"},
         "kestrel": {
             "hook": "chmod",
             "decision": "allowed",
@@ -289,6 +295,7 @@ def test_chmod_document() -> None:
             "match": "all",
             "cgroup_id": 0,
             "path_too_long": False,
+            "truncated": [],
         },
     }
 
@@ -493,3 +500,13 @@ def test_another_way_to_a_protected_file_is_a_file_change_with_its_action(
     assert doc["file"]["path"] == "/tmp/x"
     assert "executable" not in doc["process"]  # a mapping is not an exec of the file
     assert (doc["kestrel"]["hook"], doc["kestrel"]["match"]) == (hook.short, "subtree")
+
+
+@pytest.mark.parametrize(
+    ("path", "extension"),
+    [("/tmp/x.tar.gz", "gz"), ("/home/a/.bashrc", None), ("/etc/cron.d/job", None), ("/tmp/a.", None), ("/x/y.SO", "SO")],
+)
+def test_file_extension_is_after_the_last_dot_and_none_for_dotfiles(path: str, extension: str | None) -> None:
+    fake = backend(KernelPolicy(paths=(PathRule(Hook.FILE_OPEN, "exact", path, 11),)))
+    assert fake.open(TGID, path=path) == errno.EPERM
+    assert one_doc(fake)["file"].get("extension") == extension

@@ -1,0 +1,149 @@
+"""Process records from the kernel: a governed process's fork, exec (with its argv) and end.
+
+Each test runs real programs in a cgroup it created, on the plane this kernel runs: BPF-LSM in the
+guests, compat on the host. What is checked is what the kernel reported at the moment, never
+/proc: the argv of a program that exits at once, its count, its image and working directory, the
+credentials and the exit status, and that an argv too long for the record says so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.lsm.abi import ModeId
+from guard.lsm.bcc_backend import CompatBackend, LsmBackend
+from guard.lsm.events import boot_offset_ns, record_to_ecs
+from guard.model import HOOKS
+
+pytestmark = [pytest.mark.privileged, pytest.mark.requires_feature("bcc")]
+
+IN_GUEST = os.environ.get("VMTEST_GUEST") == "1"
+
+
+@pytest.fixture
+def dp(request: pytest.FixtureRequest, scope: Path) -> Iterator[LsmBackend | CompatBackend]:
+    """The plane this machine enforces with, governing only the test's cgroup, process records on."""
+    if IN_GUEST:
+        if not request.config.getoption("--run-privileged", default=False):
+            pytest.skip("privileged")
+        plane = request.getfixturevalue("plane")
+    else:
+        plane = request.getfixturevalue("compat")
+    plane.configure({hook: ModeId.DETECT for hook in HOOKS}, agent_tgid=os.getpid())
+    plane.set_scope(cgroups=[scope.stat().st_ino])
+    plane.set_process_events(True)
+    try:
+        yield plane
+    finally:
+        plane.set_process_events(False)
+
+
+def run_in(scope: Path, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> int:
+    """Run ``argv`` in the scope (moved there before it execs) and return its exit status."""
+
+    def enter() -> None:
+        (scope / "cgroup.procs").write_text(str(os.getpid()))
+
+    return subprocess.run(argv, cwd=cwd, env=env, preexec_fn=enter, check=False).returncode
+
+
+def docs(
+    plane: LsmBackend | CompatBackend, want: int, env_vars: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The process documents read within a few seconds (at least ``want`` of them)."""
+    out: list[dict[str, Any]] = []
+    offset = boot_offset_ns()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(out) < want:
+        plane.poll_events(100)
+        out += [record_to_ecs(r, boot_offset_ns=offset, env_vars=env_vars) for r in plane.process_records()]
+    return out
+
+
+def test_an_exec_reports_its_argv_image_directory_and_credentials(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    status = run_in(
+        scope, ["/bin/sh", "-c", 'exec /bin/echo one "two words" three > /dev/null'], cwd=tmp_path
+    )
+    assert status == 0
+    found = docs(dp, 2)
+    execs = [d for d in found if d["event"]["action"] == "exec"]
+    echo = next(d for d in execs if d["process"].get("name") == "echo")["process"]
+    assert echo["args"] == ["/bin/echo", "one", "two words", "three"]
+    assert echo["args_count"] == 4
+    assert echo["command_line"] == "/bin/echo one two words three"
+    assert echo["executable"] == os.path.realpath("/bin/echo")
+    assert echo["working_directory"] == str(tmp_path)
+    assert echo["user"]["id"] == str(os.geteuid())
+    assert echo["real_user"]["id"] == str(os.getuid())
+    shell = next(d for d in execs if d["process"]["args"][:2] == ["/bin/sh", "-c"])["process"]
+    assert echo["pid"] == shell["pid"]  # exec replaced the shell's image: the same process, new argv
+    assert "CAP_SYS_ADMIN" in echo["thread"]["capabilities"]["effective"]  # the test runs as root
+
+
+def test_fork_and_end_carry_the_child_the_parent_and_the_exit_status(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    status = run_in(scope, ["/bin/sh", "-c", "/bin/true; exit 7"], cwd=tmp_path)
+    assert status == 7
+    found = docs(dp, 5)
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for d in found:
+        by_action.setdefault(d["event"]["action"], []).append(d)
+    shell = next(d for d in by_action["exec"] if d["process"]["args"][0] == "/bin/sh")["process"]
+    fork = next(d for d in by_action["fork"] if d["process"]["parent"]["pid"] == shell["pid"])
+    assert fork["event"]["type"] == ["start"]
+    assert fork["process"]["parent"]["entity_id"] == shell["entity_id"]
+    child = fork["process"]["pid"]
+    true = next(d for d in by_action["exec"] if d["process"]["pid"] == child)["process"]
+    assert true["args"] == ["/bin/true"]
+    assert true["entity_id"] == fork["process"]["entity_id"]  # an exec keeps the entity
+    ends = {d["process"]["pid"]: d for d in by_action["end"]}
+    assert ends[child]["process"]["exit_code"] == 0
+    assert ends[shell["pid"]]["process"]["exit_code"] == 7
+    assert ends[shell["pid"]]["event"]["type"] == ["end"]
+
+
+def test_an_argv_longer_than_the_record_is_truncated_and_says_so(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    long = ["x" * 100] * 60  # 6,060 bytes of argv, more than the record keeps
+    assert run_in(scope, ["/bin/echo", *long], cwd=tmp_path) == 0
+    echo = next(d for d in docs(dp, 1) if d["event"]["action"] == "exec")
+    assert echo["kestrel"]["truncated"] == ["process.args"]
+    assert echo["process"]["args_count"] == 61  # the kernel's count, not the kept part's
+    kept = echo["process"]["args"]
+    assert kept[0] == "/bin/echo"
+    assert 30 < len(kept) < 61
+    assert all(arg == "x" * 100 for arg in kept[1:-1])
+
+
+def test_nothing_is_reported_outside_the_scope_or_when_not_asked(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    subprocess.run(["/bin/true", "outside"], check=True)
+    assert not [d for d in docs(dp, 1) if "outside" in d["process"].get("args", [])]
+    dp.set_process_events(False)
+    assert run_in(scope, ["/bin/true", "not-asked"], cwd=tmp_path) == 0
+    assert docs(dp, 1) == []
+
+
+def test_allowed_environment_variables_are_carried_and_no_others(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    dp.set_process_events(True, env_vars=True)
+    env = {"PATH": "/usr/bin:/bin", "HISTFILE": "/dev/null", "SECRET_TOKEN": "do-not-carry"}
+    assert run_in(scope, ["/bin/true"], cwd=tmp_path, env=env) == 0
+    true = next(
+        d for d in docs(dp, 1, frozenset({"HISTFILE", "LD_PRELOAD"})) if d["event"]["action"] == "exec"
+    )
+    assert true["process"]["env_vars"] == ["HISTFILE=/dev/null"]
+    assert true["kestrel"]["truncated"] == []

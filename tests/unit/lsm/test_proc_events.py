@@ -1,0 +1,105 @@
+"""Process-ring records as ECS documents (guard.lsm.events.proc_to_ecs) and their time-ordered merge."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from guard.errors import KernelError
+from guard.lsm import abi
+from guard.lsm.events import exit_code, proc_to_ecs, record_to_ecs
+from guard.lsm.ring import EXEC_EVENT_SIZE, PROC_EVENT_SIZE, RingDecoder, by_time
+
+
+def exec_record(args: list[bytes], *, flags: int = 0, argc: int | None = None) -> abi.ExecEvent:
+    record = abi.ExecEvent()
+    p = record.proc
+    p.kind, p.flags, p.ts_ns = abi.PROC_EXEC, flags, 2_000_000_000
+    p.pid = p.tgid = 42
+    p.ppid, p.start_ns, p.parent_start_ns = 7, 1_000, 500
+    p.uid, p.euid, p.suid, p.gid, p.egid, p.sgid = 1000, 0, 0, 1000, 0, 0
+    p.sid, p.pgid, p.tty_major, p.tty_minor = 7, 42, 136, 3
+    p.cap_effective = (1 << 21) | (1 << 0)
+    p.comm = b"bash"
+    record.exe = b"/usr/bin/bash"
+    record.cwd = b"/home/user"
+    packed = b"".join(a + b"\0" for a in args)
+    ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.args.offset, packed, len(packed))
+    p.args_len = len(packed)
+    p.argc = len(args) if argc is None else argc
+    return record
+
+
+def test_an_exec_is_elastic_process_start_with_its_argv_and_ids() -> None:
+    doc = proc_to_ecs(exec_record([b"bash", b"-c", b"id; whoami"]), boot_offset_ns=0)
+    assert doc["event"] == {
+        "kind": "event", "category": ["process"], "type": ["start"], "action": "exec", "outcome": "success",
+    }  # fmt: skip
+    p = doc["process"]
+    assert p["args"] == ["bash", "-c", "id; whoami"]
+    assert p["args_count"] == 3
+    assert p["command_line"] == "bash -c id; whoami"
+    assert (p["executable"], p["name"], p["working_directory"]) == ("/usr/bin/bash", "bash", "/home/user")
+    assert p["entity_id"] == "42-1000"
+    assert p["parent"] == {"pid": 7, "entity_id": "7-500"}
+    assert p["user"]["id"] == "0"
+    assert p["real_user"]["id"] == "1000"
+    assert p["saved_user"]["id"] == "0"
+    assert doc["user"]["id"] == "0"
+    assert doc["user"]["Ext"]["real"]["id"] == "1000"
+    assert p["interactive"] is True
+    assert p["tty"] == {"char_device": {"major": 136, "minor": 3}}
+    assert p["session_leader"] == {"pid": 7}
+    assert p["group_leader"] == {"pid": 42}
+    assert p["thread"]["capabilities"]["effective"] == ["CAP_CHOWN", "CAP_SYS_ADMIN"]
+    assert doc["kestrel"]["truncated"] == []
+
+
+def test_a_truncated_argv_and_an_unresolved_directory_are_named() -> None:
+    record = exec_record([b"x"] * 3, flags=abi.PF_ARGS_TRUNCATED | abi.PF_CWD_UNRESOLVED, argc=9000)
+    record.cwd = b""
+    doc = proc_to_ecs(record, boot_offset_ns=0)
+    assert doc["kestrel"]["truncated"] == ["process.args", "process.working_directory"]
+    assert doc["process"]["args_count"] == 9000
+    assert "working_directory" not in doc["process"]
+
+
+def test_a_cut_comm_gives_way_to_the_image_name() -> None:
+    record = exec_record([b"a"])
+    record.proc.comm = b"systemd-journal"  # 15 bytes: the kernel's cut of systemd-journald
+    record.exe = b"/usr/lib/systemd/systemd-journald"
+    assert proc_to_ecs(record, boot_offset_ns=0)["process"]["name"] == "systemd-journald"
+
+
+@pytest.mark.parametrize(("status", "code"), [(0, 0), (7 << 8, 7), (9, 137), (15, 143)])
+def test_end_reports_the_exit_code_elastic_style(status: int, code: int) -> None:
+    record = abi.ProcEvent(kind=abi.PROC_EXIT, pid=5, tgid=5, exit_code=status)
+    doc = record_to_ecs(record, boot_offset_ns=0)
+    assert doc["event"]["type"] == ["end"]
+    assert doc["event"]["action"] == "end"
+    assert doc["process"]["exit_code"] == code == exit_code(status)
+
+
+def test_fork_is_a_start_named_fork_and_an_unknown_kind_is_refused() -> None:
+    fork = proc_to_ecs(abi.ProcEvent(kind=abi.PROC_FORK, pid=9, tgid=9, ppid=5), boot_offset_ns=0)
+    assert (fork["event"]["type"], fork["event"]["action"]) == (["start"], "fork")
+    with pytest.raises(KernelError, match="unknown kind 99"):
+        proc_to_ecs(abi.ProcEvent(kind=99), boot_offset_ns=0)
+
+
+def test_the_process_ring_decodes_by_size_and_counts_the_rest() -> None:
+    ring = RingDecoder("test")
+    assert isinstance(ring.decode_proc(bytes(EXEC_EVENT_SIZE)), abi.ExecEvent)
+    assert isinstance(ring.decode_proc(bytes(PROC_EVENT_SIZE)), abi.ProcEvent)
+    assert ring.decode_proc(bytes(PROC_EVENT_SIZE + 1)) is None
+    assert ring.counters() == {"ring_bad_size": 1}
+
+
+def test_rings_merge_in_time_order() -> None:
+    events = [abi.Event(ts_ns=t) for t in (1, 4, 6)]
+    procs: list[abi.ProcEvent | abi.ExecEvent] = [abi.ProcEvent(ts_ns=2), exec_record([b"a"])]
+    procs[1].proc.ts_ns = 5
+    merged = by_time(events, procs)
+    times = [r.proc.ts_ns if isinstance(r, abi.ExecEvent) else r.ts_ns for r in merged]
+    assert times == [1, 2, 4, 5, 6]
