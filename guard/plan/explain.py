@@ -5,6 +5,8 @@ or detect-only, with the reason whenever it is not inline), the hook its decidin
 (for a sequence, the last step that is not a missing step) and the enforcement level the backend
 has on that hook on this kernel (:func:`guard.lsm.probe.hook_enforcement`): ``inline deny``,
 ``kill reaction``, ``detect only`` or ``none``. A rule whose action is ``alert`` never enforces.
+The note also names the fields the rule reads that no sensor fills (:mod:`guard.plan.coverage`)
+and, for a rule imported from Elastic Defend, the Elastic actions it came with.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 from guard.model import HOOKS, BackendName, Hook
 from guard.plan.compiler import INLINE, RulePlan, compile_policy
+from guard.plan.coverage import unfilled_fields
+from guard.policy.elastic import elastic_origin
 from guard.policy.loader import Policy, Rule
 
 __all__ = ["RuleExplanation", "explain_policy"]
@@ -28,6 +32,8 @@ class RuleExplanation:
     hooks: Mapping[Hook, str]
     note: str
     plan: RulePlan
+    #: fields the rule reads that no sensor fills today (guard/lsm/catalog.py)
+    unfilled: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -50,6 +56,7 @@ class RuleExplanation:
             "note": self.note,
             "runtime": self.runtime,
             "fail_mode": self.rule.fail_mode,
+            "unfilled_fields": list(self.unfilled),
         }
 
     @property
@@ -95,13 +102,16 @@ def explain_policy(policy: Policy, backend: BackendName, levels: Mapping[Hook, s
     out = []
     for plan in compiled.plans:
         hooks = _deciding_hooks(plan.rule, plan)
+        note = _note(plan, levels, hooks)
+        origin = elastic_origin(plan.rule.description)
+        if origin:
+            note += f" [{origin}]"
+        unfilled = () if plan.path == INLINE else unfilled_fields(plan.rule)
+        if unfilled:
+            note += f"; no sensor fills {', '.join(unfilled)}"
         out.append(
             RuleExplanation(
-                plan.rule,
-                backend,
-                {h: levels.get(h, "none") for h in hooks},
-                _note(plan, levels, hooks),
-                plan,
+                plan.rule, backend, {h: levels.get(h, "none") for h in hooks}, note, plan, unfilled
             )
         )
     return out

@@ -1,4 +1,5 @@
-"""Elastic detection-rules import: EQL rules that compile are imported, every other file says why not."""
+"""Elastic rule import: detection-rules EQL and Defend behaviour rules that compile are imported,
+every other file says why not."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ from pathlib import Path
 import pytest
 
 from guard.errors import PolicyError
-from guard.policy.elastic import ImportReport, import_elastic, write_policy
+from guard.policy.elastic import (
+    DEFEND,
+    DEFEND_SEVERITY,
+    DETECTION,
+    ImportReport,
+    elastic_origin,
+    import_elastic,
+    write_policy,
+)
 from guard.policy.loader import load_policy
+
+RULES = Path(__file__).parents[2] / "data" / "elastic-rules"
+DETECTION_DIR = RULES / "detection-rules" / "rules" / "linux"
+DEFEND_DIR = RULES / "protections-artifacts" / "behavior" / "rules" / "linux"
 
 EQL_RULE = """
 [metadata]
@@ -256,15 +269,16 @@ def test_json_and_text(tmp_path: Path) -> None:
     write(tmp_path / "d.toml", rule_toml(rule_id="d", query="process where nope(process.name)"))
     report = import_elastic([tmp_path])
     data = report.to_json()
-    assert list(data) == ["imported", "compiled", "skipped", "total", "files"]
+    assert list(data) == ["imported", "compiled", "skipped", "total", "sources", "files"]
     assert (data["imported"], data["compiled"], data["skipped"], data["total"]) == (1, 1, 3, 4)
+    assert data["sources"] == {DETECTION: {"imported": 1, "skipped": 3, "total": 4}}
+    common = {"status": "skipped", "source": DETECTION, "name": "A rule", "action": None}
     assert data["files"] == [
-        {"path": str(tmp_path / "a.toml"), "status": "imported", "rule_id": "a", "name": "Alpha", "reason": None},
-        {"path": str(tmp_path / "b.toml"), "status": "skipped", "rule_id": "b", "name": "A rule",
-         "reason": 'language is "kuery", not "eql"'},
-        {"path": str(tmp_path / "c.toml"), "status": "skipped", "rule_id": "c", "name": "A rule",
-         "reason": 'language is "lucene", not "eql"'},
-        {"path": str(tmp_path / "d.toml"), "status": "skipped", "rule_id": "d", "name": "A rule",
+        {"path": str(tmp_path / "a.toml"), "status": "imported", "source": DETECTION, "rule_id": "a",
+         "name": "Alpha", "action": "alert", "reason": None},
+        {**common, "path": str(tmp_path / "b.toml"), "rule_id": "b", "reason": 'language is "kuery", not "eql"'},
+        {**common, "path": str(tmp_path / "c.toml"), "rule_id": "c", "reason": 'language is "lucene", not "eql"'},
+        {**common, "path": str(tmp_path / "d.toml"), "rule_id": "d",
          "reason": "unsupported construct: unknown function 'nope'"},
     ]  # fmt: skip
     json.dumps(data)
@@ -282,7 +296,14 @@ def test_json_and_text(tmp_path: Path) -> None:
 
 def test_empty_report(tmp_path: Path) -> None:
     report = import_elastic([tmp_path])
-    assert report.to_json() == {"imported": 0, "compiled": 0, "skipped": 0, "total": 0, "files": []}
+    assert report.to_json() == {
+        "imported": 0,
+        "compiled": 0,
+        "skipped": 0,
+        "total": 0,
+        "sources": {},
+        "files": [],
+    }
     assert report.render_text() == "imported 0 of 0 files (0 skipped)"
 
 
@@ -345,3 +366,165 @@ def test_nonexistent_path_raises(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         import_elastic([good, missing])
     assert str(info.value) == f"{missing}: no such file or directory"
+
+
+# ------------------------------------------------------------------------------- Defend behaviour rules
+
+
+def defend_toml(
+    *,
+    rule_id: str = "d-1",
+    name: str = "Defend rule",
+    query: str = 'process where event.type == "start" and process.name == "nc"',
+    os_list: str = '["linux"]',
+    actions: str = '[[actions]]\naction = "kill_process"\nfield = "process.entity_id"\nstate = 0\n',
+    extra: str = "",
+    head: str = "",
+) -> str:
+    return (
+        f'{head}[rule]\ndescription = "Netcat."\nid = "{rule_id}"\nlicense = "Elastic License v2"\nname = "{name}"\n'
+        f"os_list = {os_list}\nversion = \"1.0.0\"\n{extra}query = '''\n{query}\n'''\n"
+        'min_endpoint_version = "8.4.0"\noptional_actions = []\n'
+        f'{actions}\n[internal]\nmin_endpoint_version = "8.4.0"\n'
+    )
+
+
+def test_defend_rule_becomes_a_kill_rule(tmp_path: Path) -> None:
+    f = write(tmp_path / "d.toml", defend_toml())
+    report = import_elastic([f])
+    entry = report.entries[0]
+    assert (entry.status, entry.source, entry.rule_id, entry.name) == (
+        "imported",
+        DEFEND,
+        "d-1",
+        "Defend rule",
+    )
+    rule = entry.rule
+    assert rule is not None
+    assert (rule.id, rule.action, rule.severity, rule.mode) == ("d-1", "kill", DEFEND_SEVERITY, None)
+    origin = elastic_origin(rule.description)
+    assert origin == (
+        "Elastic Defend kill_process: process.entity_id (state 0); "
+        "imported as kill: SIGKILL to the process of the last matching event"
+    )
+    assert rule.description == origin + "\nNetcat."
+
+
+def test_defend_states_and_fields_are_named(tmp_path: Path) -> None:
+    actions = "".join(
+        f'[[actions]]\naction = "kill_process"\nfield = "{field}"\nstate = {state}\n'
+        for field, state in [
+            ("process.entity_id", 1),
+            ("process.entity_id", 0),
+            ("process.parent.entity_id", 1),
+        ]
+    )
+    query = "sequence by process.entity_id [process where true] [network where true]"
+    rule = import_elastic([write(tmp_path / "d.toml", defend_toml(actions=actions, query=query))]).rules[0]
+    assert elastic_origin(rule.description) == (
+        "Elastic Defend kill_process: process.entity_id (states 0, 1), process.parent.entity_id (state 1); "
+        "imported as kill: SIGKILL to the process of the last matching event"
+    )
+
+
+@pytest.mark.parametrize(
+    ("actions", "action", "origin"),
+    [
+        ("", "alert", "Elastic Defend rule without actions: imported as alert"),
+        (
+            '[[actions]]\naction = "isolate"\n',
+            "alert",
+            "Elastic Defend isolate (no equivalent here); imported as alert",
+        ),
+    ],
+)
+def test_defend_rule_without_kill_alerts(tmp_path: Path, actions: str, action: str, origin: str) -> None:
+    rule = import_elastic([write(tmp_path / "d.toml", defend_toml(actions=actions))]).rules[0]
+    assert (rule.action, elastic_origin(rule.description)) == (action, origin)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"os_list": '["windows"]'}, 'os_list is ["windows"], without linux'),
+        ({"os_list": '"linux"'}, 'os_list: expected an array of strings, got "linux"'),
+        ({"actions": '[[actions]]\naction = "kill_process"\nfield = "process.entity_id"\n'},
+         "actions #1: state: expected a non-negative integer, got null"),
+        ({"actions": '[[actions]]\naction = "kill_process"\nstate = 0\nfield = 3\n'},
+         "actions #1: field: expected a non-empty string, got 3"),
+        ({"actions": "", "head": 'actions = "kill"\n'}, 'actions: expected an array of tables, got "kill"'),
+        ({"extra": 'language = "kuery"\n'}, 'language is "kuery", not "eql"'),
+        ({"extra": 'severity = "extreme"\n'}, 'severity is "extreme", not one of low, medium, high, critical'),
+    ],
+)  # fmt: skip
+def test_defend_rule_skipped(tmp_path: Path, kwargs: dict[str, str], reason: str) -> None:
+    report = import_elastic([write(tmp_path / "d.toml", defend_toml(**kwargs))])
+    assert only(report) == ("skipped", reason)
+    assert report.entries[0].source == DEFEND
+
+
+def test_defend_severity_when_given(tmp_path: Path) -> None:
+    rule = import_elastic([write(tmp_path / "d.toml", defend_toml(extra='severity = "low"\n'))]).rules[0]
+    assert rule.severity == "low"
+
+
+def test_mixed_sources_sum_per_kind(tmp_path: Path) -> None:
+    write(tmp_path / "a.toml", rule_toml(rule_id="a"))
+    write(tmp_path / "b.toml", defend_toml(rule_id="b"))
+    write(tmp_path / "c.toml", defend_toml(rule_id="a"))  # Elastic's ids are one namespace
+    write(tmp_path / "d.toml", "not toml [")
+    report = import_elastic([tmp_path])
+    assert [(e.source, e.status) for e in report.entries] == [
+        (DETECTION, "imported"),
+        (DEFEND, "imported"),
+        (DEFEND, "skipped"),
+        ("unknown", "skipped"),
+    ]
+    assert report.by_source() == {DETECTION: (1, 1), DEFEND: (1, 2), "unknown": (0, 1)}
+    text = report.render_text().splitlines()
+    assert text[4:8] == [
+        "imported 2 of 4 files (2 skipped)",
+        f"  {DETECTION}: imported 1 of 1",
+        f"  {DEFEND}: imported 1 of 2",
+        "  unknown: imported 0 of 1",
+    ]
+
+
+def test_defend_rules_round_trip_as_kill(tmp_path: Path) -> None:
+    report = import_elastic([write(tmp_path / "src" / "d.toml", defend_toml())])
+    (path,) = write_policy(report, tmp_path / "out")
+    back = load_policy(path).rules[0]
+    assert (back.id, back.action, back.description) == ("d-1", "kill", report.rules[0].description)
+    assert elastic_origin(back.description) is not None
+
+
+def test_vendored_defend_rules_import_with_their_ids_and_actions() -> None:
+    files = sorted(DEFEND_DIR.glob("*.toml"))
+    report = import_elastic([DEFEND_DIR])
+    assert report.total == len(files) > 200
+    assert {e.source for e in report.entries} == {DEFEND}
+    assert not [e.reason for e in report.entries if "missing language" in (e.reason or "")]
+    assert not [e.reason for e in report.entries if "unknown field" in (e.reason or "")]
+    for f, entry in zip(files, report.entries, strict=True):
+        data = tomllib.loads(f.read_text())
+        assert entry.rule_id == data["rule"]["id"]
+        if entry.rule is None:
+            continue
+        kills = [a for a in data["actions"] if a["action"] == "kill_process"]
+        assert entry.rule.action == ("kill" if kills else "alert")
+        origin = elastic_origin(entry.rule.description)
+        assert origin is not None
+        for a in kills:
+            assert a["field"] in origin
+    assert report.imported > report.total * 0.9
+    print(f"defend-behavior: imported {report.imported} of {report.total}")
+
+
+def test_vendored_detection_rules_keep_alert_and_miss_no_field() -> None:
+    report = import_elastic([DETECTION_DIR])
+    assert {e.source for e in report.entries} == {DETECTION}
+    assert {r.action for r in report.rules} == {"alert"}
+    assert not [e.reason for e in report.entries if "unknown field" in (e.reason or "")]
+    eql = [e for e in report.entries if not (e.reason or "").startswith("language is")]
+    assert report.imported > len(eql) * 0.9
+    print(f"detection-rules: imported {report.imported} of {report.total} ({len(eql)} EQL)")
