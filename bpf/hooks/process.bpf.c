@@ -155,7 +155,7 @@ int guard_proc_exit(struct bpf_raw_tracepoint_args *ctx)
 
 /* Copy a walked path (or flag it) into an exec record's field. */
 static __always_inline void guard_proc_path(const void *path, char *out, __u32 unresolved,
-					    struct guard_exec_event *ev)
+					    struct guard_proc_event *proc)
 {
 	struct guard_ctx gc;
 	__u32 zero = 0;
@@ -165,38 +165,39 @@ static __always_inline void guard_proc_path(const void *path, char *out, __u32 u
 	gc.hook = GUARD_HOOK_EXEC;
 	if (!key || !path || guard_walk_path(&gc, path, key) != 0) {
 		out[0] = 0;
-		ev->proc.flags |= unresolved;
+		proc->flags |= unresolved;
 		return;
 	}
 	bpf_probe_read_kernel(out, GUARD_PATH_MAX, key->path);
 }
+
+/* An exec record is built here, then only its used bytes go to the ring (argv and env vary). */
+BPF_PERCPU_ARRAY(guard_exec_scratch, struct guard_exec_event, 1);
 
 int guard_proc_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	void *task = (void *)ctx->args[0], *bprm = (void *)ctx->args[2], *mm, *file, *fs;
 	struct guard_exec_event *ev;
 	unsigned long start = 0, end = 0;
-	__u64 len;
-	__u32 flags;
+	__u64 len, off, size;
+	__u32 flags, zero = 0;
 
 	if (!task || !bprm)
 		return 0;
 	flags = guard_proc_wanted();
 	if (!flags)
 		return 0;
-	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_exec_event));
-	if (!ev) {
-		guard_count(GUARD_HOOK_EXEC, GUARD_CNT_RINGBUF_DROPS);
+	ev = guard_exec_scratch.lookup(&zero);
+	if (!ev)
 		return 0;
-	}
 	guard_proc_fill(&ev->proc, task, GUARD_PROC_EXEC);
 	ev->proc.argc = guard_read_u32(bprm, GUARD_OFF_BINPRM_ARGC);
 	file = guard_read_ptr(bprm, GUARD_OFF_BINPRM_FILE);
 	guard_proc_path(file ? (char *)file + GUARD_OFF_FILE_F_PATH : 0, ev->exe,
-			GUARD_PF_EXE_UNRESOLVED, ev);
+			GUARD_PF_EXE_UNRESOLVED, &ev->proc);
 	fs = guard_read_ptr(task, GUARD_OFF_TASK_FS);
 	guard_proc_path(fs ? (char *)fs + GUARD_OFF_FS_PWD : 0, ev->cwd, GUARD_PF_CWD_UNRESOLVED,
-			ev);
+			&ev->proc);
 	mm = guard_read_ptr(task, GUARD_OFF_TASK_MM);
 	if (mm) {
 		bpf_probe_read_kernel(&start, sizeof(start), (char *)mm + GUARD_OFF_MM_ARG_START);
@@ -208,10 +209,9 @@ int guard_proc_exec(struct bpf_raw_tracepoint_args *ctx)
 		ev->proc.flags |= GUARD_PF_ARGS_TRUNCATED;
 	}
 	guard_barrier_var(len);
-	if (len && bpf_probe_read_user(ev->args, len & (GUARD_ARGS_MAX - 1), (void *)start) == 0)
+	if (len && bpf_probe_read_user(ev->strings, len & (GUARD_ARGS_MAX - 1), (void *)start) == 0)
 		ev->proc.args_len = len;
-	ev->args[GUARD_ARGS_MAX - 1] = 0;
-	ev->env[0] = 0;
+	off = ev->proc.args_len & (GUARD_ARGS_MAX - 1);
 	if (mm && (flags & GUARD_CF_ENV_VARS)) {
 		start = end = 0;
 		bpf_probe_read_kernel(&start, sizeof(start), (char *)mm + GUARD_OFF_MM_ENV_START);
@@ -222,11 +222,17 @@ int guard_proc_exec(struct bpf_raw_tracepoint_args *ctx)
 			ev->proc.flags |= GUARD_PF_ENV_TRUNCATED;
 		}
 		guard_barrier_var(len);
-		if (len &&
-		    bpf_probe_read_user(ev->env, len & (GUARD_ENV_MAX - 1), (void *)start) == 0)
+		guard_barrier_var(off);
+		if (len && bpf_probe_read_user(&ev->strings[off & (GUARD_ARGS_MAX - 1)],
+					       len & (GUARD_ENV_MAX - 1), (void *)start) == 0)
 			ev->proc.env_len = len;
 	}
-	ev->env[GUARD_ENV_MAX - 1] = 0;
-	guard_procs.ringbuf_submit(ev, 0);
+	size = sizeof(*ev) - sizeof(ev->strings) + (ev->proc.args_len & (GUARD_ARGS_MAX - 1)) +
+	       (ev->proc.env_len & (GUARD_ENV_MAX - 1));
+	guard_barrier_var(size);
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	if (guard_procs.ringbuf_output(ev, size, 0))
+		guard_count(GUARD_HOOK_EXEC, GUARD_CNT_RINGBUF_DROPS);
 	return 0;
 }

@@ -89,6 +89,7 @@ enum guard_counter {
 #define GUARD_CF_ALL_TASKS 0x1
 #define GUARD_CF_PROCESS_EVENTS 0x2 /* report governed fork, exec and exit to guard_procs */
 #define GUARD_CF_ENV_VARS 0x4	    /* exec records carry the new image's environment */
+#define GUARD_CF_FILE_CHANGES 0x8   /* report governed deletions and renames to guard_procs */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
@@ -271,14 +272,18 @@ struct guard_event {
 /*
  * Process events (guard_procs): a governed process's fork, exec and exit, with the context the
  * kernel has at that moment. Fork and exit records are a struct guard_proc_event; an exec record
- * is a struct guard_exec_event (the same header, then the image, working directory and argv).
+ * is a struct guard_exec_event (the same header, then the image, working directory, argv and env),
+ * cut after its last used byte. Every record starts with the header: its kind says which it is.
  */
-#define GUARD_ARGS_MAX 4096 /* argv bytes kept (a power of two); longer argv is truncated */
-#define GUARD_ENV_MAX 4096  /* environment bytes kept (a power of two), under GUARD_CF_ENV_VARS */
+#define GUARD_ARGS_MAX 4096    /* argv bytes kept (a power of two); longer argv is truncated */
+#define GUARD_STRINGS_MAX 8192 /* GUARD_ARGS_MAX + GUARD_ENV_MAX */
+#define GUARD_ENV_MAX 4096 /* environment bytes kept (a power of two), under GUARD_CF_ENV_VARS */
 
 #define GUARD_PROC_FORK 1
 #define GUARD_PROC_EXEC 2
 #define GUARD_PROC_EXIT 3
+#define GUARD_PROC_DELETE 4 /* a struct guard_file_event: unlink, unlinkat */
+#define GUARD_PROC_RENAME 5 /* a struct guard_file_event: rename, renameat, renameat2 */
 
 #define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
 #define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */
@@ -320,8 +325,23 @@ struct guard_exec_event {
 	struct guard_proc_event proc;
 	char exe[GUARD_PATH_MAX];
 	char cwd[GUARD_PATH_MAX];
-	char args[GUARD_ARGS_MAX];
-	char env[GUARD_ENV_MAX];
+	/* argv (args_len bytes), then the environment (env_len bytes); a record on the ring ends
+	 * where they end, so its size varies (at most sizeof(struct guard_exec_event)) */
+	char strings[GUARD_STRINGS_MAX];
+};
+
+/*
+ * A governed task's successful deletion or rename, reported at the syscall's exit: each name as
+ * the caller gave it and, for a relative one, the directory it is relative to (the working
+ * directory, or the directory fd's path), which user space joins. A rename's new name is in
+ * ``path``, its old one in ``old_path``.
+ */
+struct guard_file_event {
+	struct guard_proc_event proc;
+	char path[GUARD_PATH_MAX];
+	char dir[GUARD_PATH_MAX];
+	char old_path[GUARD_PATH_MAX];
+	char old_dir[GUARD_PATH_MAX];
 };
 
 #endif /* GUARD_ABI_H */

@@ -20,6 +20,7 @@ __all__ = [
     "ARGS_MAX",
     "CF_ALL_TASKS",
     "CF_ENV_VARS",
+    "CF_FILE_CHANGES",
     "CF_PROCESS_EVENTS",
     "COMM_LEN",
     "COUNTER_COUNT",
@@ -50,11 +51,14 @@ __all__ = [
     "PF_ENV_TRUNCATED",
     "PF_EXE_UNRESOLVED",
     "PF_THREAD",
+    "PROC_DELETE",
     "PROC_EXEC",
     "PROC_EXIT",
     "PROC_FORK",
+    "PROC_RENAME",
     "PROT_EXEC",
     "PTRACE_MODE_ATTACH",
+    "STRINGS_MAX",
     "SUBTREE_DEPTH",
     "CommKey",
     "Config",
@@ -70,6 +74,7 @@ __all__ = [
     "Event",
     "ExecEvent",
     "ExemptKey",
+    "FileEvent",
     "InodeKey",
     "LpmPathKey",
     "Match",
@@ -77,6 +82,7 @@ __all__ = [
     "NetKey",
     "PathKey",
     "ProcEvent",
+    "ProcRecord",
     "Record",
     "Verdict",
 ]
@@ -98,13 +104,19 @@ CF_ALL_TASKS: Final = 0x1
 CF_PROCESS_EVENTS: Final = 0x2
 #: guard_config.flags: exec records carry the new image's environment (filtered by the agent).
 CF_ENV_VARS: Final = 0x4
+#: guard_config.flags: governed deletions and renames are reported to guard_procs (with process events).
+CF_FILE_CHANGES: Final = 0x8
 #: environment bytes an exec record keeps (a power of two)
 ENV_MAX: Final = 4096
 #: argv bytes an exec record keeps (a power of two; longer is truncated and flagged).
 ARGS_MAX: Final = 4096
+#: an exec record's argv and environment bytes together
+STRINGS_MAX: Final = ARGS_MAX + ENV_MAX
 PROC_FORK: Final = 1
 PROC_EXEC: Final = 2
 PROC_EXIT: Final = 3
+PROC_DELETE: Final = 4
+PROC_RENAME: Final = 5
 PF_ARGS_TRUNCATED: Final = 0x1  # argv longer than ARGS_MAX - 1 bytes
 PF_EXE_UNRESOLVED: Final = 0x2  # the image's path did not fit or could not be walked
 PF_CWD_UNRESOLVED: Final = 0x4  # the working directory's path likewise
@@ -379,10 +391,23 @@ class ExecEvent(ctypes.Structure):
         ("proc", ProcEvent),
         ("exe", ctypes.c_char * PATH_MAX),
         ("cwd", ctypes.c_char * PATH_MAX),
-        ("args", ctypes.c_char * ARGS_MAX),
-        ("env", ctypes.c_char * ENV_MAX),
+        ("strings", ctypes.c_char * STRINGS_MAX),
     )
 
 
+class FileEvent(ctypes.Structure):
+    """``struct guard_file_event``: a deletion or rename, each name with its base directory."""
+
+    _fields_ = (
+        ("proc", ProcEvent),
+        ("path", ctypes.c_char * PATH_MAX),
+        ("dir", ctypes.c_char * PATH_MAX),
+        ("old_path", ctypes.c_char * PATH_MAX),
+        ("old_dir", ctypes.c_char * PATH_MAX),
+    )
+
+
+#: What the process ring carries: forks and exits, execs, file deletions and renames.
+ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent
 #: A ring-buffer record as the planes hand it over: a hook's event, or a process ring's record.
-Record: TypeAlias = Event | ProcEvent | ExecEvent
+Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent

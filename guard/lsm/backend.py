@@ -88,7 +88,7 @@ class KernelBackend(Protocol):
         kept for :meth:`process_records`.
         """
 
-    def process_records(self) -> list[abi.ProcEvent | abi.ExecEvent]:
+    def process_records(self) -> list[abi.ProcRecord]:
         """Return (and forget) the process records (forks, execs, exits) polls read so far."""
 
     def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:

@@ -118,6 +118,7 @@ class _BccPlane:
             *offset_flags(btf),
             *offset_flags(btf, WALK_OFFSETS),
             *offset_flags(btf, PROC_OFFSETS),
+            *offset_flags(btf, COMPAT_OFFSETS),  # the fd table and syscall registers (both planes)
             f"-DGUARD_MAX_PATHS={max_paths}",
             f"-DGUARD_MAX_PREFIXES={max_prefixes}",
             f"-DGUARD_MAX_INODES={max_inodes}",
@@ -147,7 +148,7 @@ class _BccPlane:
         self._bpf: Any = None
         self._events: list[abi.Event] = []
         self._decisions: list[abi.Event] = []
-        self._procs: list[abi.ProcEvent | abi.ExecEvent] = []
+        self._procs: list[abi.ProcRecord] = []
         self._proc_links: list[int] = []
         #: whether governed forks, execs and exits are reported (GUARD_CF_PROCESS_EVENTS)
         self._process_events = False
@@ -339,6 +340,7 @@ class _BccPlane:
             (abi.CF_ALL_TASKS if self._all_tasks else 0)
             | (abi.CF_PROCESS_EVENTS if self._process_events else 0)
             | (abi.CF_ENV_VARS if self._env_vars else 0)
+            | (abi.CF_FILE_CHANGES if self._process_events else 0)
         )
         table[table.Key(0)] = leaf
 
@@ -689,7 +691,7 @@ class _BccPlane:
         self._decisions, self._events = [], []
         return batch
 
-    def process_records(self) -> list[abi.ProcEvent | abi.ExecEvent]:
+    def process_records(self) -> list[abi.ProcRecord]:
         """Return (and forget) the process records the polls so far read."""
         records, self._procs = self._procs, []
         return records
@@ -757,6 +759,8 @@ PROCESS_PROGRAMS: Final = (
     ("sched_process_fork", "guard_proc_fork"),
     ("sched_process_exec", "guard_proc_exec"),
     ("sched_process_exit", "guard_proc_exit"),
+    ("sys_enter", "guard_change_enter"),
+    ("sys_exit", "guard_change_exit"),
 )
 
 #: ``GUARD_MAX_SUBTREES`` and ``GUARD_MAX_PROTECT`` (bpf/include/guard_maps.h): directories with a
@@ -797,7 +801,6 @@ class CompatBackend(_BccPlane):
 
     def __init__(self, btf: Btf, cache_dir: Path, *, cgroup_root: Path | None = None, **sizes: Any) -> None:
         super().__init__(btf, cache_dir, **sizes)
-        self.cflags += offset_flags(btf, COMPAT_OFFSETS)
         self.unavailable["chmod_events"] = (
             "the compat plane has no chmod event: no tracepoint sees the inode a chmod(2) path names"
         )

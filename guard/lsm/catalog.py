@@ -132,7 +132,8 @@ PTRACE = _spec("process", "start", "ptrace", _LSM, _SYSCALLS)  # Defend's shape
 MEMFD = _spec("process", "start", "memfd_create", _SYSCALLS, _SYSCALLS)  # Defend's shape
 MOUNT = _spec("file", "change", "mount", _LSM, _SYSCALLS)  # shape not fixed by the contract
 MODULE_LOAD = _spec("driver", "start", "load", _LSM, _TP)  # type not fixed by the contract
-DELETION = _spec("file", "deletion", "deletion", _LSM, _SYSCALLS)
+DELETION = _spec("file", "deletion", "deletion", _SYSCALLS, _SYSCALLS, "file_change")  # sys_exit, both planes
+RENAMED = _spec("file", "change", "rename", _SYSCALLS, _SYSCALLS, "file_change")  # any governed rename
 MODIFICATION = _spec("file", "change", "modification", _LSM, _SYSCALLS)
 CONNECTION_ACCEPTED = _spec("network", "start", "connection_accepted", _LSM, _SYSCALLS)
 DNS_LOOKUP = _spec("network", "protocol", "lookup_requested", _LSM, _SYSCALLS)  # type not fixed
@@ -141,7 +142,7 @@ DNS_LOOKUP = _spec("network", "protocol", "lookup_requested", _LSM, _SYSCALLS)  
 EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
     EXEC, FORK, EXIT, EXEC_DECISION, EXEC_MAPPING, OPEN, CREATION, LINK, RENAME, CHMOD,
     CONNECTION_ATTEMPTED, PTRACE_ACCESS, UID_CHANGE, GID_CHANGE, PTRACE, MEMFD, MOUNT, MODULE_LOAD,
-    DELETION, MODIFICATION, CONNECTION_ACCEPTED, DNS_LOOKUP,
+    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DNS_LOOKUP,
 )
 #: ``Row.kinds`` for fields every event carries.
 EVERY: Final[tuple[EventSpec, ...]] = ()
@@ -211,8 +212,11 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row(EVERY, NOW, "agent", _HOST, note="guard/agent/host.py, added by the daemon"),
     # today's kinds
     Row((EXEC, FORK, EXIT), NOW, "kernel", _RECORD),
-    Row((EXEC,), NOW, "kernel", _names("process", *_IMAGE)),
+    Row((EXEC,), NOW, "kernel", _names("process", *_IMAGE, "env_vars"), note="env_vars: [events]"),
     Row((EXIT,), NOW, "kernel", ("process.exit_code", "process.end")),
+    Row((DELETION, RENAMED), NOW, "kernel", (*_RECORD, *_names("file", "path", "name", "extension",
+                                                               "directory"))),
+    Row((RENAMED,), NOW, "kernel", _names("file.Ext.original", "path", "name", "extension", "directory")),
     Row((EXEC_DECISION,), NOW, "kernel", ("process.executable", *_TODAY_FILE)),
     Row((EXEC_MAPPING, OPEN, CREATION, LINK, CHMOD), NOW, "kernel", _TODAY_FILE),
     Row((RENAME,), NOW, "kernel", _TODAY_FILE, note="renames of protected files", planes=("lsm",)),
@@ -220,8 +224,7 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((PTRACE_ACCESS,), NOW, "kernel", ("target.process.pid",)),
     # the contract
     Row((EXEC, FORK, EXIT, UID_CHANGE, GID_CHANGE), PLANNED, "kernel", _FULL_PROCESS),
-    Row((OPEN, CREATION, DELETION, RENAME, MODIFICATION, CHMOD), PLANNED, "kernel", _FILE),
-    Row((RENAME,), PLANNED, "kernel", _names("file.Ext.original", "path", "name")),
+    Row((OPEN, CREATION, RENAME, MODIFICATION, CHMOD), PLANNED, "kernel", _FILE),
     Row((CONNECTION_ATTEMPTED, CONNECTION_ACCEPTED), PLANNED, "kernel", _NETWORK),
     Row((DNS_LOOKUP,), PLANNED, "kernel", ("dns.question.name", *_NETWORK)),
     Row((PTRACE,), PLANNED, "kernel", ("process.Ext.ptrace.child_pid", "target.process.pid")),

@@ -29,6 +29,7 @@ import functools
 import grp
 import ipaddress
 import os
+import posixpath
 import pwd
 import time
 from datetime import UTC, datetime, timedelta
@@ -199,9 +200,10 @@ _PROC_ACTIONS: Final = {
     abi.PROC_FORK: ("start", "fork"),
     abi.PROC_EXEC: ("start", "exec"),
     abi.PROC_EXIT: ("end", "end"),
+    abi.PROC_DELETE: ("deletion", "deletion"),
+    abi.PROC_RENAME: ("change", "rename"),
 }
-_ARGS_OFFSET: Final = abi.ExecEvent.args.offset
-_ENV_OFFSET: Final = abi.ExecEvent.env.offset
+_STRINGS_OFFSET: Final = abi.ExecEvent.strings.offset
 
 
 def _capabilities(mask: int) -> list[str]:
@@ -251,12 +253,30 @@ def _strings(event: abi.ExecEvent, offset: int, length: int) -> list[str]:
 
 def _env_vars(event: abi.ExecEvent, names: frozenset[str]) -> list[str]:
     """Return the ``NAME=value`` entries of the exec's environment whose name is allowed."""
-    entries = _strings(event, _ENV_OFFSET, min(event.proc.env_len, abi.ENV_MAX - 1))
+    args_len = min(event.proc.args_len, abi.ARGS_MAX - 1)
+    entries = _strings(event, _STRINGS_OFFSET + args_len, min(event.proc.env_len, abi.ENV_MAX - 1))
     return [e for e in entries if e.partition("=")[0] in names]
 
 
+def _joined(name: bytes, base: bytes) -> str:
+    """Return a name the caller gave as an absolute path: a relative one joined to its base directory."""
+    text = os.fsdecode(name)
+    if not text or text.startswith("/") or not base:
+        return text
+    return posixpath.normpath(posixpath.join(os.fsdecode(base), text))
+
+
+def _file_fields(path: str) -> dict[str, Any]:
+    name = os.path.basename(path)
+    fields: dict[str, Any] = {"path": path, "name": name, "directory": os.path.dirname(path)}
+    extension = _extension(name)
+    if extension:
+        fields["extension"] = extension
+    return fields
+
+
 def proc_to_ecs(
-    record: abi.ProcEvent | abi.ExecEvent, *, boot_offset_ns: int, env_vars: frozenset[str] = frozenset()
+    record: abi.ProcRecord, *, boot_offset_ns: int, env_vars: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
     """Return the ECS document of a process-ring record: a fork, an exec (with argv) or an end.
 
@@ -267,7 +287,7 @@ def proc_to_ecs(
     capabilities; ``process.env_vars``: the environment entries whose names ``env_vars`` allows.
     ``kestrel.truncated`` names every field the kernel could not give whole.
     """
-    proc = record.proc if isinstance(record, abi.ExecEvent) else record
+    proc = record if isinstance(record, abi.ProcEvent) else record.proc
     etype, action = _PROC_ACTIONS.get(proc.kind, ("info", "unknown"))
     if proc.kind not in _PROC_ACTIONS:
         raise KernelError(f"process ring record: unknown kind {proc.kind} (ABI mismatch?)")
@@ -313,7 +333,7 @@ def proc_to_ecs(
         cwd = os.fsdecode(record.cwd)
         if cwd:
             process["working_directory"] = cwd
-        args = _strings(record, _ARGS_OFFSET, min(proc.args_len, abi.ARGS_MAX - 1))
+        args = _strings(record, _STRINGS_OFFSET, min(proc.args_len, abi.ARGS_MAX - 1))
         process["args"] = args
         process["args_count"] = proc.argc
         process["command_line"] = " ".join(args)
@@ -331,11 +351,21 @@ def proc_to_ecs(
     if proc.kind == abi.PROC_EXIT:
         process["exit_code"] = exit_code(proc.exit_code)
         process["end"] = _timestamp(proc.ts_ns + boot_offset_ns)
+    category = "process"
+    file: dict[str, Any] = {}
+    if isinstance(record, abi.FileEvent):  # a deletion or rename: by the names the caller gave
+        category = "file"
+        if record.path:
+            file = _file_fields(_joined(record.path, record.dir))
+        if proc.kind == abi.PROC_RENAME and record.old_path:
+            file["Ext"] = {"original": _file_fields(_joined(record.old_path, record.old_dir))}
+        if proc.flags & abi.PF_CWD_UNRESOLVED:
+            truncated.append("file.path")
     doc: dict[str, Any] = {
         "@timestamp": _timestamp(proc.ts_ns + boot_offset_ns),
         "event": {
             "kind": "event",
-            "category": ["process"],
+            "category": [category],
             "type": [etype],
             "action": action,
             "outcome": "success",
@@ -350,6 +380,10 @@ def proc_to_ecs(
             "truncated": truncated,
         },
     }
+    if category == "file":
+        doc["kestrel"]["hook"] = "file_change"
+        if file:
+            doc["file"] = file
     if proc.cgroup_id:
         doc["cgroup"] = {"id": proc.cgroup_id}
     return doc

@@ -187,7 +187,7 @@ class FakeBackend:
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
         self._events: list[abi.Event] = []
         self._decisions: list[abi.Event] = []
-        self._procs: list[abi.ProcEvent | abi.ExecEvent] = []
+        self._procs: list[abi.ProcRecord] = []
         self._process_events = False
         self._env_vars = False
         self._ring = RingDecoder(str(self.name))
@@ -287,7 +287,7 @@ class FakeBackend:
         self._decisions, self._events = [], []
         return batch
 
-    def process_records(self) -> list[abi.ProcEvent | abi.ExecEvent]:
+    def process_records(self) -> list[abi.ProcRecord]:
         """Return and clear the queued process records (forks, execs, exits)."""
         self._require_loaded("guard_procs")
         records, self._procs = self._procs, []
@@ -379,9 +379,40 @@ class FakeBackend:
             start_ns=start_ns,
         )
 
+    def delete(
+        self, tgid: int, *, path: str, cwd: str = "", cgroup: int = 0, start_ns: int = 0, uid: int = 0
+    ) -> None:
+        """Report a successful unlink of ``path`` (relative to ``cwd`` when not absolute); never decided."""
+        self._require_loaded("guard_procs")
+        record = abi.FileEvent(path=os.fsencode(path), dir=b"" if path.startswith("/") else os.fsencode(cwd))
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
+        self._proc_record(record, abi.PROC_DELETE, task, tgid=tgid, start_ns=start_ns)
+
+    def rename(
+        self,
+        tgid: int,
+        *,
+        old: str,
+        new: str,
+        cwd: str = "",
+        cgroup: int = 0,
+        start_ns: int = 0,
+        uid: int = 0,
+    ) -> None:
+        """Report a successful rename of ``old`` to ``new`` (relative ones to ``cwd``); never decided."""
+        self._require_loaded("guard_procs")
+        record = abi.FileEvent(
+            path=os.fsencode(new),
+            dir=b"" if new.startswith("/") else os.fsencode(cwd),
+            old_path=os.fsencode(old),
+            old_dir=b"" if old.startswith("/") else os.fsencode(cwd),
+        )
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
+        self._proc_record(record, abi.PROC_RENAME, task, tgid=tgid, start_ns=start_ns)
+
     def _proc_record(
         self,
-        record: abi.ProcEvent | abi.ExecEvent,
+        record: abi.ProcRecord,
         kind: int,
         task: _Task,
         *,
@@ -393,7 +424,7 @@ class FakeBackend:
         """Queue a process record when process events are on and ``task`` (the reporting one) is governed."""
         if not self._process_events or not self._governed(task):
             return
-        proc = record.proc if isinstance(record, abi.ExecEvent) else record
+        proc = record if isinstance(record, abi.ProcEvent) else record.proc
         proc.ts_ns = self._clock()
         proc.cgroup_id = task.cgroup
         proc.kind = kind
@@ -451,13 +482,14 @@ class FakeBackend:
             if len(packed) > abi.ARGS_MAX - 1:
                 packed = packed[: abi.ARGS_MAX - 1]
                 record.proc.flags |= abi.PF_ARGS_TRUNCATED
-            ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.args.offset, packed, len(packed))
+            strings = ctypes.addressof(record) + abi.ExecEvent.strings.offset
+            ctypes.memmove(strings, packed, len(packed))
             record.proc.args_len = len(packed)
             record.proc.argc = len(args)
             if self._env_vars:
-                packed = b"".join(os.fsencode(e) + b"\0" for e in env)[: abi.ENV_MAX - 1]
-                ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.env.offset, packed, len(packed))
-                record.proc.env_len = len(packed)
+                environ = b"".join(os.fsencode(e) + b"\0" for e in env)[: abi.ENV_MAX - 1]
+                ctypes.memmove(strings + len(packed), environ, len(environ))
+                record.proc.env_len = len(environ)
             self._proc_record(
                 record,
                 abi.PROC_EXEC,

@@ -17,7 +17,15 @@ import structlog
 
 from guard.lsm import abi
 
-__all__ = ["EVENT_SIZE", "EXEC_EVENT_SIZE", "PROC_EVENT_SIZE", "RingDecoder", "by_time"]
+__all__ = [
+    "EVENT_SIZE",
+    "EXEC_EVENT_SIZE",
+    "FILE_EVENT_SIZE",
+    "PROC_EVENT_SIZE",
+    "RingDecoder",
+    "by_time",
+    "in_order",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +34,10 @@ EVENT_SIZE: Final = ctypes.sizeof(abi.Event)
 #: The sizes of the process ring's records: a fork or exit, and an exec.
 PROC_EVENT_SIZE: Final = ctypes.sizeof(abi.ProcEvent)
 EXEC_EVENT_SIZE: Final = ctypes.sizeof(abi.ExecEvent)
+FILE_EVENT_SIZE: Final = ctypes.sizeof(abi.FileEvent)
+#: The shortest exec record: no argv, no environment.
+EXEC_EVENT_MIN: Final = abi.ExecEvent.strings.offset
+_KIND_AT: Final = abi.ProcEvent.kind.offset
 
 
 class RingDecoder:
@@ -45,15 +57,25 @@ class RingDecoder:
             log.warning("ring_record_bad_size", plane=self.plane, size=len(record), expected=EVENT_SIZE)
         return None
 
-    def decode_proc(self, record: bytes) -> abi.ProcEvent | abi.ExecEvent | None:
-        """Return a process-ring record (fork and exit, or exec, by size); another size is counted."""
-        if len(record) == EXEC_EVENT_SIZE:
-            return abi.ExecEvent.from_buffer_copy(record)
-        if len(record) == PROC_EVENT_SIZE:
+    def decode_proc(self, record: bytes) -> abi.ProcRecord | None:
+        """Return a process-ring record by its header's kind; a record of the wrong size is counted.
+
+        A fork or exit is a header alone, a deletion or rename a whole FileEvent; an exec is cut
+        after its last used byte (between the header with image and directory, and a whole
+        ExecEvent), so it is padded back to its full size before decoding.
+        """
+        kind = (
+            int.from_bytes(record[_KIND_AT : _KIND_AT + 4], "little") if len(record) >= PROC_EVENT_SIZE else 0
+        )
+        if kind == abi.PROC_EXEC and EXEC_EVENT_MIN <= len(record) <= EXEC_EVENT_SIZE:
+            return abi.ExecEvent.from_buffer_copy(record.ljust(EXEC_EVENT_SIZE, b"\0"))
+        if kind in (abi.PROC_DELETE, abi.PROC_RENAME) and len(record) == FILE_EVENT_SIZE:
+            return abi.FileEvent.from_buffer_copy(record)
+        if kind in (abi.PROC_FORK, abi.PROC_EXIT) and len(record) == PROC_EVENT_SIZE:
             return abi.ProcEvent.from_buffer_copy(record)
         self.bad_size += 1
         if self.bad_size == 1:
-            log.warning("ring_record_bad_size", plane=self.plane, size=len(record), expected=PROC_EVENT_SIZE)
+            log.warning("ring_record_bad_size", plane=self.plane, size=len(record), kind=kind)
         return None
 
     def counters(self) -> dict[str, int]:
@@ -61,7 +83,7 @@ class RingDecoder:
         return {"ring_bad_size": self.bad_size}
 
 
-def by_time(events: Sequence[abi.Event], procs: Sequence[abi.ProcEvent | abi.ExecEvent]) -> list[abi.Record]:
+def by_time(events: Sequence[abi.Event], procs: Sequence[abi.ProcRecord]) -> list[abi.Record]:
     """Merge two rings' records (each in kernel order) into one list in time order.
 
     Separate rings lose the order between them; their records carry CLOCK_MONOTONIC times, so a
@@ -75,10 +97,10 @@ def by_time(events: Sequence[abi.Event], procs: Sequence[abi.ProcEvent | abi.Exe
 
 
 def _ts(record: abi.Record) -> int:
-    return int(record.proc.ts_ns if isinstance(record, abi.ExecEvent) else record.ts_ns)
+    return int(record.ts_ns if isinstance(record, abi.Event | abi.ProcEvent) else record.proc.ts_ns)
 
 
-def in_order(events: Sequence[abi.Event], procs: Sequence[abi.ProcEvent | abi.ExecEvent]) -> list[abi.Record]:
+def in_order(events: Sequence[abi.Event], procs: Sequence[abi.ProcRecord]) -> list[abi.Record]:
     """Return one poll's records as the agent reads them: decisions first, then the rest in time order."""
     decisions = [e for e in events if e.decision != abi.Decision.ALLOWED]
     allowed = [e for e in events if e.decision == abi.Decision.ALLOWED]

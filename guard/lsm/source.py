@@ -93,6 +93,8 @@ PROC_OFFSETS = (
     ("GUARD_OFF_MM_ENV_START", "mm_struct", "env_start"),
     ("GUARD_OFF_MM_ENV_END", "mm_struct", "env_end"),
     ("GUARD_OFF_BINPRM_ARGC", "linux_binprm", "argc"),
+    ("GUARD_OFF_PT_REGS_DX", "pt_regs", "dx"),
+    ("GUARD_OFF_PT_REGS_R10", "pt_regs", "r10"),
 )
 
 #: The offsets the compat plane's fd-table read and syscall arguments need too.

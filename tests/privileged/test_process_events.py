@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,35 @@ def test_allowed_environment_variables_are_carried_and_no_others(
     )
     assert true["process"]["env_vars"] == ["HISTFILE=/dev/null"]
     assert true["kestrel"]["truncated"] == []
+
+
+def test_deletions_and_renames_are_reported_with_absolute_paths(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    script = (
+        "touch a.txt sub/x && mv a.txt b.log && rm b.log && "
+        # renameat/unlinkat relative to a directory fd other than the working directory
+        f'{sys.executable} -c \'import os; d = os.open("sub", os.O_RDONLY); os.rename("x", "y", src_dir_fd=d, dst_dir_fd=d); '
+        'os.unlink("y", dir_fd=d)\''
+    )
+    assert run_in(scope, ["/bin/sh", "-c", script], cwd=tmp_path) == 0
+    changes: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while len(changes) < 4 and time.monotonic() < deadline:  # the run is over: its records are in the ring
+        changes += [d for d in docs(dp, 1) if d["event"]["category"] == ["file"]]
+    seen = [
+        (d["event"]["action"], d["file"]["path"], d["file"].get("Ext", {}).get("original", {}).get("path"))
+        for d in changes
+    ]
+    assert seen == [
+        ("rename", f"{tmp_path}/b.log", f"{tmp_path}/a.txt"),
+        ("deletion", f"{tmp_path}/b.log", None),
+        ("rename", f"{sub}/y", f"{sub}/x"),
+        ("deletion", f"{sub}/y", None),
+    ]
+    assert changes[0]["event"]["type"] == ["change"]
+    assert changes[1]["event"]["type"] == ["deletion"]
+    assert changes[1]["process"]["name"] == "rm"
+    assert changes[0]["file"]["extension"] == "log"

@@ -88,7 +88,14 @@ def test_exec_document() -> None:
             "parent": {"pid": 90, "entity_id": "90-6000000"},
         },
         "user": {"id": "1000"},
-        "file": {"path": "/usr/bin/nc", "name": "nc", "directory": "/usr/bin", "inode": 77, "device": 2049, "mode": "0755"},
+        "file": {
+            "path": "/usr/bin/nc",
+            "name": "nc",
+            "directory": "/usr/bin",
+            "inode": 77,
+            "device": 2049,
+            "mode": "0755",
+        },
         "kestrel": {
             "hook": "exec",
             "decision": "denied",
@@ -116,7 +123,13 @@ def test_file_open_document() -> None:
         },
         "process": {"pid": 555, "entity_id": "555-0", "thread": {"id": 555}, "name": "cat"},
         "user": {"id": "0"},
-        "file": {"path": "/home/ann/.bashrc", "name": ".bashrc", "directory": "/home/ann", "inode": 12, "device": 9},
+        "file": {
+            "path": "/home/ann/.bashrc",
+            "name": ".bashrc",
+            "directory": "/home/ann",
+            "inode": 12,
+            "device": 9,
+        },
         "cgroup": {"id": 4321},
         "kestrel": {
             "hook": "file_open",
@@ -235,7 +248,14 @@ def test_an_open_that_created_its_file_is_a_creation() -> None:
     assert doc["event"]["type"] == ["creation"]
     assert doc["event"]["action"] == "creation"
     assert doc["event"]["category"] == ["file"]
-    assert doc["file"] == {"path": "/tmp/new", "name": "new", "directory": "/tmp", "inode": 5, "device": 1, "mode": "0600"}
+    assert doc["file"] == {
+        "path": "/tmp/new",
+        "name": "new",
+        "directory": "/tmp",
+        "inode": 5,
+        "device": 1,
+        "mode": "0600",
+    }
     assert (doc["kestrel"]["hook"], doc["kestrel"]["match"], doc["kestrel"]["write"]) == (
         "file_open",
         "all",
@@ -287,7 +307,14 @@ def test_chmod_document() -> None:
             "parent": {"pid": 90, "entity_id": "90-7"},
         },
         "user": {"id": "1000"},
-        "file": {"path": "/tmp/dl/payload", "name": "payload", "directory": "/tmp/dl", "inode": 31, "device": 2049, "mode": "0755"},
+        "file": {
+            "path": "/tmp/dl/payload",
+            "name": "payload",
+            "directory": "/tmp/dl",
+            "inode": 31,
+            "device": 2049,
+            "mode": "0755",
+        },
         "kestrel": {
             "hook": "chmod",
             "decision": "allowed",
@@ -504,7 +531,13 @@ def test_another_way_to_a_protected_file_is_a_file_change_with_its_action(
 
 @pytest.mark.parametrize(
     ("path", "extension"),
-    [("/tmp/x.tar.gz", "gz"), ("/home/a/.bashrc", None), ("/etc/cron.d/job", None), ("/tmp/a.", None), ("/x/y.SO", "SO")],
+    [
+        ("/tmp/x.tar.gz", "gz"),
+        ("/home/a/.bashrc", None),
+        ("/etc/cron.d/job", None),
+        ("/tmp/a.", None),
+        ("/x/y.SO", "SO"),
+    ],
 )
 def test_file_extension_is_after_the_last_dot_and_none_for_dotfiles(path: str, extension: str | None) -> None:
     fake = backend(KernelPolicy(paths=(PathRule(Hook.FILE_OPEN, "exact", path, 11),)))

@@ -9,7 +9,8 @@ import pytest
 from guard.errors import KernelError
 from guard.lsm import abi
 from guard.lsm.events import exit_code, proc_to_ecs, record_to_ecs
-from guard.lsm.ring import EXEC_EVENT_SIZE, PROC_EVENT_SIZE, RingDecoder, by_time
+from guard.lsm.fake import FakeBackend
+from guard.lsm.ring import EXEC_EVENT_MIN, PROC_EVENT_SIZE, RingDecoder, by_time
 
 
 def exec_record(args: list[bytes], *, flags: int = 0, argc: int | None = None) -> abi.ExecEvent:
@@ -25,7 +26,7 @@ def exec_record(args: list[bytes], *, flags: int = 0, argc: int | None = None) -
     record.exe = b"/usr/bin/bash"
     record.cwd = b"/home/user"
     packed = b"".join(a + b"\0" for a in args)
-    ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.args.offset, packed, len(packed))
+    ctypes.memmove(ctypes.addressof(record) + abi.ExecEvent.strings.offset, packed, len(packed))
     p.args_len = len(packed)
     p.argc = len(args) if argc is None else argc
     return record
@@ -88,12 +89,22 @@ def test_fork_is_a_start_named_fork_and_an_unknown_kind_is_refused() -> None:
         proc_to_ecs(abi.ProcEvent(kind=99), boot_offset_ns=0)
 
 
-def test_the_process_ring_decodes_by_size_and_counts_the_rest() -> None:
+def test_the_process_ring_decodes_by_kind_and_size_and_counts_the_rest() -> None:
     ring = RingDecoder("test")
-    assert isinstance(ring.decode_proc(bytes(EXEC_EVENT_SIZE)), abi.ExecEvent)
-    assert isinstance(ring.decode_proc(bytes(PROC_EVENT_SIZE)), abi.ProcEvent)
-    assert ring.decode_proc(bytes(PROC_EVENT_SIZE + 1)) is None
-    assert ring.counters() == {"ring_bad_size": 1}
+    record = exec_record([b"ls", b"-l"])
+    used = EXEC_EVENT_MIN + record.proc.args_len  # the kernel sends only the used bytes
+    decoded = ring.decode_proc(bytes(record)[:used])
+    assert isinstance(decoded, abi.ExecEvent)
+    assert proc_to_ecs(decoded, boot_offset_ns=0)["process"]["args"] == ["ls", "-l"]
+    assert isinstance(ring.decode_proc(bytes(abi.ProcEvent(kind=abi.PROC_FORK))), abi.ProcEvent)
+    assert isinstance(
+        ring.decode_proc(bytes(abi.FileEvent(proc=abi.ProcEvent(kind=abi.PROC_DELETE)))), abi.FileEvent
+    )
+    assert (
+        ring.decode_proc(bytes(abi.ProcEvent(kind=abi.PROC_EXEC))) is None
+    )  # an exec shorter than its header
+    assert ring.decode_proc(bytes(PROC_EVENT_SIZE + 1)) is None  # kind 0
+    assert ring.counters() == {"ring_bad_size": 2}
 
 
 def test_rings_merge_in_time_order() -> None:
@@ -103,3 +114,23 @@ def test_rings_merge_in_time_order() -> None:
     merged = by_time(events, procs)
     times = [r.proc.ts_ns if isinstance(r, abi.ExecEvent) else r.ts_ns for r in merged]
     assert times == [1, 2, 4, 5, 6]
+
+
+def test_the_fake_reports_governed_deletions_and_renames_as_the_planes_do() -> None:
+    fake = FakeBackend()
+    fake.load()
+    fake.configure({}, agent_tgid=1)
+    fake.set_scope(cgroups=[7])
+    fake.delete(10, path="gone.txt", cwd="/home/a", cgroup=7)
+    assert fake.process_records() == []  # process events not asked for
+    fake.set_process_events(True)
+    fake.delete(10, path="gone.txt", cwd="/home/a", cgroup=8)  # outside the scope
+    fake.delete(10, path="gone.txt", cwd="/home/a", cgroup=7)
+    fake.rename(10, old="/tmp/a.sh", new="../etc/init.d/a", cwd="/tmp/x", cgroup=7)
+    deletion, rename = (proc_to_ecs(r, boot_offset_ns=0) for r in fake.process_records())
+    assert (deletion["event"]["type"], deletion["file"]["path"]) == (["deletion"], "/home/a/gone.txt")
+    assert deletion["file"]["extension"] == "txt"
+    assert rename["event"]["action"] == "rename"
+    assert rename["file"]["path"] == "/tmp/etc/init.d/a"
+    assert rename["file"]["Ext"]["original"]["path"] == "/tmp/a.sh"
+    assert rename["kestrel"]["hook"] == "file_change"
