@@ -25,7 +25,7 @@
 #include "compat/sock_addr.bpf.c"
 #include "hooks/lineage.bpf.c"
 #include "hooks/process.bpf.c"
-#include "hooks/file_changes.bpf.c"
+#include "hooks/syscall_events.bpf.c"
 
 /* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */
 /* clang-format off */

@@ -20,7 +20,7 @@
 #include "hooks/path_names.bpf.c"
 #include "hooks/lineage.bpf.c"
 #include "hooks/process.bpf.c"
-#include "hooks/file_changes.bpf.c"
+#include "hooks/syscall_events.bpf.c"
 #include "hooks/protect_exec.bpf.c"
 
 /* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */

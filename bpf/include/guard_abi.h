@@ -89,7 +89,7 @@ enum guard_counter {
 #define GUARD_CF_ALL_TASKS 0x1
 #define GUARD_CF_PROCESS_EVENTS 0x2 /* report governed fork, exec and exit to guard_procs */
 #define GUARD_CF_ENV_VARS 0x4	    /* exec records carry the new image's environment */
-#define GUARD_CF_FILE_CHANGES 0x8   /* report governed deletions and renames to guard_procs */
+#define GUARD_CF_SYSCALL_EVENTS 0x8 /* deletions, renames, id changes, memfds, modules, accepts */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
@@ -282,8 +282,13 @@ struct guard_event {
 #define GUARD_PROC_FORK 1
 #define GUARD_PROC_EXEC 2
 #define GUARD_PROC_EXIT 3
-#define GUARD_PROC_DELETE 4 /* a struct guard_file_event: unlink, unlinkat */
-#define GUARD_PROC_RENAME 5 /* a struct guard_file_event: rename, renameat, renameat2 */
+#define GUARD_PROC_DELETE 4	 /* a struct guard_file_event: unlink, unlinkat */
+#define GUARD_PROC_RENAME 5	 /* a struct guard_file_event: rename, renameat, renameat2 */
+#define GUARD_PROC_UID_CHANGE 6	 /* a header: setuid, setreuid, setresuid (the new ids) */
+#define GUARD_PROC_GID_CHANGE 7	 /* a header: setgid, setregid, setresgid */
+#define GUARD_PROC_MEMFD 8	 /* a struct guard_file_event: memfd_create (path: its name) */
+#define GUARD_PROC_MODULE_LOAD 9 /* a struct guard_file_event: finit_module (path), init_module */
+#define GUARD_PROC_ACCEPT 10	 /* a struct guard_net_event: accept, accept4 */
 
 #define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
 #define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */
@@ -342,6 +347,17 @@ struct guard_file_event {
 	char dir[GUARD_PATH_MAX];
 	char old_path[GUARD_PATH_MAX];
 	char old_dir[GUARD_PATH_MAX];
+};
+
+/* An accepted connection: the new socket's local and remote ends (ports in host order). */
+struct guard_net_event {
+	struct guard_proc_event proc;
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad;
+	__u8 local_addr[16];  /* IPv6, or v4-mapped IPv4 */
+	__u8 remote_addr[16]; /* IPv6, or v4-mapped IPv4 */
 };
 
 #endif /* GUARD_ABI_H */

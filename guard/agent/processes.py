@@ -189,6 +189,12 @@ class ProcessCache:
         if kestrel.get("hook") == "process":
             self.observe(doc)
             info = self.get(eid)
+        elif kestrel.get("hook") == "syscall":
+            info = self._lookup(eid, tgid)
+            if doc.get("event", {}).get("action") in ("uid_change", "gid_change"):
+                for key in ("user", "group", "real_user", "real_group", "saved_user", "saved_group"):
+                    if key in process:  # the new credentials, for the process's later events
+                        info.fields[key] = process[key]
         elif kestrel.get("hook") == "exec" and kestrel.get("decision") not in ("denied", "killed"):
             # without process records, the exec hook's event names the new image (not its argv)
             info = ProcInfo(tgid, executable=str(process.get("executable", "")))

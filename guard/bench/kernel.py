@@ -25,6 +25,13 @@ open calls itself): its run count is per syscall, so ``hook_ns_per_op`` is the f
 After the enforce_rules rounds of a hook, one call that a rule of the set denies is made from the
 scope (``scope_check``): the hook's deny counter moves and the call fails with EPERM, or under
 compat's tracepoints the task is killed. That shows the setting ran in scope with the rules live.
+The capture (``capture``): with every hook in enforce and no rules, the caller in scope, an exec
+loop (fork, exec of ``/bin/true`` with arguments, wait) and the open loop run with the process
+records off, then on (fork, exec with argv and the environment, exit, and the syscall events); the
+process programs' own run time per loop op and the loop's time are reported, with the ratio of on
+to off. A thread drains the rings meanwhile, as the agent does; records the ring had no room for
+are counted (``ring_drops``).
+
 Ratios compare settings of the same run, never figures from elsewhere. The scope is a cgroup this
 benchmark creates and removes; nothing outside it is ever denied, and inside it only the scope
 check's call is.
@@ -257,6 +264,82 @@ def _connect_loop(port: int) -> Loop:
     return loop
 
 
+def _exec_loop(n: int) -> None:
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.execv("/bin/true", ["/bin/true", "--capture", "benchmark", "argument"])  # noqa: S606
+            finally:
+                os._exit(127)
+        os.waitpid(pid, 0)
+
+
+@contextmanager
+def _draining(plane: Plane) -> Iterator[None]:
+    """Read the rings in a thread while a measurement runs (as the agent would)."""
+    import threading
+
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            plane.poll_events(5)
+            plane.process_records()
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        plane.poll_events(0)
+        plane.process_records()
+
+
+def _capture_costs(plane: Plane, cg: Path, loops: Mapping[str, tuple[Loop, int]]) -> dict[str, Any]:
+    """Each loop with the process records off, then on: loop ns and the capture programs' ns per op."""
+    plane.apply(build_tables(KernelPolicy()))
+    plane.configure({h: ModeId.ENFORCE for h in HOOKS}, agent_tgid=os.getpid())
+    plane.set_scope(cgroups=[cg.stat().st_ino])
+    progs = plane.process_program_fds()
+    out: dict[str, Any] = {}
+    try:
+        for name, (loop, iterations) in loops.items():
+            per: dict[str, Any] = {}
+            for setting, on in (("capture_off", False), ("capture_on", True)):
+                plane.set_process_events(on, env_vars=on)
+                drops_before = sum(plane.counters(h)[Counter.RINGBUF_DROPS] for h in HOOKS)
+                child = _Child(cg, loop, iterations)
+                loop_ns: list[float] = []
+                capture_ns: list[float] = []
+                try:
+                    with _draining(plane):
+                        for _ in range(ROUNDS):
+                            before = sum(bpfsys.prog_stats(fd).run_time_ns for fd in progs.values())
+                            elapsed = child.round()
+                            after = sum(bpfsys.prog_stats(fd).run_time_ns for fd in progs.values())
+                            loop_ns.append(elapsed / iterations)
+                            capture_ns.append((after - before) / iterations)
+                finally:
+                    child.close()
+                per[setting] = {
+                    "loop_ns_per_op": round(statistics.median(loop_ns), 1),
+                    "capture_ns_per_op": round(statistics.median(capture_ns), 1),
+                    "ring_drops": sum(plane.counters(h)[Counter.RINGBUF_DROPS] for h in HOOKS) - drops_before,
+                }
+            per["loop_on_vs_off"] = _ratio(
+                per["capture_on"]["loop_ns_per_op"], per["capture_off"]["loop_ns_per_op"]
+            )
+            out[name] = per
+    finally:
+        plane.set_process_events(False)
+        plane.configure({}, agent_tgid=os.getpid())
+        plane.set_scope()
+    return out
+
+
 def _connect_once(address: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((address, port))
@@ -434,6 +517,11 @@ def run_kernel_benchmark(
             }
             try:
                 results, checks = _run_settings(plane, scope, tables, cases, iterations)
+                capture = _capture_costs(
+                    plane, scope[0],
+                    {"exec": (_exec_loop, max(iterations // 100, 20)),
+                     "open": (_open_loop(str(target)), iterations)},
+                )  # fmt: skip
             finally:
                 bpfsys.close_fd(stats_fd)
     finally:
@@ -469,6 +557,7 @@ def run_kernel_benchmark(
         "target_path": str(target),
         "results": results,
         "scope_check": checks,
+        "capture": capture,
         "ratios": ratios,
         "notes": list(_NOTES[plane.name]),
         "target": _TARGETS[plane.name],
@@ -505,6 +594,21 @@ def render_kernel_benchmark(result: Mapping[str, Any]) -> str:
             lines.append(f"  {hook:<15} {check['call']}: {check['outcome']}, {check['denied']} denied")
     lines.append("ratios:")
     lines += [f"  {name:<50} {_cell(value)}" for name, value in result["ratios"].items()]
+    if result.get("capture"):
+        lines.append(
+            "kernel capture (process records and syscall events off, then on; enforce, no rules, in scope):"
+        )
+        lines.append(
+            f"  {'LOOP':<6} {'SETTING':<12} {'LOOP NS/OP':>11} {'CAPTURE NS/OP':>14} {'RING DROPS':>10}"
+        )
+        for name, per in result["capture"].items():
+            for setting in ("capture_off", "capture_on"):
+                row = per[setting]
+                lines.append(
+                    f"  {name:<6} {setting:<12} {row['loop_ns_per_op']:>11} {row['capture_ns_per_op']:>14} "
+                    f"{row['ring_drops']:>10}"
+                )
+            lines.append(f"  {name:<6} loop on/off ratio {_cell(per['loop_on_vs_off'])}")
     if result["notes"]:
         lines.append("notes:")
         lines += [f"  - {note}" for note in result["notes"]]

@@ -20,8 +20,8 @@ __all__ = [
     "ARGS_MAX",
     "CF_ALL_TASKS",
     "CF_ENV_VARS",
-    "CF_FILE_CHANGES",
     "CF_PROCESS_EVENTS",
+    "CF_SYSCALL_EVENTS",
     "COMM_LEN",
     "COUNTER_COUNT",
     "ENV_MAX",
@@ -51,11 +51,16 @@ __all__ = [
     "PF_ENV_TRUNCATED",
     "PF_EXE_UNRESOLVED",
     "PF_THREAD",
+    "PROC_ACCEPT",
     "PROC_DELETE",
     "PROC_EXEC",
     "PROC_EXIT",
     "PROC_FORK",
+    "PROC_GID_CHANGE",
+    "PROC_MEMFD",
+    "PROC_MODULE_LOAD",
     "PROC_RENAME",
+    "PROC_UID_CHANGE",
     "PROT_EXEC",
     "PTRACE_MODE_ATTACH",
     "STRINGS_MAX",
@@ -79,6 +84,7 @@ __all__ = [
     "LpmPathKey",
     "Match",
     "ModeId",
+    "NetEvent",
     "NetKey",
     "PathKey",
     "ProcEvent",
@@ -104,8 +110,8 @@ CF_ALL_TASKS: Final = 0x1
 CF_PROCESS_EVENTS: Final = 0x2
 #: guard_config.flags: exec records carry the new image's environment (filtered by the agent).
 CF_ENV_VARS: Final = 0x4
-#: guard_config.flags: governed deletions and renames are reported to guard_procs (with process events).
-CF_FILE_CHANGES: Final = 0x8
+#: guard_config.flags: governed deletions, renames, id changes, memfds, module loads and accepts are reported.
+CF_SYSCALL_EVENTS: Final = 0x8
 #: environment bytes an exec record keeps (a power of two)
 ENV_MAX: Final = 4096
 #: argv bytes an exec record keeps (a power of two; longer is truncated and flagged).
@@ -117,6 +123,11 @@ PROC_EXEC: Final = 2
 PROC_EXIT: Final = 3
 PROC_DELETE: Final = 4
 PROC_RENAME: Final = 5
+PROC_UID_CHANGE: Final = 6
+PROC_GID_CHANGE: Final = 7
+PROC_MEMFD: Final = 8
+PROC_MODULE_LOAD: Final = 9
+PROC_ACCEPT: Final = 10
 PF_ARGS_TRUNCATED: Final = 0x1  # argv longer than ARGS_MAX - 1 bytes
 PF_EXE_UNRESOLVED: Final = 0x2  # the image's path did not fit or could not be walked
 PF_CWD_UNRESOLVED: Final = 0x4  # the working directory's path likewise
@@ -407,7 +418,22 @@ class FileEvent(ctypes.Structure):
     )
 
 
-#: What the process ring carries: forks and exits, execs, file deletions and renames.
-ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent
+class NetEvent(ctypes.Structure):
+    """``struct guard_net_event``: an accepted connection's two ends."""
+
+    _fields_ = (
+        ("proc", ProcEvent),
+        ("family", _u16),
+        ("local_port", _u16),
+        ("remote_port", _u16),
+        ("pad", _u16),
+        ("local_addr", _u8 * 16),
+        ("remote_addr", _u8 * 16),
+    )
+
+
+#: What the process ring carries: forks, exits and id changes (a header), execs, file changes,
+#: memfds and module loads (a FileEvent), accepted connections.
+ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent | NetEvent
 #: A ring-buffer record as the planes hand it over: a hook's event, or a process ring's record.
-Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent
+Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent | NetEvent

@@ -340,7 +340,7 @@ class _BccPlane:
             (abi.CF_ALL_TASKS if self._all_tasks else 0)
             | (abi.CF_PROCESS_EVENTS if self._process_events else 0)
             | (abi.CF_ENV_VARS if self._env_vars else 0)
-            | (abi.CF_FILE_CHANGES if self._process_events else 0)
+            | (abi.CF_SYSCALL_EVENTS if self._process_events else 0)
         )
         table[table.Key(0)] = leaf
 
@@ -690,6 +690,12 @@ class _BccPlane:
         batch = self._decisions + self._events
         self._decisions, self._events = [], []
         return batch
+
+    def process_program_fds(self) -> dict[str, int]:
+        """Return the fds of the process-record programs (bpf/hooks/process.bpf.c, syscall_events.bpf.c)."""
+        if self._bpf is None:
+            raise MapError("guard_procs: the data plane is not loaded")
+        return {program: int(self._bpf.funcs[program.encode()].fd) for _, program in PROCESS_PROGRAMS}
 
     def process_records(self) -> list[abi.ProcRecord]:
         """Return (and forget) the process records the polls so far read."""

@@ -126,16 +126,16 @@ CHMOD = _spec("file", "change", "chmod", _LSM, None, "chmod")  # telemetry: no t
 CONNECTION_ATTEMPTED = _spec("network", "start", "connection_attempted", _LSM, "cgroup_sock_addr", "connect")
 PTRACE_ACCESS = _spec("process", "access", "ptrace", _LSM, _SYSCALLS, "ptrace")
 # The contract's (planned); where it leaves a shape open, Elastic Defend's is taken:
-UID_CHANGE = _spec("process", "change", "uid_change", _LSM, _SYSCALLS)
-GID_CHANGE = _spec("process", "change", "gid_change", _LSM, _SYSCALLS)
+UID_CHANGE = _spec("process", "change", "uid_change", _SYSCALLS, _SYSCALLS, "syscall")  # sys_exit
+GID_CHANGE = _spec("process", "change", "gid_change", _SYSCALLS, _SYSCALLS, "syscall")
 PTRACE = _spec("process", "start", "ptrace", _LSM, _SYSCALLS)  # Defend's shape
-MEMFD = _spec("process", "start", "memfd_create", _SYSCALLS, _SYSCALLS)  # Defend's shape
+MEMFD = _spec("process", "start", "memfd_create", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
 MOUNT = _spec("file", "change", "mount", _LSM, _SYSCALLS)  # shape not fixed by the contract
-MODULE_LOAD = _spec("driver", "start", "load", _LSM, _TP)  # type not fixed by the contract
+MODULE_LOAD = _spec("process", "start", "load_module", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
 DELETION = _spec("file", "deletion", "deletion", _SYSCALLS, _SYSCALLS, "file_change")  # sys_exit, both planes
 RENAMED = _spec("file", "change", "rename", _SYSCALLS, _SYSCALLS, "file_change")  # any governed rename
 MODIFICATION = _spec("file", "change", "modification", _LSM, _SYSCALLS)
-CONNECTION_ACCEPTED = _spec("network", "start", "connection_accepted", _LSM, _SYSCALLS)
+CONNECTION_ACCEPTED = _spec("network", "start", "connection_accepted", _SYSCALLS, _SYSCALLS, "syscall")
 DNS_LOOKUP = _spec("network", "protocol", "lookup_requested", _LSM, _SYSCALLS)  # type not fixed
 
 #: Every event kind, today's then the planned ones.
@@ -217,6 +217,14 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((DELETION, RENAMED), NOW, "kernel", (*_RECORD, *_names("file", "path", "name", "extension",
                                                                "directory"))),
     Row((RENAMED,), NOW, "kernel", _names("file.Ext.original", "path", "name", "extension", "directory")),
+    Row((UID_CHANGE, GID_CHANGE, MEMFD, MODULE_LOAD, CONNECTION_ACCEPTED), NOW, "kernel", _RECORD),
+    Row((MEMFD,), NOW, "kernel", ("process.Ext.memfd.name",)),
+    Row((MODULE_LOAD,), NOW, "kernel", _names("file", "path", "name", "extension", "directory"),
+        note="finit_module: the module's file; init_module names none"),
+    Row((CONNECTION_ACCEPTED,), NOW, "kernel", (
+        *_names("source", "ip", "port"), *_names("destination", "ip", "port"),
+        *_names("network", "type", "transport", "direction"),
+    )),
     Row((EXEC_DECISION,), NOW, "kernel", ("process.executable", *_TODAY_FILE)),
     Row((EXEC_MAPPING, OPEN, CREATION, LINK, CHMOD), NOW, "kernel", _TODAY_FILE),
     Row((RENAME,), NOW, "kernel", _TODAY_FILE, note="renames of protected files", planes=("lsm",)),
@@ -225,11 +233,10 @@ CATALOG: Final[tuple[Row, ...]] = (
     # the contract
     Row((EXEC, FORK, EXIT, UID_CHANGE, GID_CHANGE), PLANNED, "kernel", _FULL_PROCESS),
     Row((OPEN, CREATION, RENAME, MODIFICATION, CHMOD), PLANNED, "kernel", _FILE),
-    Row((CONNECTION_ATTEMPTED, CONNECTION_ACCEPTED), PLANNED, "kernel", _NETWORK),
+    Row((CONNECTION_ATTEMPTED,), PLANNED, "kernel", _NETWORK),
     Row((DNS_LOOKUP,), PLANNED, "kernel", ("dns.question.name", *_NETWORK)),
     Row((PTRACE,), PLANNED, "kernel", ("process.Ext.ptrace.child_pid", "target.process.pid")),
-    Row((MEMFD,), PLANNED, "kernel", ("process.Ext.memfd.name",)),
-    Row((MOUNT, MODULE_LOAD), PLANNED, "kernel", (), note="the contract names the kinds, no fields yet"),
+    Row((MOUNT,), PLANNED, "kernel", (), note="the contract names the kind, no fields yet"),
 )
 # fmt: on
 

@@ -31,6 +31,7 @@ import ipaddress
 import os
 import posixpath
 import pwd
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -202,7 +203,16 @@ _PROC_ACTIONS: Final = {
     abi.PROC_EXIT: ("end", "end"),
     abi.PROC_DELETE: ("deletion", "deletion"),
     abi.PROC_RENAME: ("change", "rename"),
+    abi.PROC_UID_CHANGE: ("change", "uid_change"),
+    abi.PROC_GID_CHANGE: ("change", "gid_change"),
+    abi.PROC_MEMFD: ("start", "memfd_create"),
+    abi.PROC_MODULE_LOAD: ("start", "load_module"),
+    abi.PROC_ACCEPT: ("start", "connection_accepted"),
 }
+#: Process-ring kinds that are not a process's life (fork, exec, end): ``kestrel.hook`` ``syscall``.
+_SYSCALL_KINDS: Final = frozenset(
+    {abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD, abi.PROC_ACCEPT}
+)
 _STRINGS_OFFSET: Final = abi.ExecEvent.strings.offset
 
 
@@ -353,7 +363,13 @@ def proc_to_ecs(
         process["end"] = _timestamp(proc.ts_ns + boot_offset_ns)
     category = "process"
     file: dict[str, Any] = {}
-    if isinstance(record, abi.FileEvent):  # a deletion or rename: by the names the caller gave
+    network: dict[str, Any] = {}
+    if proc.kind == abi.PROC_MEMFD and isinstance(record, abi.FileEvent):
+        process["Ext"] = {"memfd": {"name": os.fsdecode(record.path)}}
+    elif proc.kind == abi.PROC_MODULE_LOAD and isinstance(record, abi.FileEvent):
+        if record.path:  # finit_module names the module's file
+            file = _file_fields(os.fsdecode(record.path))
+    elif isinstance(record, abi.FileEvent):  # a deletion or rename: by the names the caller gave
         category = "file"
         if record.path:
             file = _file_fields(_joined(record.path, record.dir))
@@ -361,6 +377,18 @@ def proc_to_ecs(
             file["Ext"] = {"original": _file_fields(_joined(record.old_path, record.old_dir))}
         if proc.flags & abi.PF_CWD_UNRESOLVED:
             truncated.append("file.path")
+    elif isinstance(record, abi.NetEvent):  # accepted: the remote end is the source
+        category = "network"
+        local, remote = (ipaddress.IPv6Address(bytes(a)) for a in (record.local_addr, record.remote_addr))
+        network = {
+            "source": {"ip": str(remote.ipv4_mapped or remote), "port": record.remote_port},
+            "destination": {"ip": str(local.ipv4_mapped or local), "port": record.local_port},
+            "network": {
+                "type": "ipv4" if record.family == socket.AF_INET else "ipv6",
+                "transport": "tcp",
+                "direction": "ingress",
+            },
+        }
     doc: dict[str, Any] = {
         "@timestamp": _timestamp(proc.ts_ns + boot_offset_ns),
         "event": {
@@ -382,8 +410,11 @@ def proc_to_ecs(
     }
     if category == "file":
         doc["kestrel"]["hook"] = "file_change"
-        if file:
-            doc["file"] = file
+    elif proc.kind in _SYSCALL_KINDS:
+        doc["kestrel"]["hook"] = "syscall"
+    if file:
+        doc["file"] = file
+    doc.update(network)
     if proc.cgroup_id:
         doc["cgroup"] = {"id": proc.cgroup_id}
     return doc

@@ -21,6 +21,7 @@ __all__ = [
     "EVENT_SIZE",
     "EXEC_EVENT_SIZE",
     "FILE_EVENT_SIZE",
+    "NET_EVENT_SIZE",
     "PROC_EVENT_SIZE",
     "RingDecoder",
     "by_time",
@@ -38,6 +39,9 @@ FILE_EVENT_SIZE: Final = ctypes.sizeof(abi.FileEvent)
 #: The shortest exec record: no argv, no environment.
 EXEC_EVENT_MIN: Final = abi.ExecEvent.strings.offset
 _KIND_AT: Final = abi.ProcEvent.kind.offset
+NET_EVENT_SIZE: Final = ctypes.sizeof(abi.NetEvent)
+_HEADER_KINDS: Final = frozenset({abi.PROC_FORK, abi.PROC_EXIT, abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE})
+_FILE_KINDS: Final = frozenset({abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD})
 
 
 class RingDecoder:
@@ -69,10 +73,12 @@ class RingDecoder:
         )
         if kind == abi.PROC_EXEC and EXEC_EVENT_MIN <= len(record) <= EXEC_EVENT_SIZE:
             return abi.ExecEvent.from_buffer_copy(record.ljust(EXEC_EVENT_SIZE, b"\0"))
-        if kind in (abi.PROC_DELETE, abi.PROC_RENAME) and len(record) == FILE_EVENT_SIZE:
+        if kind in _FILE_KINDS and len(record) == FILE_EVENT_SIZE:
             return abi.FileEvent.from_buffer_copy(record)
-        if kind in (abi.PROC_FORK, abi.PROC_EXIT) and len(record) == PROC_EVENT_SIZE:
+        if kind in _HEADER_KINDS and len(record) == PROC_EVENT_SIZE:
             return abi.ProcEvent.from_buffer_copy(record)
+        if kind == abi.PROC_ACCEPT and len(record) == NET_EVENT_SIZE:
+            return abi.NetEvent.from_buffer_copy(record)
         self.bad_size += 1
         if self.bad_size == 1:
             log.warning("ring_record_bad_size", plane=self.plane, size=len(record), kind=kind)

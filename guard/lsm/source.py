@@ -95,6 +95,15 @@ PROC_OFFSETS = (
     ("GUARD_OFF_BINPRM_ARGC", "linux_binprm", "argc"),
     ("GUARD_OFF_PT_REGS_DX", "pt_regs", "dx"),
     ("GUARD_OFF_PT_REGS_R10", "pt_regs", "r10"),
+    ("GUARD_OFF_FILE_PRIVATE_DATA", "file", "private_data"),
+    ("GUARD_OFF_SOCKET_SK", "socket", "sk"),
+    ("GUARD_OFF_SKC_FAMILY", "sock_common", "skc_family"),
+    ("GUARD_OFF_SKC_NUM", "sock_common", "skc_num"),
+    ("GUARD_OFF_SKC_DPORT", "sock_common", "skc_dport"),
+    ("GUARD_OFF_SKC_RCV_SADDR", "sock_common", "skc_rcv_saddr"),
+    ("GUARD_OFF_SKC_DADDR", "sock_common", "skc_daddr"),
+    ("GUARD_OFF_SKC_V6_RCV_SADDR", "sock_common", "skc_v6_rcv_saddr"),
+    ("GUARD_OFF_SKC_V6_DADDR", "sock_common", "skc_v6_daddr"),
 )
 
 #: The offsets the compat plane's fd-table read and syscall arguments need too.

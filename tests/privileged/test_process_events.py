@@ -180,3 +180,39 @@ def test_deletions_and_renames_are_reported_with_absolute_paths(
     assert changes[1]["event"]["type"] == ["deletion"]
     assert changes[1]["process"]["name"] == "rm"
     assert changes[0]["file"]["extension"] == "log"
+
+
+def test_id_changes_memfds_and_accepted_connections_are_reported(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    code = (
+        "import os, socket\n"
+        "os.close(os.memfd_create('stage2'))\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+        "c = socket.socket(); c.connect(s.getsockname()); a, _ = s.accept()\n"
+        "port, peer = s.getsockname()[1], c.getsockname()[1]\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "print(port, peer)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        preexec_fn=lambda: (scope / "cgroup.procs").write_text(str(os.getpid())),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    port, peer = (int(x) for x in done.stdout.split())
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 5
+    while len(found) < 4 and time.monotonic() < deadline:
+        found |= {d["event"]["action"]: d for d in docs(dp, 1) if d["kestrel"]["hook"] == "syscall"}
+    assert set(found) == {"memfd_create", "connection_accepted", "gid_change", "uid_change"}
+    assert found["memfd_create"]["process"]["Ext"]["memfd"]["name"] == "stage2"
+    accepted = found["connection_accepted"]
+    assert accepted["event"]["category"] == ["network"]
+    assert accepted["source"] == {"ip": "127.0.0.1", "port": peer}
+    assert accepted["destination"] == {"ip": "127.0.0.1", "port": port}
+    assert found["gid_change"]["group"]["id"] == "65534"
+    assert found["uid_change"]["user"]["id"] == "65534"
+    assert found["uid_change"]["event"]["type"] == ["change"]

@@ -98,3 +98,12 @@ def test_the_entry_leader_is_the_session_leader_typed_by_how_it_was_entered() ->
     assert entry["entity_id"] == "10-2"
     assert entry["name"] == "bash"
     assert entry["entry_meta"] == {"type": "sshd"}
+
+
+def test_a_uid_change_gives_the_process_its_new_ids_for_later_events() -> None:
+    table = ProcessCache(read_proc=False)
+    table.enrich(proc_doc("exec", 10, 1, 1, 0, executable="/tmp/x", args=["/tmp/x"], user={"id": "1000"}))
+    change = proc_doc("uid_change", 10, 1, 1, 0, user={"id": "0"})
+    change["kestrel"]["hook"] = "syscall"
+    assert table.enrich(change)["process"]["executable"] == "/tmp/x"
+    assert table.enrich(file_doc(10, 1, 1, 0))["process"]["user"] == {"id": "0"}

@@ -40,7 +40,17 @@ def record(kind: Hook | Telemetry, flags: int = 0) -> abi.Event:
 
 def proc_record(kind: int) -> abi.ProcRecord:
     """A process record with every field set (ids of root, so that names resolve)."""
-    if kind in (abi.PROC_DELETE, abi.PROC_RENAME):
+    if kind == abi.PROC_ACCEPT:
+        net = abi.NetEvent(family=2, local_port=80, remote_port=5555)
+        net.proc = proc_record(abi.PROC_FORK)
+        net.proc.kind = kind
+        return net
+    if kind in (abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE):
+        header = proc_record(abi.PROC_FORK)
+        assert isinstance(header, abi.ProcEvent)
+        header.kind = kind
+        return header
+    if kind in (abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD):
         change = abi.FileEvent(
             path=b"b.so", dir=b"/tmp", old_path=b"/tmp/a.so" if kind == abi.PROC_RENAME else b""
         )
@@ -79,6 +89,11 @@ RECORDS = [
     (None, abi.PROC_EXIT),
     (None, abi.PROC_DELETE),
     (None, abi.PROC_RENAME),
+    (None, abi.PROC_UID_CHANGE),
+    (None, abi.PROC_GID_CHANGE),
+    (None, abi.PROC_MEMFD),
+    (None, abi.PROC_MODULE_LOAD),
+    (None, abi.PROC_ACCEPT),
 ]
 KERNEL_ROWS = [row for row in CATALOG if row.by == "kernel"]
 
@@ -143,8 +158,8 @@ def test_planes_differ_where_the_compat_plane_sees_nothing() -> None:
 
 def test_planned_rows_count_only_when_asked() -> None:
     now, later = produced("lsm"), produced("lsm", since=(NOW, PLANNED))
-    assert catalog.UID_CHANGE not in now
-    assert catalog.UID_CHANGE in later
+    assert catalog.PTRACE not in now
+    assert catalog.PTRACE in later
     assert "process.env_vars" in now[catalog.EXEC]
     assert "process.parent.thread.capabilities.effective" not in now[catalog.EXEC]
     assert "process.parent.thread.capabilities.effective" in later[catalog.EXEC]
@@ -166,9 +181,9 @@ def test_features_filter_the_kinds() -> None:
 
 
 def test_flipping_a_row_makes_its_kind_produced() -> None:
-    flipped = [Row(r.kinds, NOW, r.by, r.fields) if catalog.UID_CHANGE in r.kinds else r for r in CATALOG]
-    assert catalog.UID_CHANGE not in produced("lsm")
-    assert "process.parent.args" in produced("lsm", catalog=flipped)[catalog.UID_CHANGE]
+    flipped = [Row(r.kinds, NOW, r.by, r.fields) if catalog.PTRACE in r.kinds else r for r in CATALOG]
+    assert catalog.PTRACE not in produced("lsm")
+    assert "process.Ext.ptrace.child_pid" in produced("lsm", catalog=flipped)[catalog.PTRACE]
 
 
 def test_plane_of() -> None:

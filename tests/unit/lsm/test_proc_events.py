@@ -134,3 +134,30 @@ def test_the_fake_reports_governed_deletions_and_renames_as_the_planes_do() -> N
     assert rename["file"]["path"] == "/tmp/etc/init.d/a"
     assert rename["file"]["Ext"]["original"]["path"] == "/tmp/a.sh"
     assert rename["kestrel"]["hook"] == "file_change"
+
+
+def test_id_changes_memfds_modules_and_accepts_take_elastics_shapes() -> None:
+    uid = proc_to_ecs(
+        abi.ProcEvent(kind=abi.PROC_UID_CHANGE, pid=3, tgid=3, euid=0, uid=1000), boot_offset_ns=0
+    )
+    assert (uid["event"]["category"], uid["event"]["type"], uid["event"]["action"]) == (
+        ["process"], ["change"], "uid_change",
+    )  # fmt: skip
+    assert uid["user"]["id"] == "0"
+    assert uid["kestrel"]["hook"] == "syscall"
+    memfd = abi.FileEvent(proc=abi.ProcEvent(kind=abi.PROC_MEMFD), path=b"stage2")
+    assert proc_to_ecs(memfd, boot_offset_ns=0)["process"]["Ext"] == {"memfd": {"name": "stage2"}}
+    module = abi.FileEvent(proc=abi.ProcEvent(kind=abi.PROC_MODULE_LOAD), path=b"/tmp/rk.ko")
+    doc = proc_to_ecs(module, boot_offset_ns=0)
+    assert (doc["event"]["action"], doc["file"]["extension"]) == ("load_module", "ko")
+    accepted = abi.NetEvent(
+        proc=abi.ProcEvent(kind=abi.PROC_ACCEPT), family=10, local_port=22, remote_port=40000
+    )
+    accepted.local_addr[15] = 1  # ::1
+    accepted.remote_addr[:] = list(bytes.fromhex("20010db8000000000000000000000005"))
+    net = proc_to_ecs(accepted, boot_offset_ns=0)
+    assert net["event"]["category"] == ["network"]
+    assert net["event"]["action"] == "connection_accepted"
+    assert net["source"] == {"ip": "2001:db8::5", "port": 40000}
+    assert net["destination"] == {"ip": "::1", "port": 22}
+    assert net["network"] == {"type": "ipv6", "transport": "tcp", "direction": "ingress"}

@@ -42,8 +42,10 @@ def policy_rule(tmp_path: Path, query: str) -> Rule:
 DD = DEFEND / "credential_access_potential_memory_dumping_via_dd.toml"
 #: reads auditd.data.a2 (Auditbeat): no sensor here fills it
 AUDITD = DETECTION / "privilege_escalation_suspicious_passwd_file_write.toml"
-#: a uid_change event: the contract's, not captured yet
+#: a uid_change event: captured at the setuid family's exit
 UID_CHANGE = DEFEND / "privilege_escalation_uid_change_to_0_from_unusual_process_executable.toml"
+#: Defend's ptrace event (process/start/ptrace with process.Ext.ptrace.*): planned, not captured yet
+PTRACE = DEFEND / "credential_access_potential_credential_access_via_ptrace.toml"
 
 
 def test_exec_rule_can_fire_once_the_catalog_says_so() -> None:
@@ -77,10 +79,11 @@ def test_auditd_rule_cannot_fire_and_names_auditd_fields() -> None:
 
 
 def test_a_planned_event_kind_is_named_until_it_lands() -> None:
-    cov = rule_coverage(elastic_rule(UID_CHANGE), "lsm")
+    cov = rule_coverage(elastic_rule(PTRACE), "lsm")
     assert cov.status == "cannot fire"
-    assert cov.missing_kinds == ('process where event.action == "uid_change" and event.type == "change"',)
+    assert cov.missing_kinds == ('process where event.action == "ptrace" and event.type == "start"',)
     assert cov.planned is True
+    assert rule_coverage(elastic_rule(UID_CHANGE), "compat").status == "can fire"  # landed
 
 
 def test_optional_fields_are_not_needed(tmp_path: Path) -> None:
@@ -104,13 +107,13 @@ def test_every_sequence_step_is_needed(tmp_path: Path) -> None:
     rule = policy_rule(
         tmp_path,
         'sequence by process.entity_id [process where event.action == "exec"] '
-        '[process where event.action == "uid_change"] '
+        '[file where event.action == "mount"] '
         '[file where event.type == "deletion" and dns.question.name == "x"]',
     )
     cov = rule_coverage(rule, "lsm")
-    assert cov.missing_kinds == ('process where event.action == "uid_change"',)
+    assert cov.missing_kinds == ('file where event.action == "mount"',)
     assert cov.missing_fields == ("dns.question.name",)
-    assert cov.planned is False  # uid changes are planned; a DNS name on a deletion is in no plan
+    assert cov.planned is False  # mounts are planned; a DNS name on a deletion is in no plan
 
 
 def test_planes_differ(tmp_path: Path) -> None:

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What a governed task's successful syscalls change, for rules (GUARD_CF_SYSCALL_EVENTS, both
+ * planes), reported at the syscall's exit:
+ * - deletions and renames: at the entry to unlink/unlinkat/rename/renameat/renameat2 the
+ *   arguments are kept (per thread); at the exit the names are read from the caller's memory and
+ *   reported with the directory each relative name is relative to;
+ * - uid and gid changes (setuid, setreuid, setresuid and the gid calls): the new credentials;
+ * - memfd_create: the name; finit_module (with the module file's path) and init_module;
+ * - accept and accept4: the new socket's two ends.
+ * Telemetry only: never a deny. x86-64 syscall numbers and registers, as the compat plane's other
+ * syscall programs; the exit reads the syscall number first, so other syscalls cost one compare.
+ */
+
+#define GUARD_NR_RENAME 82
+#define GUARD_NR_UNLINK 87
+#define GUARD_NR_UNLINKAT 263
+#define GUARD_NR_RENAMEAT 264
+#define GUARD_NR_RENAMEAT2 316
+#define GUARD_NR_ACCEPT 43
+#define GUARD_NR_SETUID 105
+#define GUARD_NR_SETGID 106
+#define GUARD_NR_SETREUID 113
+#define GUARD_NR_SETREGID 114
+#define GUARD_NR_SETRESUID 117
+#define GUARD_NR_SETRESGID 119
+#define GUARD_NR_INIT_MODULE 175
+#define GUARD_NR_ACCEPT4 288
+#define GUARD_NR_FINIT_MODULE 313
+#define GUARD_NR_MEMFD_CREATE 319
+#define GUARD_AT_FDCWD -100
+
+struct guard_pending_change {
+	__u64 path;	/* the file (deletion), the new name (rename) */
+	__u64 old_path; /* rename: the old name */
+	__s64 dirfd;
+	__s64 old_dirfd;
+	__u32 kind;
+	__u32 pad;
+};
+
+BPF_HASH(guard_changes_pending, __u64, struct guard_pending_change, 8192);
+
+static __always_inline __u64 guard_reg(const void *regs, __u32 offset)
+{
+	__u64 value = 0;
+
+	bpf_probe_read_kernel(&value, sizeof(value), (const char *)regs + offset);
+	return value;
+}
+
+int guard_change_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	void *regs = (void *)ctx->args[0];
+	long nr = (long)ctx->args[1];
+	struct guard_pending_change p = {};
+	__u64 key;
+
+	if (nr != GUARD_NR_UNLINK && nr != GUARD_NR_UNLINKAT && nr != GUARD_NR_RENAME &&
+	    nr != GUARD_NR_RENAMEAT && nr != GUARD_NR_RENAMEAT2)
+		return 0;
+	if (!regs || !(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
+		return 0;
+	p.dirfd = p.old_dirfd = GUARD_AT_FDCWD;
+	if (nr == GUARD_NR_UNLINK) {
+		p.kind = GUARD_PROC_DELETE;
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+	} else if (nr == GUARD_NR_UNLINKAT) {
+		p.kind = GUARD_PROC_DELETE;
+		p.dirfd = (__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_SI);
+	} else if (nr == GUARD_NR_RENAME) {
+		p.kind = GUARD_PROC_RENAME;
+		p.old_path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_SI);
+	} else {
+		p.kind = GUARD_PROC_RENAME;
+		p.old_dirfd = (__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+		p.old_path = guard_reg(regs, GUARD_OFF_PT_REGS_SI);
+		p.dirfd = (__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DX);
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_R10);
+	}
+	key = bpf_get_current_pid_tgid();
+	guard_changes_pending.update(&key, &p);
+	return 0;
+}
+
+/* The file an fd names (0: none). */
+static __always_inline void *guard_fd_file(__s64 fd)
+{
+	void *task = (void *)bpf_get_current_task(), *files, *fdt, *fds;
+	__u32 max_fds = 0;
+
+	files = guard_read_ptr(task, GUARD_OFF_TASK_FILES);
+	fdt = files ? guard_read_ptr(files, GUARD_OFF_FILES_FDT) : 0;
+	if (!fdt || fd < 0)
+		return 0;
+	bpf_probe_read_kernel(&max_fds, sizeof(max_fds), (char *)fdt + GUARD_OFF_FDTABLE_MAX_FDS);
+	if ((__u64)fd >= max_fds)
+		return 0;
+	fds = guard_read_ptr(fdt, GUARD_OFF_FDTABLE_FD);
+	return fds ? guard_read_ptr(fds, (__u32)fd * sizeof(void *)) : 0;
+}
+
+/* The path a relative name is relative to: the working directory, or the directory fd's. */
+static __always_inline void guard_change_base(struct guard_file_event *ev, char *out, __s64 dirfd)
+{
+	void *fs, *file;
+
+	if (dirfd == GUARD_AT_FDCWD) {
+		fs = guard_read_ptr((void *)bpf_get_current_task(), GUARD_OFF_TASK_FS);
+		guard_proc_path(fs ? (char *)fs + GUARD_OFF_FS_PWD : 0, out,
+				GUARD_PF_CWD_UNRESOLVED, &ev->proc);
+		return;
+	}
+	file = guard_fd_file(dirfd);
+	guard_proc_path(file ? (char *)file + GUARD_OFF_FILE_F_PATH : 0, out,
+			GUARD_PF_CWD_UNRESOLVED, &ev->proc);
+}
+
+static __always_inline int guard_file_change_exit(long ret)
+{
+	struct guard_pending_change *pending, p;
+	struct guard_file_event *ev;
+	__u64 key = bpf_get_current_pid_tgid();
+
+	pending = guard_changes_pending.lookup(&key);
+	if (!pending)
+		return 0;
+	p = *pending;
+	guard_changes_pending.delete(&key);
+	if (ret != 0)
+		return 0;
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_file_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_FILE_OPEN, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), p.kind);
+	ev->dir[0] = ev->old_dir[0] = ev->old_path[0] = 0;
+	if (bpf_probe_read_user_str(ev->path, sizeof(ev->path), (void *)p.path) < 0)
+		ev->path[0] = 0;
+	if (ev->path[0] != '/')
+		guard_change_base(ev, ev->dir, p.dirfd);
+	if (p.kind == GUARD_PROC_RENAME) {
+		if (bpf_probe_read_user_str(ev->old_path, sizeof(ev->old_path),
+					    (void *)p.old_path) < 0)
+			ev->old_path[0] = 0;
+		if (ev->old_path[0] != '/')
+			guard_change_base(ev, ev->old_dir, p.old_dirfd);
+	}
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* A uid or gid change: the header alone carries the new credentials. */
+static __always_inline int guard_id_change_exit(__u32 kind)
+{
+	struct guard_proc_event *ev;
+
+	if (!(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
+		return 0;
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_proc_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_EXEC, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	guard_proc_fill(ev, (void *)bpf_get_current_task(), kind);
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* memfd_create (its name) and module loads (finit_module: the module file's path). */
+static __always_inline int guard_named_exit(const void *regs, long nr)
+{
+	struct guard_file_event *ev;
+	void *file;
+
+	if (!(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
+		return 0;
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_file_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_FILE_OPEN, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(),
+			nr == GUARD_NR_MEMFD_CREATE ? GUARD_PROC_MEMFD : GUARD_PROC_MODULE_LOAD);
+	ev->path[0] = ev->dir[0] = ev->old_dir[0] = ev->old_path[0] = 0;
+	if (nr == GUARD_NR_MEMFD_CREATE) {
+		if (bpf_probe_read_user_str(ev->path, sizeof(ev->path),
+					    (void *)guard_reg(regs, GUARD_OFF_PT_REGS_DI)) < 0)
+			ev->path[0] = 0;
+	} else if (nr == GUARD_NR_FINIT_MODULE) {
+		file = guard_fd_file((__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DI));
+		guard_proc_path(file ? (char *)file + GUARD_OFF_FILE_F_PATH : 0, ev->path,
+				GUARD_PF_CWD_UNRESOLVED, &ev->proc);
+	}
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* accept/accept4: the new socket (the returned fd) and its two ends. */
+static __always_inline int guard_accept_exit(long fd)
+{
+	struct guard_net_event *ev;
+	void *file, *sock, *sk;
+
+	if (!(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
+		return 0;
+	file = guard_fd_file(fd);
+	sock = file ? guard_read_ptr(file, GUARD_OFF_FILE_PRIVATE_DATA) : 0;
+	sk = sock ? guard_read_ptr(sock, GUARD_OFF_SOCKET_SK) : 0;
+	if (!sk)
+		return 0;
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_net_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_CONNECT, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), GUARD_PROC_ACCEPT);
+	__builtin_memset(ev->local_addr, 0, sizeof(ev->local_addr));
+	__builtin_memset(ev->remote_addr, 0, sizeof(ev->remote_addr));
+	ev->family = ev->local_port = ev->remote_port = ev->pad = 0;
+	bpf_probe_read_kernel(&ev->family, sizeof(ev->family), (char *)sk + GUARD_OFF_SKC_FAMILY);
+	bpf_probe_read_kernel(&ev->local_port, sizeof(ev->local_port),
+			      (char *)sk + GUARD_OFF_SKC_NUM);
+	bpf_probe_read_kernel(&ev->remote_port, sizeof(ev->remote_port),
+			      (char *)sk + GUARD_OFF_SKC_DPORT);
+	ev->remote_port = __builtin_bswap16(ev->remote_port);
+	if (ev->family == GUARD_AF_INET6) {
+		bpf_probe_read_kernel(ev->local_addr, 16, (char *)sk + GUARD_OFF_SKC_V6_RCV_SADDR);
+		bpf_probe_read_kernel(ev->remote_addr, 16, (char *)sk + GUARD_OFF_SKC_V6_DADDR);
+	} else {
+		ev->local_addr[10] = ev->local_addr[11] = 0xff;
+		ev->remote_addr[10] = ev->remote_addr[11] = 0xff;
+		bpf_probe_read_kernel(&ev->local_addr[12], 4, (char *)sk + GUARD_OFF_SKC_RCV_SADDR);
+		bpf_probe_read_kernel(&ev->remote_addr[12], 4, (char *)sk + GUARD_OFF_SKC_DADDR);
+	}
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
+int guard_change_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	void *regs = (void *)ctx->args[0];
+	long ret = (long)ctx->args[1], nr = 0;
+
+	if (!regs)
+		return 0;
+	bpf_probe_read_kernel(&nr, sizeof(nr), (char *)regs + GUARD_OFF_PT_REGS_ORIG_AX);
+	switch (nr) {
+	case GUARD_NR_UNLINK:
+	case GUARD_NR_UNLINKAT:
+	case GUARD_NR_RENAME:
+	case GUARD_NR_RENAMEAT:
+	case GUARD_NR_RENAMEAT2:
+		return guard_file_change_exit(ret);
+	case GUARD_NR_SETUID:
+	case GUARD_NR_SETREUID:
+	case GUARD_NR_SETRESUID:
+		return ret == 0 ? guard_id_change_exit(GUARD_PROC_UID_CHANGE) : 0;
+	case GUARD_NR_SETGID:
+	case GUARD_NR_SETREGID:
+	case GUARD_NR_SETRESGID:
+		return ret == 0 ? guard_id_change_exit(GUARD_PROC_GID_CHANGE) : 0;
+	case GUARD_NR_MEMFD_CREATE:
+		return ret >= 0 ? guard_named_exit(regs, nr) : 0;
+	case GUARD_NR_INIT_MODULE:
+	case GUARD_NR_FINIT_MODULE:
+		return ret == 0 ? guard_named_exit(regs, nr) : 0;
+	case GUARD_NR_ACCEPT:
+	case GUARD_NR_ACCEPT4:
+		return ret >= 0 ? guard_accept_exit(ret) : 0;
+	}
+	return 0;
+}
