@@ -193,6 +193,7 @@ class Agent:
     def start(self) -> None:
         """Load the data plane, configure modes and scope, write the tables; audit the start."""
         loaded_ns = self._wall_clock()
+        self.processes.seed()  # before the plane: a process that exits meanwhile is still known
         self.backend.load()
         self.drops.start(loaded_ns=loaded_ns)
         adopted = ""

@@ -2,9 +2,10 @@
 
 An entity id is ``"<tgid>-<start>"``, the start being the group leader's start time in kernel
 nanoseconds since boot (the kernel reports it with every event), so a recycled pid is another
-entity. :class:`ProcessCache` remembers what it learned about an entity (executable, name, command
-line, parent) from exec events and, failing that, from ``/proc`` through psutil; it is an LRU of
-bounded size. :meth:`ProcessCache.enrich` fills an ECS event's missing ``process.*`` fields.
+entity. :class:`ProcessCache` is the agent's process table: what the kernel's fork, exec and exit
+records said of each entity (image, argv, working directory, ids, terminal), seeded from ``/proc``
+at start; an LRU of bounded size. :meth:`ProcessCache.enrich` fills an ECS event's missing
+``process.*`` fields and its parent's and leaders'.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ class ProcessCache:
     """The process table: entity id -> :class:`ProcInfo`, a bounded LRU.
 
     Fed by the kernel's process records (:meth:`observe`: fork, exec, end), which carry what the
-    kernel had at that moment; a process never seen there (it started before the agent, or
-    outside the governed scope) is read once from ``/proc`` (``read_proc``), the way a table
-    seeded at start would know it. :meth:`enrich` fills an event's ``process.*``, its parent's and
-    its session and group leaders' fields from the table.
+    kernel had at that moment. At start it is seeded from ``/proc`` (:meth:`seed`); a process
+    seen neither way (outside the governed scope, started since) is read once from ``/proc``
+    when an event first names it (``read_proc``). :meth:`enrich` fills an event's ``process.*``,
+    its parent's and its session and group leaders' fields from the table.
     """
 
     def __init__(self, capacity: int = 65536, *, read_proc: bool = True) -> None:
@@ -96,7 +97,26 @@ class ProcessCache:
         self._items: OrderedDict[str, ProcInfo] = OrderedDict()
         #: tgid -> the entity id that tgid names now (leaders are named by pid)
         self._by_pid: dict[int, str] = {}
+        #: what /proc said at start: tgid -> (start in clock ticks, what it runs)
+        self._seeded: dict[int, tuple[int, ProcInfo]] = {}
         self.misses = 0
+
+    def seed(self) -> int:
+        """Read every live process from /proc once, at start; return how many were read.
+
+        The table then knows a process that exits before any event of its own asks for it (as its
+        children's parent); a recycled pid is told apart by its start time.
+        """
+        if not self.read_proc:
+            return 0
+        for tgid in psutil.pids():
+            ticks = proc_start_ticks(tgid)
+            if ticks is None:
+                continue
+            info = _read_proc(tgid)
+            if info is not None:
+                self._seeded[tgid] = (ticks, info)
+        return len(self._seeded)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -122,23 +142,19 @@ class ProcessCache:
         info = self.get(eid)
         if info is not None:
             return info
-        info = ProcInfo(tgid)
-        if self.read_proc and tgid > 0:
+        seeded = self._seeded.pop(tgid, None)
+        start_ns = eid.rpartition("-")[2]
+        if (
+            seeded is not None
+            and start_ns.isdigit()
+            and seeded[0] == int(start_ns) * _CLK_TCK // 1_000_000_000
+        ):
+            info = seeded[1]  # the same process /proc showed at start (not a recycled pid)
+        elif self.read_proc and tgid > 0:
             self.misses += 1
-            try:
-                p = psutil.Process(tgid)
-                with p.oneshot():
-                    info.name = p.name()
-                    info.ppid = p.ppid()
-                    try:
-                        info.executable = p.exe()
-                        info.args = tuple(p.cmdline())
-                        info.fields["working_directory"] = p.cwd()
-                    except (psutil.AccessDenied, psutil.ZombieProcess):
-                        pass
-            except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
-                pass
-            _describe(info)
+            info = _read_proc(tgid) or ProcInfo(tgid)
+        else:
+            info = ProcInfo(tgid)
         self.put(eid, info)
         return info
 
@@ -243,6 +259,26 @@ class ProcessCache:
         for key in _RELATED_FIELDS:
             if key in info.fields:
                 target.setdefault(key, info.fields[key])
+
+
+def _read_proc(tgid: int) -> ProcInfo | None:
+    """Return what /proc says a live process runs (None: it is gone)."""
+    info = ProcInfo(tgid)
+    try:
+        p = psutil.Process(tgid)
+        with p.oneshot():
+            info.name = p.name()
+            info.ppid = p.ppid()
+            try:
+                info.executable = p.exe()
+                info.args = tuple(p.cmdline())
+                info.fields["working_directory"] = p.cwd()
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                pass
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return None
+    _describe(info)
+    return info
 
 
 def _describe(info: ProcInfo) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
-from guard.agent.processes import ProcessCache
+from guard.agent.processes import ProcessCache, proc_start_ticks
 
 
 def proc_doc(action: str, pid: int, start: int, ppid: int, pstart: int, **process: Any) -> dict[str, Any]:
@@ -107,3 +109,19 @@ def test_a_uid_change_gives_the_process_its_new_ids_for_later_events() -> None:
     change["kestrel"]["hook"] = "syscall"
     assert table.enrich(change)["process"]["executable"] == "/tmp/x"
     assert table.enrich(file_doc(10, 1, 1, 0))["process"]["user"] == {"id": "0"}
+
+
+def test_the_seed_knows_processes_that_ran_before_the_agent_and_no_recycled_pid() -> None:
+    table = ProcessCache()
+    assert table.seed() > 0
+    me = os.getpid()
+    start_ns = proc_start_ticks(me) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")  # type: ignore[operator]
+    parent_doc = file_doc(1234567, 1, me, start_ns)
+    table.misses = 0
+    assert table.enrich(parent_doc)["process"]["parent"]["executable"] == os.path.realpath(sys.executable)
+    assert table.misses == 1  # the child (never seen) was read; the parent came from the seed
+    other = ProcessCache()
+    other.seed()
+    recycled = other.enrich(file_doc(1234568, 1, me, start_ns + 10 * 1_000_000_000))  # same pid, later start
+    assert other.misses == 2  # not the seeded process: read again
+    assert recycled["process"]["parent"]["pid"] == me
