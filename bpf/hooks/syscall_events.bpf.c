@@ -2,9 +2,11 @@
 /*
  * What a governed task's successful syscalls change, for rules (GUARD_CF_SYSCALL_EVENTS, both
  * planes), reported at the syscall's exit:
- * - deletions and renames: at the entry to unlink/unlinkat/rename/renameat/renameat2 the
- *   arguments are kept (per thread); at the exit the names are read from the caller's memory and
- *   reported with the directory each relative name is relative to;
+ * - deletions, renames, ownership and extended-attribute changes, mounts and unmounts, module
+ *   unloads: at the entry (unlink/unlinkat, rename/renameat/renameat2, chown/lchown/fchownat,
+ *   setxattr/lsetxattr/removexattr/lremovexattr, mount, umount2, delete_module) the arguments
+ *   are kept (per thread); at the exit the names are read from the caller's memory and reported
+ *   with the directory each relative name is relative to;
  * - uid and gid changes (setuid, setreuid, setresuid and the gid calls): the new credentials;
  * - memfd_create: the name; finit_module (with the module file's path) and init_module;
  * - accept and accept4: the new socket's two ends.
@@ -28,7 +30,42 @@
 #define GUARD_NR_ACCEPT4 288
 #define GUARD_NR_FINIT_MODULE 313
 #define GUARD_NR_MEMFD_CREATE 319
+#define GUARD_NR_CHOWN 92
+#define GUARD_NR_LCHOWN 94
+#define GUARD_NR_MOUNT 165
+#define GUARD_NR_UMOUNT2 166
+#define GUARD_NR_DELETE_MODULE 176
+#define GUARD_NR_SETXATTR 188
+#define GUARD_NR_LSETXATTR 189
+#define GUARD_NR_REMOVEXATTR 197
+#define GUARD_NR_LREMOVEXATTR 198
+#define GUARD_NR_FCHOWNAT 260
 #define GUARD_AT_FDCWD -100
+#define GUARD_NO_BASE -2 /* the name is not a path (a module's) */
+
+/* The syscalls whose arguments the entry keeps and whose exit reports a name (with its base). */
+static __always_inline int guard_is_named_change(long nr)
+{
+	switch (nr) {
+	case GUARD_NR_UNLINK:
+	case GUARD_NR_UNLINKAT:
+	case GUARD_NR_RENAME:
+	case GUARD_NR_RENAMEAT:
+	case GUARD_NR_RENAMEAT2:
+	case GUARD_NR_CHOWN:
+	case GUARD_NR_LCHOWN:
+	case GUARD_NR_FCHOWNAT:
+	case GUARD_NR_SETXATTR:
+	case GUARD_NR_LSETXATTR:
+	case GUARD_NR_REMOVEXATTR:
+	case GUARD_NR_LREMOVEXATTR:
+	case GUARD_NR_MOUNT:
+	case GUARD_NR_UMOUNT2:
+	case GUARD_NR_DELETE_MODULE:
+		return 1;
+	}
+	return 0;
+}
 
 struct guard_pending_change {
 	__u64 path;	/* the file (deletion), the new name (rename) */
@@ -56,13 +93,33 @@ int guard_change_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct guard_pending_change p = {};
 	__u64 key;
 
-	if (nr != GUARD_NR_UNLINK && nr != GUARD_NR_UNLINKAT && nr != GUARD_NR_RENAME &&
-	    nr != GUARD_NR_RENAMEAT && nr != GUARD_NR_RENAMEAT2)
+	if (!guard_is_named_change(nr))
 		return 0;
 	if (!regs || !(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
 		return 0;
 	p.dirfd = p.old_dirfd = GUARD_AT_FDCWD;
-	if (nr == GUARD_NR_UNLINK) {
+	if (nr == GUARD_NR_CHOWN || nr == GUARD_NR_LCHOWN) {
+		p.kind = GUARD_PROC_CHOWN;
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+	} else if (nr == GUARD_NR_FCHOWNAT) {
+		p.kind = GUARD_PROC_CHOWN;
+		p.dirfd = (__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_SI);
+	} else if (nr == GUARD_NR_SETXATTR || nr == GUARD_NR_LSETXATTR ||
+		   nr == GUARD_NR_REMOVEXATTR || nr == GUARD_NR_LREMOVEXATTR) {
+		p.kind = GUARD_PROC_XATTR;
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+	} else if (nr == GUARD_NR_MOUNT) {
+		p.kind = GUARD_PROC_MOUNT;
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_SI);
+	} else if (nr == GUARD_NR_UMOUNT2) {
+		p.kind = GUARD_PROC_UNMOUNT;
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+	} else if (nr == GUARD_NR_DELETE_MODULE) {
+		p.kind = GUARD_PROC_MODULE_UNLOAD;
+		p.dirfd = GUARD_NO_BASE;
+		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+	} else if (nr == GUARD_NR_UNLINK) {
 		p.kind = GUARD_PROC_DELETE;
 		p.path = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
 	} else if (nr == GUARD_NR_UNLINKAT) {
@@ -140,7 +197,7 @@ static __always_inline int guard_file_change_exit(long ret)
 	ev->dir[0] = ev->old_dir[0] = ev->old_path[0] = 0;
 	if (bpf_probe_read_user_str(ev->path, sizeof(ev->path), (void *)p.path) < 0)
 		ev->path[0] = 0;
-	if (ev->path[0] != '/')
+	if (ev->path[0] != '/' && p.dirfd != GUARD_NO_BASE)
 		guard_change_base(ev, ev->dir, p.dirfd);
 	if (p.kind == GUARD_PROC_RENAME) {
 		if (bpf_probe_read_user_str(ev->old_path, sizeof(ev->old_path),
@@ -240,7 +297,24 @@ static __always_inline int guard_accept_exit(long fd)
 	return 0;
 }
 
+/*
+ * Two programs on sys_exit, each verified on its own budget (one would not pass 6.1's): the file
+ * changes (up to two path walks), and the rest. Each returns at once for any other syscall.
+ */
 int guard_change_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	void *regs = (void *)ctx->args[0];
+	long nr = 0;
+
+	if (!regs)
+		return 0;
+	bpf_probe_read_kernel(&nr, sizeof(nr), (char *)regs + GUARD_OFF_PT_REGS_ORIG_AX);
+	if (!guard_is_named_change(nr))
+		return 0;
+	return guard_file_change_exit((long)ctx->args[1]);
+}
+
+int guard_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	void *regs = (void *)ctx->args[0];
 	long ret = (long)ctx->args[1], nr = 0;
@@ -249,12 +323,6 @@ int guard_change_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	bpf_probe_read_kernel(&nr, sizeof(nr), (char *)regs + GUARD_OFF_PT_REGS_ORIG_AX);
 	switch (nr) {
-	case GUARD_NR_UNLINK:
-	case GUARD_NR_UNLINKAT:
-	case GUARD_NR_RENAME:
-	case GUARD_NR_RENAMEAT:
-	case GUARD_NR_RENAMEAT2:
-		return guard_file_change_exit(ret);
 	case GUARD_NR_SETUID:
 	case GUARD_NR_SETREUID:
 	case GUARD_NR_SETRESUID:

@@ -289,6 +289,11 @@ struct guard_event {
 #define GUARD_PROC_MEMFD 8	 /* a struct guard_file_event: memfd_create (path: its name) */
 #define GUARD_PROC_MODULE_LOAD 9 /* a struct guard_file_event: finit_module (path), init_module */
 #define GUARD_PROC_ACCEPT 10	 /* a struct guard_net_event: accept, accept4 */
+#define GUARD_PROC_CHOWN 11	 /* a struct guard_file_event: chown, lchown, fchownat */
+#define GUARD_PROC_XATTR 12	 /* a struct guard_file_event: setxattr, removexattr (and l*) */
+#define GUARD_PROC_MOUNT 13	 /* a struct guard_file_event: mount (path: the mount point) */
+#define GUARD_PROC_UNMOUNT 14	 /* a struct guard_file_event: umount2 */
+#define GUARD_PROC_MODULE_UNLOAD 15 /* a struct guard_file_event: delete_module (path: its name) */
 
 #define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
 #define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */

@@ -52,6 +52,7 @@ __all__ = [
     "PF_EXE_UNRESOLVED",
     "PF_THREAD",
     "PROC_ACCEPT",
+    "PROC_CHOWN",
     "PROC_DELETE",
     "PROC_EXEC",
     "PROC_EXIT",
@@ -59,8 +60,12 @@ __all__ = [
     "PROC_GID_CHANGE",
     "PROC_MEMFD",
     "PROC_MODULE_LOAD",
+    "PROC_MODULE_UNLOAD",
+    "PROC_MOUNT",
     "PROC_RENAME",
     "PROC_UID_CHANGE",
+    "PROC_UNMOUNT",
+    "PROC_XATTR",
     "PROT_EXEC",
     "PTRACE_MODE_ATTACH",
     "STRINGS_MAX",
@@ -128,6 +133,11 @@ PROC_GID_CHANGE: Final = 7
 PROC_MEMFD: Final = 8
 PROC_MODULE_LOAD: Final = 9
 PROC_ACCEPT: Final = 10
+PROC_CHOWN: Final = 11
+PROC_XATTR: Final = 12
+PROC_MOUNT: Final = 13
+PROC_UNMOUNT: Final = 14
+PROC_MODULE_UNLOAD: Final = 15
 PF_ARGS_TRUNCATED: Final = 0x1  # argv longer than ARGS_MAX - 1 bytes
 PF_EXE_UNRESOLVED: Final = 0x2  # the image's path did not fit or could not be walked
 PF_CWD_UNRESOLVED: Final = 0x4  # the working directory's path likewise

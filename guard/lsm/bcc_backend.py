@@ -767,6 +767,7 @@ PROCESS_PROGRAMS: Final = (
     ("sched_process_exit", "guard_proc_exit"),
     ("sys_enter", "guard_change_enter"),
     ("sys_exit", "guard_change_exit"),
+    ("sys_exit", "guard_sys_exit"),
 )
 
 #: ``GUARD_MAX_SUBTREES`` and ``GUARD_MAX_PROTECT`` (bpf/include/guard_maps.h): directories with a

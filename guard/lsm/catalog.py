@@ -130,7 +130,11 @@ UID_CHANGE = _spec("process", "change", "uid_change", _SYSCALLS, _SYSCALLS, "sys
 GID_CHANGE = _spec("process", "change", "gid_change", _SYSCALLS, _SYSCALLS, "syscall")
 PTRACE = _spec("process", "start", "ptrace", _LSM, _SYSCALLS)  # Defend's shape
 MEMFD = _spec("process", "start", "memfd_create", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
-MOUNT = _spec("file", "change", "mount", _LSM, _SYSCALLS)  # shape not fixed by the contract
+MOUNT = _spec("file", "change", "mount", _SYSCALLS, _SYSCALLS, "file_change")  # file.path: the mount point
+UNMOUNT = _spec("file", "change", "unmount", _SYSCALLS, _SYSCALLS, "file_change")
+CHOWN = _spec("file", "change", "chown", _SYSCALLS, _SYSCALLS, "file_change")
+XATTR = _spec("file", "change", "extended_attributes", _SYSCALLS, _SYSCALLS, "file_change")
+MODULE_UNLOAD = _spec("driver", "end", "unload_module", _SYSCALLS, _SYSCALLS, "syscall")
 MODULE_LOAD = _spec("process", "start", "load_module", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
 DELETION = _spec("file", "deletion", "deletion", _SYSCALLS, _SYSCALLS, "file_change")  # sys_exit, both planes
 RENAMED = _spec("file", "change", "rename", _SYSCALLS, _SYSCALLS, "file_change")  # any governed rename
@@ -142,7 +146,7 @@ DNS_LOOKUP = _spec("network", "protocol", "lookup_requested", _LSM, _SYSCALLS)  
 EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
     EXEC, FORK, EXIT, EXEC_DECISION, EXEC_MAPPING, OPEN, CREATION, LINK, RENAME, CHMOD,
     CONNECTION_ATTEMPTED, PTRACE_ACCESS, UID_CHANGE, GID_CHANGE, PTRACE, MEMFD, MOUNT, MODULE_LOAD,
-    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DNS_LOOKUP,
+    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DNS_LOOKUP, UNMOUNT, CHOWN, XATTR, MODULE_UNLOAD,
 )
 #: ``Row.kinds`` for fields every event carries.
 EVERY: Final[tuple[EventSpec, ...]] = ()
@@ -214,8 +218,10 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((EXEC, FORK, EXIT), NOW, "kernel", _RECORD),
     Row((EXEC,), NOW, "kernel", _names("process", *_IMAGE, "env_vars"), note="env_vars: [events]"),
     Row((EXIT,), NOW, "kernel", ("process.exit_code", "process.end")),
-    Row((DELETION, RENAMED), NOW, "kernel", (*_RECORD, *_names("file", "path", "name", "extension",
-                                                               "directory"))),
+    Row((DELETION, RENAMED, CHOWN, XATTR, MOUNT, UNMOUNT), NOW, "kernel", (
+        *_RECORD, *_names("file", "path", "name", "extension", "directory"),
+    )),
+    Row((MODULE_UNLOAD,), NOW, "kernel", (*_RECORD, "file.name")),
     Row((RENAMED,), NOW, "kernel", _names("file.Ext.original", "path", "name", "extension", "directory")),
     Row((UID_CHANGE, GID_CHANGE, MEMFD, MODULE_LOAD, CONNECTION_ACCEPTED), NOW, "kernel", _RECORD),
     Row((MEMFD,), NOW, "kernel", ("process.Ext.memfd.name",)),
@@ -236,7 +242,6 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((CONNECTION_ATTEMPTED,), PLANNED, "kernel", _NETWORK),
     Row((DNS_LOOKUP,), PLANNED, "kernel", ("dns.question.name", *_NETWORK)),
     Row((PTRACE,), PLANNED, "kernel", ("process.Ext.ptrace.child_pid", "target.process.pid")),
-    Row((MOUNT,), PLANNED, "kernel", (), note="the contract names the kind, no fields yet"),
 )
 # fmt: on
 

@@ -208,10 +208,22 @@ _PROC_ACTIONS: Final = {
     abi.PROC_MEMFD: ("start", "memfd_create"),
     abi.PROC_MODULE_LOAD: ("start", "load_module"),
     abi.PROC_ACCEPT: ("start", "connection_accepted"),
+    abi.PROC_CHOWN: ("change", "chown"),
+    abi.PROC_XATTR: ("change", "extended_attributes"),
+    abi.PROC_MOUNT: ("change", "mount"),
+    abi.PROC_UNMOUNT: ("change", "unmount"),
+    abi.PROC_MODULE_UNLOAD: ("end", "unload_module"),
 }
 #: Process-ring kinds that are not a process's life (fork, exec, end): ``kestrel.hook`` ``syscall``.
 _SYSCALL_KINDS: Final = frozenset(
-    {abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD, abi.PROC_ACCEPT}
+    {
+        abi.PROC_UID_CHANGE,
+        abi.PROC_GID_CHANGE,
+        abi.PROC_MEMFD,
+        abi.PROC_MODULE_LOAD,
+        abi.PROC_ACCEPT,
+        abi.PROC_MODULE_UNLOAD,
+    }
 )
 _STRINGS_OFFSET: Final = abi.ExecEvent.strings.offset
 
@@ -369,6 +381,9 @@ def proc_to_ecs(
     elif proc.kind == abi.PROC_MODULE_LOAD and isinstance(record, abi.FileEvent):
         if record.path:  # finit_module names the module's file
             file = _file_fields(os.fsdecode(record.path))
+    elif proc.kind == abi.PROC_MODULE_UNLOAD and isinstance(record, abi.FileEvent):
+        category = "driver"  # a module's name, not a file
+        file = {"name": os.fsdecode(record.path)} if record.path else {}
     elif isinstance(record, abi.FileEvent):  # a deletion or rename: by the names the caller gave
         category = "file"
         if record.path:

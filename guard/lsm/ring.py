@@ -41,7 +41,12 @@ EXEC_EVENT_MIN: Final = abi.ExecEvent.strings.offset
 _KIND_AT: Final = abi.ProcEvent.kind.offset
 NET_EVENT_SIZE: Final = ctypes.sizeof(abi.NetEvent)
 _HEADER_KINDS: Final = frozenset({abi.PROC_FORK, abi.PROC_EXIT, abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE})
-_FILE_KINDS: Final = frozenset({abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD})
+_FILE_KINDS: Final = frozenset(
+    {
+        abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD, abi.PROC_CHOWN,
+        abi.PROC_XATTR, abi.PROC_MOUNT, abi.PROC_UNMOUNT, abi.PROC_MODULE_UNLOAD,
+    }
+)  # fmt: skip
 
 
 class RingDecoder:

@@ -216,3 +216,39 @@ def test_id_changes_memfds_and_accepted_connections_are_reported(
     assert found["gid_change"]["group"]["id"] == "65534"
     assert found["uid_change"]["user"]["id"] == "65534"
     assert found["uid_change"]["event"]["type"] == ["change"]
+
+
+def test_ownership_xattr_and_mount_changes_are_reported(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "mnt").mkdir()
+    code = (
+        "import os, subprocess\n"
+        "os.chown('f', 65534, 65534)\n"
+        "try:\n"
+        "    os.setxattr('f', 'user.kestrel', b'1'); print('xattr')\n"
+        "except OSError:\n"
+        "    print('no-xattr')\n"  # a filesystem without user xattrs: nothing to report
+        "subprocess.run(['unshare', '-m', 'sh', '-c', 'mount -t tmpfs none mnt && umount mnt'], check=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        preexec_fn=lambda: (scope / "cgroup.procs").write_text(str(os.getpid())),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    want = {"chown", "mount", "unmount"} | (
+        {"extended_attributes"} if "no-xattr" not in done.stdout else set()
+    )
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 5
+    while not want <= set(found) and time.monotonic() < deadline:
+        found |= {d["event"]["action"]: d for d in docs(dp, 1) if d["kestrel"]["hook"] == "file_change"}
+    assert want <= set(found)
+    assert found["chown"]["file"]["path"] == f"{tmp_path}/f"
+    assert found["chown"]["event"]["type"] == ["change"]
+    assert found["mount"]["file"]["path"] == f"{tmp_path}/mnt"
+    assert found["unmount"]["file"]["path"] == f"{tmp_path}/mnt"

@@ -50,7 +50,10 @@ def proc_record(kind: int) -> abi.ProcRecord:
         assert isinstance(header, abi.ProcEvent)
         header.kind = kind
         return header
-    if kind in (abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD):
+    if kind in (
+        abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD, abi.PROC_CHOWN, abi.PROC_XATTR,
+        abi.PROC_MOUNT, abi.PROC_UNMOUNT, abi.PROC_MODULE_UNLOAD,
+    ):  # fmt: skip
         change = abi.FileEvent(
             path=b"b.so", dir=b"/tmp", old_path=b"/tmp/a.so" if kind == abi.PROC_RENAME else b""
         )
@@ -94,6 +97,11 @@ RECORDS = [
     (None, abi.PROC_MEMFD),
     (None, abi.PROC_MODULE_LOAD),
     (None, abi.PROC_ACCEPT),
+    (None, abi.PROC_CHOWN),
+    (None, abi.PROC_XATTR),
+    (None, abi.PROC_MOUNT),
+    (None, abi.PROC_UNMOUNT),
+    (None, abi.PROC_MODULE_UNLOAD),
 ]
 KERNEL_ROWS = [row for row in CATALOG if row.by == "kernel"]
 

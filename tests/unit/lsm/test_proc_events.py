@@ -161,3 +161,24 @@ def test_id_changes_memfds_modules_and_accepts_take_elastics_shapes() -> None:
     assert net["source"] == {"ip": "2001:db8::5", "port": 40000}
     assert net["destination"] == {"ip": "::1", "port": 22}
     assert net["network"] == {"type": "ipv6", "transport": "tcp", "direction": "ingress"}
+
+
+def test_ownership_xattr_mount_and_module_unload_records() -> None:
+    chown = abi.FileEvent(proc=abi.ProcEvent(kind=abi.PROC_CHOWN), path=b"f", dir=b"/srv")
+    doc = proc_to_ecs(chown, boot_offset_ns=0)
+    assert (doc["event"]["category"], doc["event"]["action"], doc["file"]["path"]) == (
+        ["file"],
+        "chown",
+        "/srv/f",
+    )
+    mount = proc_to_ecs(
+        abi.FileEvent(proc=abi.ProcEvent(kind=abi.PROC_MOUNT), path=b"/mnt/x"), boot_offset_ns=0
+    )
+    assert (mount["event"]["action"], mount["kestrel"]["hook"]) == ("mount", "file_change")
+    unload = proc_to_ecs(
+        abi.FileEvent(proc=abi.ProcEvent(kind=abi.PROC_MODULE_UNLOAD), path=b"rk"), boot_offset_ns=0
+    )
+    assert unload["event"]["category"] == ["driver"]
+    assert unload["event"]["type"] == ["end"]
+    assert unload["file"] == {"name": "rk"}
+    assert unload["kestrel"]["hook"] == "syscall"

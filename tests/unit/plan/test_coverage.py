@@ -107,13 +107,13 @@ def test_every_sequence_step_is_needed(tmp_path: Path) -> None:
     rule = policy_rule(
         tmp_path,
         'sequence by process.entity_id [process where event.action == "exec"] '
-        '[file where event.action == "mount"] '
+        '[file where event.action == "already_running"] '
         '[file where event.type == "deletion" and dns.question.name == "x"]',
     )
     cov = rule_coverage(rule, "lsm")
-    assert cov.missing_kinds == ('file where event.action == "mount"',)
+    assert cov.missing_kinds == ('file where event.action == "already_running"',)
     assert cov.missing_fields == ("dns.question.name",)
-    assert cov.planned is False  # mounts are planned; a DNS name on a deletion is in no plan
+    assert cov.planned is False  # neither is in any plan
 
 
 def test_planes_differ(tmp_path: Path) -> None:
