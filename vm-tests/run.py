@@ -5,7 +5,7 @@ usage: vm-tests/run [--kernel ID ... | --all] [--json] [--jobs N] [--accel auto|
 
 For each kernel: fetch its packages from Debian's archive (private apt config, cached), build an
 initramfs, boot it (KVM when it works, TCG otherwise) with the host root shared read-only, run
-`guardctl probe --json` and `pytest --run-privileged tests/privileged tests/adversarial/kernel` with
+`guardctl probe --json` and `pytest --run-privileged tests/privileged tests/adversarial/kernel tests/reenact` with
 the project's venv, and write vm-tests/results/<kernel>.json. Prints a table (or, with --json, the list of summaries); a run of
 the whole matrix regenerates COMPATIBILITY.md. Exit status 0 only when every selected kernel ran its tests with no
 failure. A guest that never reports a result is booted once more (early TCG crashes happen).
@@ -42,7 +42,7 @@ from vmrun.report import render_compatibility, render_table, summarize, write_re
 PROJECT = HERE.parent
 CACHE = PROJECT / ".cache" / "vm-tests"
 RESULTS = HERE / "results"
-DEFAULT_TESTS = ["tests/privileged", "tests/adversarial/kernel"]
+DEFAULT_TESTS = ["tests/privileged", "tests/adversarial/kernel", "tests/reenact"]
 _print_lock = threading.Lock()
 
 

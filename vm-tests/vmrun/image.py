@@ -44,6 +44,9 @@ for d in proc sys dev run tmp; do mkdir -p /newroot/$d; done
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
+mkdir -p /newroot/dev/shm /newroot/dev/pts
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /newroot/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /newroot/dev/pts
 # /run and /tmp stay those of the RAM overlay: a tmpfs there would hide a project that lives under them.
 mkdir -p /newroot/RESULTS
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results /newroot/RESULTS || fail "mount results"

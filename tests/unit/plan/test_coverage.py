@@ -151,7 +151,8 @@ def test_the_vendored_sets() -> None:
     assert sum(counts["defend-behavior"].values()) == len(list(DEFEND.glob("*.toml")))
     not_imported = {e.reason for e in report.entries if e.status == "not imported"}
     assert {r.split(",")[0] for r in not_imported if r} <= {'language is "kuery"', 'language is "esql"'}
-    assert report.count("can fire") > 0
+    compiled = report.count("can fire") + report.count("cannot fire")
+    assert report.count("can fire") >= 0.9 * compiled  # the goal: 9 in 10 of Elastic's Linux rules can fire
     assert report.count("cannot fire") > 0
     top = report.missing_fields()
     assert top == sorted(top, key=lambda kv: (-kv[1], kv[0]))

@@ -38,7 +38,9 @@ def test_the_shipped_matrix() -> None:
 def _guest_node_ids() -> list[str]:
     """The node ids of the suites the guests run, with ``[id]`` for each ``pytest.param`` id in a file."""
     out = []
-    for suite in ("tests/privileged", "tests/adversarial/kernel"):
+    suites = re.search(r"^DEFAULT_TESTS = \[(.*)\]$", (VM_TESTS / "run.py").read_text(), re.M)
+    assert suites is not None
+    for suite in re.findall(r'"([^"]+)"', suites.group(1)):
         for p in (VM_TESTS.parent / suite).glob("test_*.py"):
             text = p.read_text()
             params = re.findall(r'\bid="([\w.-]+)"', text)
@@ -292,10 +294,11 @@ def test_vmresults_plugin_records_outcomes_and_applies_skip_rows(tmp_path: Path)
 def test_guest_init_hides_no_host_directory() -> None:
     from vmrun.image import INIT
 
-    # Only the RAM overlay's own upper/work dirs live on a tmpfs; nothing of the host tree is covered,
-    # so a project checked out anywhere (even under /tmp or /run) is visible in the guest.
+    # Only the RAM overlay's own upper/work dirs live on a tmpfs, and /dev/shm on the guest's own
+    # devtmpfs; nothing of the host tree is covered, so a project checked out anywhere (even under
+    # /tmp or /run) is visible in the guest.
     tmpfs_targets = re.findall(r"mount -t tmpfs(?: -o \S+)? tmpfs (\S+)", INIT)
-    assert tmpfs_targets == ["/rw"]
+    assert tmpfs_targets == ["/rw", "/newroot/dev/shm"]
     assert "/newroot/tmp" not in INIT
 
 
