@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +55,36 @@ def run_in(scope: Path, argv: list[str], *, cwd: Path, env: dict[str, str] | Non
     return subprocess.run(argv, cwd=cwd, env=env, preexec_fn=enter, check=False).returncode
 
 
+def python_in(scope: Path, code: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` in the scope and return what it printed (it must succeed)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        preexec_fn=lambda: (scope / "cgroup.procs").write_text(str(os.getpid())),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
 def docs(
-    plane: LsmBackend | CompatBackend, want: int, env_vars: frozenset[str] = frozenset()
+    plane: LsmBackend | CompatBackend,
+    want: int,
+    env_vars: frozenset[str] = frozenset(),
+    *,
+    hook: str | None = None,
+    until: Callable[[list[dict[str, Any]]], bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """The process documents read within a few seconds (at least ``want`` of them)."""
+    """The process-ring documents (of ``kestrel.hook`` ``hook`` when given) read within a few
+    seconds: until ``want`` of them arrived, or ``until`` holds for what arrived."""
     out: list[dict[str, Any]] = []
     offset = boot_offset_ns()
+    done = until or (lambda got: len(got) >= want)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(out) < want:
+    while time.monotonic() < deadline and not done(out):
         plane.poll_events(100)
-        out += [record_to_ecs(r, boot_offset_ns=offset, env_vars=env_vars) for r in plane.process_records()]
+        got = [record_to_ecs(r, boot_offset_ns=offset, env_vars=env_vars) for r in plane.process_records()]
+        out += [d for d in got if hook is None or d["kestrel"]["hook"] == hook]
     return out
 
 
@@ -162,10 +182,7 @@ def test_deletions_and_renames_are_reported_with_absolute_paths(
         'os.unlink("y", dir_fd=d)\''
     )
     assert run_in(scope, ["/bin/sh", "-c", script], cwd=tmp_path) == 0
-    changes: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 5
-    while len(changes) < 4 and time.monotonic() < deadline:  # the run is over: its records are in the ring
-        changes += [d for d in docs(dp, 1) if d["event"]["category"] == ["file"]]
+    changes = docs(dp, 4, hook="file_change")  # the run is over: its records are in the ring
     seen = [
         (d["event"]["action"], d["file"]["path"], d["file"].get("Ext", {}).get("original", {}).get("path"))
         for d in changes
@@ -194,19 +211,9 @@ def test_id_changes_memfds_and_accepted_connections_are_reported(
         "os.setgid(65534); os.setuid(65534)\n"
         "print(port, peer)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        preexec_fn=lambda: (scope / "cgroup.procs").write_text(str(os.getpid())),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = python_in(scope, code, cwd=tmp_path)
     port, peer = (int(x) for x in done.stdout.split())
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + 5
-    while len(found) < 4 and time.monotonic() < deadline:
-        found |= {d["event"]["action"]: d for d in docs(dp, 1) if d["kestrel"]["hook"] == "syscall"}
+    found = {d["event"]["action"]: d for d in docs(dp, 4, hook="syscall")}
     assert set(found) == {"memfd_create", "connection_accepted", "gid_change", "uid_change"}
     assert found["memfd_create"]["process"]["Ext"]["memfd"]["name"] == "stage2"
     accepted = found["connection_accepted"]
@@ -232,21 +239,13 @@ def test_ownership_xattr_and_mount_changes_are_reported(
         "    print('no-xattr')\n"  # a filesystem without user xattrs: nothing to report
         "subprocess.run(['unshare', '-m', 'sh', '-c', 'mount -t tmpfs none mnt && umount mnt'], check=True)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        preexec_fn=lambda: (scope / "cgroup.procs").write_text(str(os.getpid())),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = python_in(scope, code, cwd=tmp_path)
     want = {"chown", "mount", "unmount"} | (
         {"extended_attributes"} if "no-xattr" not in done.stdout else set()
     )
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + 5
-    while not want <= set(found) and time.monotonic() < deadline:
-        found |= {d["event"]["action"]: d for d in docs(dp, 1) if d["kestrel"]["hook"] == "file_change"}
+    # unshare's own mount (making / private) comes first: the last mount and unmount are the test's
+    changes = docs(dp, 0, hook="file_change", until=lambda got: want <= {d["event"]["action"] for d in got})
+    found = {d["event"]["action"]: d for d in changes}
     assert want <= set(found)
     assert found["chown"]["file"]["path"] == f"{tmp_path}/f"
     assert found["chown"]["event"]["type"] == ["change"]
