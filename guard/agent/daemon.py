@@ -52,7 +52,7 @@ from guard.lsm.backend import KernelBackend
 from guard.lsm.events import boot_offset_ns, record_to_ecs
 from guard.lsm.identity import file_identity
 from guard.lsm.ring import in_order
-from guard.model import HOOKS, Mode
+from guard.model import HOOKS, Hook, Mode
 from guard.plan.compiler import CompiledPolicy, RulePlan
 from guard.policy.engine import Budgets, Engine
 from guard.policy.predicates.abi import Budget
@@ -308,7 +308,7 @@ class Agent:
                     docs.append(doc)  # a fork, exec or end: what the engine's process rules see
                     continue
                 self._kernel_decision(record, doc)
-                if not (self.process_events and record.hook == HOOKS[0].abi):
+                if not (self.process_events and record.hook == Hook.BPRM_CHECK_SECURITY.abi):
                     docs.append(doc)  # with process records, an exec reaches the engine once, with argv
             if self.drops.due():
                 self._report_drops()
