@@ -45,10 +45,13 @@ def same_process(tgid: int, start_ns: int) -> bool:
     return ticks is not None and ticks == start_ns * _CLK_TCK // 1_000_000_000
 
 
+#: The credentials a process record carries (a uid or gid change replaces them).
+_ID_FIELDS: Final = ("user", "group", "real_user", "real_group", "saved_user", "saved_group")
+#: What every process record says of its process (a fork's child, beside its parent's image).
+_RECORD_FIELDS: Final = (*_ID_FIELDS, "start", "interactive", "tty", "name")
 #: The process-level fields an exec teaches (and a fork inherits), copied into later events.
 _PROCESS_FIELDS: Final = (
-    "executable", "name", "args", "args_count", "command_line", "working_directory", "start",
-    "user", "group", "real_user", "real_group", "saved_user", "saved_group", "interactive", "tty",
+    "executable", "args", "args_count", "command_line", "working_directory", *_RECORD_FIELDS,
 )  # fmt: skip
 #: The fields a related process (parent, leaders) is described by.
 _RELATED_FIELDS: Final = ("executable", "name", "args", "args_count", "command_line", "working_directory",
@@ -181,8 +184,7 @@ class ProcessCache:
             if source is not None:  # a fork runs its parent's image
                 info.fields = dict(source.fields)
                 info.executable, info.name, info.args = source.executable, source.name, source.args
-            for key in ("user", "group", "real_user", "real_group", "saved_user", "saved_group", "start",
-                        "interactive", "tty", "name"):  # fmt: skip
+            for key in _RECORD_FIELDS:
                 if key in process:
                     info.fields[key] = process[key]
         else:
@@ -208,7 +210,7 @@ class ProcessCache:
         elif kestrel.get("hook") == "syscall":
             info = self._lookup(eid, tgid)
             if doc.get("event", {}).get("action") in ("uid_change", "gid_change"):
-                for key in ("user", "group", "real_user", "real_group", "saved_user", "saved_group"):
+                for key in _ID_FIELDS:
                     if key in process:  # the new credentials, for the process's later events
                         info.fields[key] = process[key]
         elif kestrel.get("hook") == "exec" and kestrel.get("decision") not in ("denied", "killed"):

@@ -384,7 +384,7 @@ class FakeBackend:
     ) -> None:
         """Report a successful unlink of ``path`` (relative to ``cwd`` when not absolute); never decided."""
         self._require_loaded("guard_procs")
-        record = abi.FileEvent(path=os.fsencode(path), dir=b"" if path.startswith("/") else os.fsencode(cwd))
+        record = abi.FileEvent(path=os.fsencode(path), dir=_base(path, cwd))
         task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, abi.PROC_DELETE, task, tgid=tgid, start_ns=start_ns)
 
@@ -403,9 +403,9 @@ class FakeBackend:
         self._require_loaded("guard_procs")
         record = abi.FileEvent(
             path=os.fsencode(new),
-            dir=b"" if new.startswith("/") else os.fsencode(cwd),
+            dir=_base(new, cwd),
             old_path=os.fsencode(old),
-            old_dir=b"" if old.startswith("/") else os.fsencode(cwd),
+            old_dir=_base(old, cwd),
         )
         task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, abi.PROC_RENAME, task, tgid=tgid, start_ns=start_ns)
@@ -828,6 +828,11 @@ class FakeBackend:
         event.match = match
         ring.append(event)
         self._count(hook, Counter.EMITTED)
+
+
+def _base(name: str, cwd: str) -> bytes:
+    """Return the base directory of a relative name as the kernel reports it ("" for an absolute name)."""
+    return b"" if name.startswith("/") else os.fsencode(cwd)
 
 
 if TYPE_CHECKING:
