@@ -26,6 +26,7 @@
 #include "hooks/lineage.bpf.c"
 #include "hooks/process.bpf.c"
 #include "hooks/syscall_events.bpf.c"
+#include "hooks/dns.bpf.c"
 
 /* bcc's footer emits the license section from this macro (verbatim: the kernel compares it). */
 /* clang-format off */

@@ -9,7 +9,10 @@
  *   with the directory each relative name is relative to;
  * - uid and gid changes (setuid, setreuid, setresuid and the gid calls): the new credentials;
  * - memfd_create: the name; finit_module (with the module file's path) and init_module;
- * - accept and accept4: the new socket's two ends.
+ * - accept and accept4: the new socket's two ends;
+ * - modifications (GUARD_CF_MODIFY_EVENTS): the first write, pwrite64, writev, pwritev(2) or
+ *   ftruncate through each regular file a task opened (its struct file), with the file's path;
+ *   forgotten at the file's close, so a later open of the same file is reported again.
  * Telemetry only: never a deny. x86-64 syscall numbers and registers, as the compat plane's other
  * syscall programs; the exit reads the syscall number first, so other syscalls cost one compare.
  */
@@ -40,6 +43,15 @@
 #define GUARD_NR_REMOVEXATTR 197
 #define GUARD_NR_LREMOVEXATTR 198
 #define GUARD_NR_FCHOWNAT 260
+#define GUARD_NR_WRITE 1
+#define GUARD_NR_CLOSE 3
+#define GUARD_NR_PWRITE64 18
+#define GUARD_NR_WRITEV 20
+#define GUARD_NR_FTRUNCATE 77
+#define GUARD_NR_PWRITEV 296
+#define GUARD_NR_PWRITEV2 328
+#define GUARD_S_IFMT 0170000
+#define GUARD_S_IFREG 0100000
 #define GUARD_AT_FDCWD -100
 #define GUARD_NO_BASE -2 /* the name is not a path (a module's) */
 
@@ -77,6 +89,15 @@ struct guard_pending_change {
 };
 
 BPF_HASH(guard_changes_pending, __u64, struct guard_pending_change, 8192);
+
+/* The open files (struct file *) of a process already reported modified. */
+struct guard_modified_key {
+	__u64 file;
+	__u32 tgid;
+	__u32 pad;
+};
+
+BPF_TABLE("lru_hash", struct guard_modified_key, __u8, guard_modified, 16384);
 
 static __always_inline __u64 guard_reg(const void *regs, __u32 offset)
 {
@@ -157,6 +178,23 @@ static __always_inline void *guard_fd_file(__s64 fd)
 		return 0;
 	fds = guard_read_ptr(fdt, GUARD_OFF_FDTABLE_FD);
 	return fds ? guard_read_ptr(fds, (__u32)fd * sizeof(void *)) : 0;
+}
+
+/* close: the file is no longer reported modified (a later open of it is a new one). */
+int guard_modify_close(struct bpf_raw_tracepoint_args *ctx)
+{
+	void *regs = (void *)ctx->args[0];
+	struct guard_modified_key key = {};
+
+	if ((long)ctx->args[1] != GUARD_NR_CLOSE || !regs)
+		return 0;
+	if (!(guard_proc_wanted() & GUARD_CF_MODIFY_EVENTS))
+		return 0;
+	key.file = (__u64)guard_fd_file((__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DI));
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (key.file)
+		guard_modified.delete(&key);
+	return 0;
 }
 
 /* The path a relative name is relative to: the working directory, or the directory fd's. */
@@ -256,6 +294,29 @@ static __always_inline int guard_named_exit(const void *regs, long nr)
 	return 0;
 }
 
+/* A socket's two ends (ports in host order; IPv4 v4-mapped), as the kernel holds them. */
+static __always_inline void guard_sock_ends(struct guard_net_event *ev, void *sk)
+{
+	__builtin_memset(ev->local_addr, 0, sizeof(ev->local_addr));
+	__builtin_memset(ev->remote_addr, 0, sizeof(ev->remote_addr));
+	ev->family = ev->local_port = ev->remote_port = ev->pad = 0;
+	bpf_probe_read_kernel(&ev->family, sizeof(ev->family), (char *)sk + GUARD_OFF_SKC_FAMILY);
+	bpf_probe_read_kernel(&ev->local_port, sizeof(ev->local_port),
+			      (char *)sk + GUARD_OFF_SKC_NUM);
+	bpf_probe_read_kernel(&ev->remote_port, sizeof(ev->remote_port),
+			      (char *)sk + GUARD_OFF_SKC_DPORT);
+	ev->remote_port = __builtin_bswap16(ev->remote_port);
+	if (ev->family == GUARD_AF_INET6) {
+		bpf_probe_read_kernel(ev->local_addr, 16, (char *)sk + GUARD_OFF_SKC_V6_RCV_SADDR);
+		bpf_probe_read_kernel(ev->remote_addr, 16, (char *)sk + GUARD_OFF_SKC_V6_DADDR);
+	} else {
+		ev->local_addr[10] = ev->local_addr[11] = 0xff;
+		ev->remote_addr[10] = ev->remote_addr[11] = 0xff;
+		bpf_probe_read_kernel(&ev->local_addr[12], 4, (char *)sk + GUARD_OFF_SKC_RCV_SADDR);
+		bpf_probe_read_kernel(&ev->remote_addr[12], 4, (char *)sk + GUARD_OFF_SKC_DADDR);
+	}
+}
+
 /* accept/accept4: the new socket (the returned fd) and its two ends. */
 static __always_inline int guard_accept_exit(long fd)
 {
@@ -275,24 +336,52 @@ static __always_inline int guard_accept_exit(long fd)
 		return 0;
 	}
 	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), GUARD_PROC_ACCEPT);
-	__builtin_memset(ev->local_addr, 0, sizeof(ev->local_addr));
-	__builtin_memset(ev->remote_addr, 0, sizeof(ev->remote_addr));
-	ev->family = ev->local_port = ev->remote_port = ev->pad = 0;
-	bpf_probe_read_kernel(&ev->family, sizeof(ev->family), (char *)sk + GUARD_OFF_SKC_FAMILY);
-	bpf_probe_read_kernel(&ev->local_port, sizeof(ev->local_port),
-			      (char *)sk + GUARD_OFF_SKC_NUM);
-	bpf_probe_read_kernel(&ev->remote_port, sizeof(ev->remote_port),
-			      (char *)sk + GUARD_OFF_SKC_DPORT);
-	ev->remote_port = __builtin_bswap16(ev->remote_port);
-	if (ev->family == GUARD_AF_INET6) {
-		bpf_probe_read_kernel(ev->local_addr, 16, (char *)sk + GUARD_OFF_SKC_V6_RCV_SADDR);
-		bpf_probe_read_kernel(ev->remote_addr, 16, (char *)sk + GUARD_OFF_SKC_V6_DADDR);
-	} else {
-		ev->local_addr[10] = ev->local_addr[11] = 0xff;
-		ev->remote_addr[10] = ev->remote_addr[11] = 0xff;
-		bpf_probe_read_kernel(&ev->local_addr[12], 4, (char *)sk + GUARD_OFF_SKC_RCV_SADDR);
-		bpf_probe_read_kernel(&ev->remote_addr[12], 4, (char *)sk + GUARD_OFF_SKC_DADDR);
+	guard_sock_ends(ev, sk);
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/* The first write (or ftruncate) through a regular file the task opened: a modification. */
+int guard_modify_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	void *regs = (void *)ctx->args[0], *file, *inode;
+	long ret = (long)ctx->args[1], nr = 0;
+	struct guard_modified_key key = {};
+	struct guard_file_event *ev;
+	__u16 mode = 0;
+	__u8 one = 1;
+
+	if (!regs || ret < 0)
+		return 0;
+	bpf_probe_read_kernel(&nr, sizeof(nr), (char *)regs + GUARD_OFF_PT_REGS_ORIG_AX);
+	if (nr != GUARD_NR_WRITE && nr != GUARD_NR_PWRITE64 && nr != GUARD_NR_WRITEV &&
+	    nr != GUARD_NR_PWRITEV && nr != GUARD_NR_PWRITEV2 && nr != GUARD_NR_FTRUNCATE)
+		return 0;
+	if (ret == 0 && nr != GUARD_NR_FTRUNCATE)
+		return 0; /* nothing written */
+	if (!(guard_proc_wanted() & GUARD_CF_MODIFY_EVENTS))
+		return 0;
+	file = guard_fd_file((__s32)guard_reg(regs, GUARD_OFF_PT_REGS_DI));
+	inode = file ? guard_read_ptr(file, GUARD_OFF_FILE_F_INODE) : 0;
+	if (!inode)
+		return 0;
+	bpf_probe_read_kernel(&mode, sizeof(mode), (char *)inode + GUARD_OFF_INODE_I_MODE);
+	if ((mode & GUARD_S_IFMT) != GUARD_S_IFREG)
+		return 0;
+	key.file = (__u64)file;
+	key.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (guard_modified.lookup(&key))
+		return 0;
+	guard_modified.update(&key, &one);
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_file_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_FILE_OPEN, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
 	}
+	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), GUARD_PROC_MODIFY);
+	ev->path[0] = ev->dir[0] = ev->old_dir[0] = ev->old_path[0] = 0;
+	guard_proc_path((char *)file + GUARD_OFF_FILE_F_PATH, ev->path, GUARD_PF_CWD_UNRESOLVED,
+			&ev->proc);
 	guard_procs.ringbuf_submit(ev, 0);
 	return 0;
 }

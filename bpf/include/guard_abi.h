@@ -90,6 +90,8 @@ enum guard_counter {
 #define GUARD_CF_PROCESS_EVENTS 0x2 /* report governed fork, exec and exit to guard_procs */
 #define GUARD_CF_ENV_VARS 0x4	    /* exec records carry the new image's environment */
 #define GUARD_CF_SYSCALL_EVENTS 0x8 /* deletions, renames, id changes, memfds, modules, accepts */
+#define GUARD_CF_DNS_EVENTS 0x10 /* DNS messages a governed task sends to or reads from port 53 */
+#define GUARD_CF_MODIFY_EVENTS 0x20 /* the first write through each file a governed task opened */
 
 /* Bits of guard_event.flags. */
 #define GUARD_EVF_PATH_TOO_LONG 0x1
@@ -294,6 +296,9 @@ struct guard_event {
 #define GUARD_PROC_MOUNT 13	 /* a struct guard_file_event: mount (path: the mount point) */
 #define GUARD_PROC_UNMOUNT 14	 /* a struct guard_file_event: umount2 */
 #define GUARD_PROC_MODULE_UNLOAD 15 /* a struct guard_file_event: delete_module (path: its name) */
+#define GUARD_PROC_DNS_QUERY 16	    /* a struct guard_dns_event: a message sent to port 53 */
+#define GUARD_PROC_DNS_ANSWER 17    /* a struct guard_dns_event: a message read from a DNS socket */
+#define GUARD_PROC_MODIFY 18 /* a struct guard_file_event: the first write through an open file */
 
 #define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
 #define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */
@@ -363,6 +368,26 @@ struct guard_net_event {
 	__u16 pad;
 	__u8 local_addr[16];  /* IPv6, or v4-mapped IPv4 */
 	__u8 remote_addr[16]; /* IPv6, or v4-mapped IPv4 */
+};
+
+/*
+ * A DNS message a governed task sent to port 53 (at the send's entry) or read from a socket it
+ * talks DNS on (at the read's exit): the socket's two ends (for an unconnected send, the remote
+ * end is the address the send names) and the message's first bytes, which user space parses.
+ */
+#define GUARD_DNS_MAX 512 /* message bytes kept (a power of two): a classic DNS message's maximum */
+
+struct guard_dns_event {
+	struct guard_proc_event proc; /* up to len: the same layout as struct guard_net_event */
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u32 len;	/* the message's size as the syscall gave it */
+	__u32 data_len; /* bytes kept in data */
+	__u8 data[GUARD_DNS_MAX];
 };
 
 #endif /* GUARD_ABI_H */

@@ -49,11 +49,13 @@ from guard.config import DEFAULT_ENV_VARS
 from guard.errors import ConfigError, GuardError, KernelError
 from guard.lsm import abi
 from guard.lsm.backend import KernelBackend
+from guard.lsm.catalog import DNS_CAPTURE, MODIFY_CAPTURE, SYSCALL_CAPTURE
 from guard.lsm.events import boot_offset_ns, record_to_ecs
 from guard.lsm.identity import file_identity
 from guard.lsm.ring import in_order
 from guard.model import HOOKS, Hook, Mode
 from guard.plan.compiler import CompiledPolicy, RulePlan
+from guard.plan.coverage import matchable_kinds, reads_field
 from guard.policy.engine import Budgets, Engine
 from guard.policy.predicates.abi import Budget
 from guard.policy.semantics import Event
@@ -288,9 +290,19 @@ class Agent:
 
         Rules the kernel decides alone need no events; the engine's rules read ``process.*`` and
         ``process.parent.*`` on every event, which the process table fills from these records.
+        The other captures (syscall-exit changes, modifications, DNS; the environment) only when
+        some engine rule could match one of their kinds (reads ``process.env_vars``).
         """
-        self.process_events = bool(compiled.engine_rules)
-        self.backend.set_process_events(self.process_events, env_vars=bool(self.settings.env_vars))
+        rules = compiled.engine_rules
+        kinds = matchable_kinds(rules)
+        self.process_events = bool(rules)
+        self.backend.set_process_events(
+            self.process_events,
+            env_vars=bool(self.settings.env_vars) and reads_field(rules, "process.env_vars"),
+            syscalls=bool(kinds & SYSCALL_CAPTURE),
+            modify=bool(kinds & MODIFY_CAPTURE),
+            dns=bool(kinds & DNS_CAPTURE),
+        )
 
     # ------------------------------------------------------------------ one turn
 

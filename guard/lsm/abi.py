@@ -19,11 +19,14 @@ __all__ = [
     "ACTION_NOTIFY",
     "ARGS_MAX",
     "CF_ALL_TASKS",
+    "CF_DNS_EVENTS",
     "CF_ENV_VARS",
+    "CF_MODIFY_EVENTS",
     "CF_PROCESS_EVENTS",
     "CF_SYSCALL_EVENTS",
     "COMM_LEN",
     "COUNTER_COUNT",
+    "DNS_MAX",
     "ENV_MAX",
     "EVENT_CHMOD",
     "EVENT_ENUMERATORS",
@@ -54,11 +57,14 @@ __all__ = [
     "PROC_ACCEPT",
     "PROC_CHOWN",
     "PROC_DELETE",
+    "PROC_DNS_ANSWER",
+    "PROC_DNS_QUERY",
     "PROC_EXEC",
     "PROC_EXIT",
     "PROC_FORK",
     "PROC_GID_CHANGE",
     "PROC_MEMFD",
+    "PROC_MODIFY",
     "PROC_MODULE_LOAD",
     "PROC_MODULE_UNLOAD",
     "PROC_MOUNT",
@@ -78,6 +84,7 @@ __all__ = [
     "Dfa",
     "DfaRule",
     "DfaState",
+    "DnsEvent",
     "DynKey",
     "DynVerdict",
     "Entity",
@@ -117,6 +124,12 @@ CF_PROCESS_EVENTS: Final = 0x2
 CF_ENV_VARS: Final = 0x4
 #: guard_config.flags: governed deletions, renames, id changes, memfds, module loads and accepts are reported.
 CF_SYSCALL_EVENTS: Final = 0x8
+#: guard_config.flags: DNS messages governed tasks send to port 53 and read back are reported.
+CF_DNS_EVENTS: Final = 0x10
+#: guard_config.flags: the first write (or truncate) through each file a governed task opened is reported.
+CF_MODIFY_EVENTS: Final = 0x20
+#: DNS message bytes a record keeps (a power of two)
+DNS_MAX: Final = 512
 #: environment bytes an exec record keeps (a power of two)
 ENV_MAX: Final = 4096
 #: argv bytes an exec record keeps (a power of two; longer is truncated and flagged).
@@ -138,6 +151,9 @@ PROC_XATTR: Final = 12
 PROC_MOUNT: Final = 13
 PROC_UNMOUNT: Final = 14
 PROC_MODULE_UNLOAD: Final = 15
+PROC_DNS_QUERY: Final = 16
+PROC_DNS_ANSWER: Final = 17
+PROC_MODIFY: Final = 18
 PF_ARGS_TRUNCATED: Final = 0x1  # argv longer than ARGS_MAX - 1 bytes
 PF_EXE_UNRESOLVED: Final = 0x2  # the image's path did not fit or could not be walked
 PF_CWD_UNRESOLVED: Final = 0x4  # the working directory's path likewise
@@ -442,8 +458,19 @@ class NetEvent(ctypes.Structure):
     )
 
 
+class DnsEvent(ctypes.Structure):
+    """``struct guard_dns_event``: a DNS message sent or read, the socket's ends and its first bytes."""
+
+    _fields_ = (
+        *NetEvent._fields_,  # the same layout as a NetEvent, then the message
+        ("len", _u32),
+        ("data_len", _u32),
+        ("data", _u8 * DNS_MAX),
+    )
+
+
 #: What the process ring carries: forks, exits and id changes (a header), execs, file changes,
-#: memfds and module loads (a FileEvent), accepted connections.
-ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent | NetEvent
+#: memfds and module loads (a FileEvent), accepted connections, DNS messages.
+ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent | NetEvent | DnsEvent
 #: A ring-buffer record as the planes hand it over: a hook's event, or a process ring's record.
-Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent | NetEvent
+Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent | NetEvent | DnsEvent

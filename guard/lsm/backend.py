@@ -91,11 +91,23 @@ class KernelBackend(Protocol):
     def process_records(self) -> list[abi.ProcRecord]:
         """Return (and forget) the process records (forks, execs, exits) polls read so far."""
 
-    def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:
+    def set_process_events(
+        self,
+        on: bool,
+        *,
+        env_vars: bool = False,
+        syscalls: bool = True,
+        modify: bool = False,
+        dns: bool = False,
+    ) -> None:
         """Report governed forks, execs and exits with their context (the agent's process table).
 
-        ``env_vars``: exec records carry the new image's environment too (the agent keeps only the
-        variables its allow-list names).
+        With them, as the loaded rules need: ``env_vars``, exec records carry the new image's
+        environment (the agent keeps only the variables its allow-list names); ``syscalls``, the
+        changes reported at the syscalls' exits (deletions, renames, id changes, memfds, modules,
+        accepts, ownership, xattrs, mounts); ``modify``, the first write through each file a task
+        opened (modification); ``dns``, the DNS messages sent to port 53 and read back
+        (lookup_requested, lookup_result).
         """
 
     def decision_drops(self) -> dict[DropKey, int]:

@@ -150,9 +150,13 @@ class _BccPlane:
         self._decisions: list[abi.Event] = []
         self._procs: list[abi.ProcRecord] = []
         self._proc_links: list[int] = []
+        self._syscall_links: list[int] = []
         #: whether governed forks, execs and exits are reported (GUARD_CF_PROCESS_EVENTS)
         self._process_events = False
         self._env_vars = False
+        self._dns = False
+        self._syscalls = False
+        self._modify = False
         self._ring = RingDecoder(str(self.name))
         self._modes: dict[Hook, ModeId] = {}
         self._agent_tgid = 0
@@ -192,20 +196,42 @@ class _BccPlane:
             self._adopt()
 
     def _attach_process_programs(self) -> None:
-        """Attach the process-event programs (bpf/hooks/process.bpf.c) beside the plane's own.
+        """Load the process-record programs (bpf/hooks/process.bpf.c, syscall_events.bpf.c, dns.bpf.c).
 
+        All are loaded (verified) here, so a program the kernel refuses fails the load. The three
+        scheduler tracepoints are attached at once; the syscall tracepoints' programs, which run on
+        every syscall of every task, only while process events are on (:meth:`set_process_events`).
         bcc keeps one program per raw tracepoint, and the plane has its own on these (lineage,
-        exec): these are opened directly, their link fds kept until :meth:`close`.
+        exec): these are opened directly, their link fds kept until detached or :meth:`close`.
         """
         from bcc import BPF
 
-        for tracepoint, program in PROCESS_PROGRAMS:
+        for tracepoint, program in (*PROCESS_PROGRAMS, *SYSCALL_PROGRAMS):
             try:
                 fn = self._bpf.load_func(program.encode(), BPF.RAW_TRACEPOINT)
-                self._proc_links.append(bpfsys.raw_tracepoint_open(fn.fd, tracepoint))
+                if (tracepoint, program) in PROCESS_PROGRAMS:
+                    self._proc_links.append(bpfsys.raw_tracepoint_open(fn.fd, tracepoint))
             except Exception as exc:  # bcc raises bare Exception for load errors
                 self.close()
                 raise BpfLoadError(f"loading {self.entry}: {program} on {tracepoint}: {exc}") from exc
+
+    def _attach_syscall_programs(self, on: bool) -> None:
+        """Attach the syscall tracepoints' programs (on), or detach them."""
+        if not on:
+            for fd in self._syscall_links:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._syscall_links.clear()
+            return
+        if self._syscall_links or self._bpf is None:
+            return
+        for tracepoint, program in SYSCALL_PROGRAMS:
+            try:
+                fd = int(self._bpf.funcs[program.encode()].fd)
+                self._syscall_links.append(bpfsys.raw_tracepoint_open(fd, tracepoint))
+            except OSError as exc:
+                self._attach_syscall_programs(False)
+                raise KernelError(f"attaching {program} to {tracepoint}: {exc.strerror}") from exc
 
     def _prepare_pins(self, root: Path, text: str, cflags: list[str]) -> Path:
         """Return this layout's pin directory (created), removing other layouts' pins under ``root``."""
@@ -295,6 +321,7 @@ class _BccPlane:
 
     def close(self) -> None:
         """Detach and unload."""
+        self._attach_syscall_programs(False)
         for fd in self._proc_links:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -340,17 +367,31 @@ class _BccPlane:
             (abi.CF_ALL_TASKS if self._all_tasks else 0)
             | (abi.CF_PROCESS_EVENTS if self._process_events else 0)
             | (abi.CF_ENV_VARS if self._env_vars else 0)
-            | (abi.CF_SYSCALL_EVENTS if self._process_events else 0)
+            | (abi.CF_SYSCALL_EVENTS if self._syscalls else 0)
+            | (abi.CF_MODIFY_EVENTS if self._modify else 0)
+            | (abi.CF_DNS_EVENTS if self._dns else 0)
         )
         table[table.Key(0)] = leaf
 
-    def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:
+    def set_process_events(
+        self,
+        on: bool,
+        *,
+        env_vars: bool = False,
+        syscalls: bool = True,
+        modify: bool = False,
+        dns: bool = False,
+    ) -> None:
         """Report governed forks, execs and exits (with their context) to the process ring, or stop.
 
-        ``env_vars``: exec records carry the new image's environment too.
+        With them, what the flags ask for (see :meth:`KernelBackend.set_process_events`). The
+        syscall tracepoints' programs are attached while one of ``syscalls``, ``modify`` and ``dns``
+        is on, and only then: they run on every syscall of every task.
         """
-        if (on, env_vars and on) != (self._process_events, self._env_vars):
-            self._process_events, self._env_vars = on, env_vars and on
+        wanted = (on, env_vars and on, syscalls and on, modify and on, dns and on)
+        if wanted != (self._process_events, self._env_vars, self._syscalls, self._modify, self._dns):
+            self._attach_syscall_programs(any(wanted[2:]))
+            self._process_events, self._env_vars, self._syscalls, self._modify, self._dns = wanted
             self._write_config()
 
     def configure(self, modes: Mapping[Hook, ModeId], *, agent_tgid: int) -> None:
@@ -695,7 +736,10 @@ class _BccPlane:
         """Return the fds of the process-record programs (bpf/hooks/process.bpf.c, syscall_events.bpf.c)."""
         if self._bpf is None:
             raise MapError("guard_procs: the data plane is not loaded")
-        return {program: int(self._bpf.funcs[program.encode()].fd) for _, program in PROCESS_PROGRAMS}
+        return {
+            program: int(self._bpf.funcs[program.encode()].fd)
+            for _, program in (*PROCESS_PROGRAMS, *SYSCALL_PROGRAMS)
+        }
 
     def process_records(self) -> list[abi.ProcRecord]:
         """Return (and forget) the process records the polls so far read."""
@@ -765,9 +809,16 @@ PROCESS_PROGRAMS: Final = (
     ("sched_process_fork", "guard_proc_fork"),
     ("sched_process_exec", "guard_proc_exec"),
     ("sched_process_exit", "guard_proc_exit"),
+)
+#: (tracepoint, program) of the syscall events, modifications and DNS, attached while one is asked for.
+SYSCALL_PROGRAMS: Final = (
     ("sys_enter", "guard_change_enter"),
     ("sys_exit", "guard_change_exit"),
     ("sys_exit", "guard_sys_exit"),
+    ("sys_enter", "guard_modify_close"),
+    ("sys_exit", "guard_modify_exit"),
+    ("sys_enter", "guard_dns_enter"),
+    ("sys_exit", "guard_dns_exit"),
 )
 
 #: ``GUARD_MAX_SUBTREES`` and ``GUARD_MAX_PROTECT`` (bpf/include/guard_maps.h): directories with a

@@ -29,11 +29,14 @@ from guard.model import BackendName
 
 __all__ = [
     "CATALOG",
+    "DNS_CAPTURE",
     "EVENT_SPECS",
     "EVERY",
+    "MODIFY_CAPTURE",
     "NOW",
     "PLANES",
     "PLANNED",
+    "SYSCALL_CAPTURE",
     "EventSpec",
     "Plane",
     "Row",
@@ -60,6 +63,13 @@ class EventSpec:
     compat: str | None
     #: the record that carries it (its ``kestrel.hook``), "" while no record does
     hook: str = ""
+    #: further ``event.category`` values its events carry (``dns``: Elastic Endpoint's ``dns where``)
+    also: tuple[str, ...] = ()
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Every ``event.category`` value its events carry."""
+        return (self.category, *self.also)
 
     @property
     def name(self) -> str:
@@ -76,7 +86,7 @@ class EventSpec:
         return {
             "event": {
                 "kind": "event",
-                "category": [self.category],
+                "category": list(self.categories),
                 "type": [self.type],
                 "action": self.action,
             }
@@ -96,9 +106,15 @@ class Row:
 
 
 def _spec(
-    category: str, type_: str, action: str, lsm: str | None, compat: str | None, hook: str = ""
+    category: str,
+    type_: str,
+    action: str,
+    lsm: str | None,
+    compat: str | None,
+    hook: str = "",
+    also: tuple[str, ...] = (),
 ) -> EventSpec:
-    return EventSpec(category, type_, action, lsm, compat, hook)
+    return EventSpec(category, type_, action, lsm, compat, hook, also)
 
 
 def _names(prefix: str, *names: str) -> tuple[str, ...]:
@@ -138,16 +154,26 @@ MODULE_UNLOAD = _spec("driver", "end", "unload_module", _SYSCALLS, _SYSCALLS, "s
 MODULE_LOAD = _spec("process", "start", "load_module", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
 DELETION = _spec("file", "deletion", "deletion", _SYSCALLS, _SYSCALLS, "file_change")  # sys_exit, both planes
 RENAMED = _spec("file", "change", "rename", _SYSCALLS, _SYSCALLS, "file_change")  # any governed rename
-MODIFICATION = _spec("file", "change", "modification", _LSM, _SYSCALLS)
+MODIFICATION = _spec("file", "change", "modification", _SYSCALLS, _SYSCALLS, "file_change")  # first write
 CONNECTION_ACCEPTED = _spec("network", "start", "connection_accepted", _SYSCALLS, _SYSCALLS, "syscall")
-DNS_LOOKUP = _spec("network", "protocol", "lookup_requested", _LSM, _SYSCALLS)  # type not fixed
+DNS_REQUESTED = _spec("network", "protocol", "lookup_requested", _SYSCALLS, _SYSCALLS, "dns", ("dns",))
+DNS_RESULT = _spec("network", "protocol", "lookup_result", _SYSCALLS, _SYSCALLS, "dns", ("dns",))
 
 #: Every event kind, today's then the planned ones.
 EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
     EXEC, FORK, EXIT, EXEC_DECISION, EXEC_MAPPING, OPEN, CREATION, LINK, RENAME, CHMOD,
     CONNECTION_ATTEMPTED, PTRACE_ACCESS, UID_CHANGE, GID_CHANGE, PTRACE, MEMFD, MOUNT, MODULE_LOAD,
-    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DNS_LOOKUP, UNMOUNT, CHOWN, XATTR, MODULE_UNLOAD,
+    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DNS_REQUESTED, DNS_RESULT, UNMOUNT, CHOWN, XATTR,
+    MODULE_UNLOAD,
 )
+#: What each of the process ring's optional captures produces (the agent asks for one only when a
+#: loaded rule could match one of its kinds): the syscall-exit changes, modifications, DNS.
+SYSCALL_CAPTURE: Final = frozenset({
+    DELETION, RENAMED, UID_CHANGE, GID_CHANGE, MEMFD, MODULE_LOAD, MODULE_UNLOAD, CONNECTION_ACCEPTED,
+    CHOWN, XATTR, MOUNT, UNMOUNT,
+})
+MODIFY_CAPTURE: Final = frozenset({MODIFICATION})
+DNS_CAPTURE: Final = frozenset({DNS_REQUESTED, DNS_RESULT})
 #: ``Row.kinds`` for fields every event carries.
 EVERY: Final[tuple[EventSpec, ...]] = ()
 
@@ -218,7 +244,7 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((EXEC, FORK, EXIT), NOW, "kernel", _RECORD),
     Row((EXEC,), NOW, "kernel", _names("process", *_IMAGE, "env_vars"), note="env_vars: [events]"),
     Row((EXIT,), NOW, "kernel", ("process.exit_code", "process.end")),
-    Row((DELETION, RENAMED, CHOWN, XATTR, MOUNT, UNMOUNT), NOW, "kernel", (
+    Row((DELETION, RENAMED, CHOWN, XATTR, MOUNT, UNMOUNT, MODIFICATION), NOW, "kernel", (
         *_RECORD, *_names("file", "path", "name", "extension", "directory"),
     )),
     Row((MODULE_UNLOAD,), NOW, "kernel", (*_RECORD, "file.name")),
@@ -231,16 +257,27 @@ CATALOG: Final[tuple[Row, ...]] = (
         *_names("source", "ip", "port"), *_names("destination", "ip", "port"),
         *_names("network", "type", "transport", "direction"),
     )),
+    Row((DNS_REQUESTED, DNS_RESULT), NOW, "kernel", (
+        *_RECORD, *_names("source", "ip", "port"), *_names("destination", "ip", "port"),
+        *_names("network", "type", "transport", "protocol", "direction"),
+        *_names("dns", "id", "type", "op_code", "header_flags"),
+        *_names("dns.question", "name", "type", "class", "top_level_domain"),
+    ), note="bpf/hooks/dns.bpf.c: the message's bytes, parsed by guard/lsm/dnswire.py"),
+    Row((DNS_RESULT,), NOW, "kernel", (
+        "dns.response_code", "dns.resolved_ip",
+        *_names("dns.answers", "name", "type", "class", "ttl", "data"),
+    )),
     Row((EXEC_DECISION,), NOW, "kernel", ("process.executable", *_TODAY_FILE)),
     Row((EXEC_MAPPING, OPEN, CREATION, LINK, CHMOD), NOW, "kernel", _TODAY_FILE),
     Row((RENAME,), NOW, "kernel", _TODAY_FILE, note="renames of protected files", planes=("lsm",)),
-    Row((CONNECTION_ATTEMPTED,), NOW, "kernel", ("destination.ip", "destination.port", "network.type")),
+    Row((CONNECTION_ATTEMPTED,), NOW, "kernel", (
+        "destination.ip", "destination.port", "network.type", "network.direction",
+    )),
     Row((PTRACE_ACCESS,), NOW, "kernel", ("target.process.pid",)),
     # the contract
     Row((EXEC, FORK, EXIT, UID_CHANGE, GID_CHANGE), PLANNED, "kernel", _FULL_PROCESS),
     Row((OPEN, CREATION, RENAME, MODIFICATION, CHMOD), PLANNED, "kernel", _FILE),
     Row((CONNECTION_ATTEMPTED,), PLANNED, "kernel", _NETWORK),
-    Row((DNS_LOOKUP,), PLANNED, "kernel", ("dns.question.name", *_NETWORK)),
     Row((PTRACE,), PLANNED, "kernel", ("process.Ext.ptrace.child_pid", "target.process.pid")),
 )
 # fmt: on

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from guard.errors import KernelError
-from guard.lsm import abi
+from guard.lsm import abi, dnswire
 from guard.lsm.abi import Decision, Match
 from guard.lsm.backend import KernelBackend
 from guard.model import EventKind, Hook, Telemetry, event_kind
@@ -159,7 +159,7 @@ def to_ecs(event: abi.Event, *, boot_offset_ns: int) -> dict[str, Any]:
         ip = ipaddress.IPv6Address(bytes(event.addr))
         mapped = ip.ipv4_mapped
         doc["destination"] = {"ip": str(mapped or ip), "port": event.port}
-        doc["network"] = {"type": "ipv4" if mapped else "ipv6"}
+        doc["network"] = {"type": "ipv4" if mapped else "ipv6", "direction": "egress"}
         if event.flags & abi.EVF_SENDMSG:
             doc["event"]["action"] = kind.events[1].action
     else:
@@ -213,6 +213,9 @@ _PROC_ACTIONS: Final = {
     abi.PROC_MOUNT: ("change", "mount"),
     abi.PROC_UNMOUNT: ("change", "unmount"),
     abi.PROC_MODULE_UNLOAD: ("end", "unload_module"),
+    abi.PROC_MODIFY: ("change", "modification"),
+    abi.PROC_DNS_QUERY: ("protocol", "lookup_requested"),
+    abi.PROC_DNS_ANSWER: ("protocol", "lookup_result"),
 }
 #: Process-ring kinds that are not a process's life (fork, exec, end): ``kestrel.hook`` ``syscall``.
 _SYSCALL_KINDS: Final = frozenset(
@@ -295,6 +298,33 @@ def _file_fields(path: str) -> dict[str, Any]:
     if extension:
         fields["extension"] = extension
     return fields
+
+
+def _dns_fields(record: abi.DnsEvent) -> tuple[dict[str, Any], bool]:
+    """Return a DNS message's ``dns``, ``source``, ``destination`` and ``network``; whether it was cut.
+
+    A query goes from the local end to the server, an answer the other way. A message that does
+    not parse as DNS keeps its ends and ``network.protocol`` and has no ``dns`` object.
+    """
+    local, remote = (ipaddress.IPv6Address(bytes(a)) for a in (record.local_addr, record.remote_addr))
+    here = {"ip": str(local.ipv4_mapped or local), "port": record.local_port}
+    server = {"ip": str(remote.ipv4_mapped or remote), "port": record.remote_port}
+    query = record.proc.kind == abi.PROC_DNS_QUERY
+    message = dnswire.parse(bytes(record.data[: min(record.data_len, abi.DNS_MAX)]), record.len)
+    fields: dict[str, Any] = {
+        "source": here if query else server,
+        "destination": server if query else here,
+        "network": {
+            "type": "ipv4" if record.family == socket.AF_INET else "ipv6",
+            "transport": "tcp" if message is not None and message.tcp else "udp",
+            "protocol": "dns",
+            "direction": "egress" if query else "ingress",
+        },
+    }
+    if message is None or message.response == query:
+        return fields, False
+    fields["dns"] = message.to_ecs()
+    return fields, message.truncated
 
 
 def proc_to_ecs(
@@ -392,6 +422,11 @@ def proc_to_ecs(
             file["Ext"] = {"original": _file_fields(_joined(record.old_path, record.old_dir))}
         if proc.flags & abi.PF_CWD_UNRESOLVED:
             truncated.append("file.path")
+    elif isinstance(record, abi.DnsEvent):
+        category = "network"
+        network, dns_truncated = _dns_fields(record)
+        if dns_truncated:
+            truncated.append("dns.answers")
     elif isinstance(record, abi.NetEvent):  # accepted: the remote end is the source
         category = "network"
         local, remote = (ipaddress.IPv6Address(bytes(a)) for a in (record.local_addr, record.remote_addr))
@@ -423,7 +458,11 @@ def proc_to_ecs(
             "truncated": truncated,
         },
     }
-    if category == "file":
+    if isinstance(record, abi.DnsEvent):
+        # Elastic Endpoint's rules name these events ``dns where``: the category says both
+        doc["event"]["category"] = ["network", "dns"]
+        doc["kestrel"]["hook"] = "dns"
+    elif category == "file":
         doc["kestrel"]["hook"] = "file_change"
     elif proc.kind in _SYSCALL_KINDS:
         doc["kestrel"]["hook"] = "syscall"

@@ -5,8 +5,10 @@
 buffer, the per-rule modes) and offers one method per hook call (:meth:`~FakeBackend.exec`,
 :meth:`~FakeBackend.open`, :meth:`~FakeBackend.connect`, :meth:`~FakeBackend.ptrace`) that returns
 what the hook would: 0 (allow) or ``errno.EPERM``; and :meth:`~FakeBackend.chmod`, the chmod
-telemetry event. It is the reference the kernel tests are compared against, so it
-reads as the specification of every hook:
+telemetry event; and one per process-ring capture (fork, exec, exit, the syscall-exit changes,
+modifications, DNS). It is the reference the kernel tests are compared against, so it
+reads as the specification of every hook (over 700 lines on purpose: split, it would no longer
+read as one specification):
 
 1. Mode: an OFF (or unconfigured) hook returns at once and counts nothing.
 2. Every other call counts ``CALLS``.
@@ -190,6 +192,9 @@ class FakeBackend:
         self._procs: list[abi.ProcRecord] = []
         self._process_events = False
         self._env_vars = False
+        self._dns = False
+        self._modify = False
+        self._syscalls = True
         self._ring = RingDecoder(str(self.name))
         self._rule_modes: dict[int, ModeId] = {}
 
@@ -293,10 +298,24 @@ class FakeBackend:
         records, self._procs = self._procs, []
         return records
 
-    def set_process_events(self, on: bool, *, env_vars: bool = False) -> None:
-        """Report governed forks, execs and exits to the process ring (as ``GUARD_CF_PROCESS_EVENTS``)."""
+    def set_process_events(
+        self,
+        on: bool,
+        *,
+        env_vars: bool = False,
+        syscalls: bool = True,
+        modify: bool = False,
+        dns: bool = False,
+    ) -> None:
+        """Report governed forks, execs and exits to the process ring (as ``GUARD_CF_PROCESS_EVENTS``).
+
+        With them, what the flags ask for (as the other ``GUARD_CF_*`` flags).
+        """
         self._process_events = on
         self._env_vars = env_vars and on
+        self._syscalls = syscalls and on
+        self._modify = modify and on
+        self._dns = dns and on
 
     def decision_drops(self) -> dict[DropKey, int]:
         """Return the decisions the decision ring had no room for, by (rule, hook, decision)."""
@@ -384,9 +403,23 @@ class FakeBackend:
     ) -> None:
         """Report a successful unlink of ``path`` (relative to ``cwd`` when not absolute); never decided."""
         self._require_loaded("guard_procs")
+        if not self._syscalls:
+            return
         record = abi.FileEvent(path=os.fsencode(path), dir=_base(path, cwd))
         task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, abi.PROC_DELETE, task, tgid=tgid, start_ns=start_ns)
+
+    def modify(self, tgid: int, *, path: str, cgroup: int = 0, start_ns: int = 0, uid: int = 0) -> None:
+        """Report the first write through a file ``tgid`` opened (``path``: absolute, as walked).
+
+        As bpf/hooks/syscall_events.bpf.c does once modification events are asked for.
+        """
+        self._require_loaded("guard_procs")
+        if not self._modify:
+            return
+        record = abi.FileEvent(path=os.fsencode(path))
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
+        self._proc_record(record, abi.PROC_MODIFY, task, tgid=tgid, start_ns=start_ns)
 
     def rename(
         self,
@@ -401,6 +434,8 @@ class FakeBackend:
     ) -> None:
         """Report a successful rename of ``old`` to ``new`` (relative ones to ``cwd``); never decided."""
         self._require_loaded("guard_procs")
+        if not self._syscalls:
+            return
         record = abi.FileEvent(
             path=os.fsencode(new),
             dir=_base(new, cwd),
@@ -409,6 +444,44 @@ class FakeBackend:
         )
         task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, abi.PROC_RENAME, task, tgid=tgid, start_ns=start_ns)
+
+    def dns(
+        self,
+        tgid: int,
+        *,
+        message: bytes,
+        server: str,
+        port: int = 53,
+        local: str = "",
+        local_port: int = 0,
+        answer: bool = False,
+        cgroup: int = 0,
+        start_ns: int = 0,
+        uid: int = 0,
+    ) -> None:
+        """Report a DNS message sent to ``server``:``port`` (``answer``: read back from it).
+
+        As bpf/hooks/dns.bpf.c does: only a send to port 53 (and a read from that server), its first
+        ``DNS_MAX`` bytes; never decided.
+        """
+        self._require_loaded("guard_procs")
+        if not self._dns or port != 53 or len(message) < 12:
+            return
+        v6 = ipaddress.ip_address(server).version == 6
+        record = abi.DnsEvent(
+            family=socket.AF_INET6 if v6 else socket.AF_INET,
+            local_port=local_port,
+            remote_port=port,
+            len=len(message),
+            data_len=min(len(message), abi.DNS_MAX),
+        )
+        record.local_addr[:] = normalise_ip(local or ("::1" if v6 else "127.0.0.1")).packed
+        record.remote_addr[:] = normalise_ip(server).packed
+        kept = message[: abi.DNS_MAX]
+        record.data[: len(kept)] = kept
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
+        kind = abi.PROC_DNS_ANSWER if answer else abi.PROC_DNS_QUERY
+        self._proc_record(record, kind, task, tgid=tgid, start_ns=start_ns)
 
     def _proc_record(
         self,

@@ -40,11 +40,12 @@ FILE_EVENT_SIZE: Final = ctypes.sizeof(abi.FileEvent)
 EXEC_EVENT_MIN: Final = abi.ExecEvent.strings.offset
 _KIND_AT: Final = abi.ProcEvent.kind.offset
 NET_EVENT_SIZE: Final = ctypes.sizeof(abi.NetEvent)
+DNS_EVENT_SIZE: Final = ctypes.sizeof(abi.DnsEvent)
 _HEADER_KINDS: Final = frozenset({abi.PROC_FORK, abi.PROC_EXIT, abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE})
 _FILE_KINDS: Final = frozenset(
     {
         abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD, abi.PROC_CHOWN,
-        abi.PROC_XATTR, abi.PROC_MOUNT, abi.PROC_UNMOUNT, abi.PROC_MODULE_UNLOAD,
+        abi.PROC_XATTR, abi.PROC_MOUNT, abi.PROC_UNMOUNT, abi.PROC_MODULE_UNLOAD, abi.PROC_MODIFY,
     }
 )  # fmt: skip
 
@@ -84,6 +85,8 @@ class RingDecoder:
             return abi.ProcEvent.from_buffer_copy(record)
         if kind == abi.PROC_ACCEPT and len(record) == NET_EVENT_SIZE:
             return abi.NetEvent.from_buffer_copy(record)
+        if kind in (abi.PROC_DNS_QUERY, abi.PROC_DNS_ANSWER) and len(record) == DNS_EVENT_SIZE:
+            return abi.DnsEvent.from_buffer_copy(record)
         self.bad_size += 1
         if self.bad_size == 1:
             log.warning("ring_record_bad_size", plane=self.plane, size=len(record), kind=kind)

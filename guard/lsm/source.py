@@ -95,6 +95,7 @@ PROC_OFFSETS = (
     ("GUARD_OFF_BINPRM_ARGC", "linux_binprm", "argc"),
     ("GUARD_OFF_PT_REGS_DX", "pt_regs", "dx"),
     ("GUARD_OFF_PT_REGS_R10", "pt_regs", "r10"),
+    ("GUARD_OFF_PT_REGS_R8", "pt_regs", "r8"),
     ("GUARD_OFF_FILE_PRIVATE_DATA", "file", "private_data"),
     ("GUARD_OFF_SOCKET_SK", "socket", "sk"),
     ("GUARD_OFF_SKC_FAMILY", "sock_common", "skc_family"),

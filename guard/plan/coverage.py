@@ -26,9 +26,20 @@ from pathlib import Path
 from typing import Final, Literal
 
 from guard.errors import PolicyError
-from guard.lsm.catalog import CATALOG, NOW, PLANES, PLANNED, EventSpec, Plane, Row, Since, produced
+from guard.lsm.catalog import (
+    CATALOG,
+    EVENT_SPECS,
+    NOW,
+    PLANES,
+    PLANNED,
+    EventSpec,
+    Plane,
+    Row,
+    Since,
+    produced,
+)
 from guard.plan.compiler import INLINE, compile_policy
-from guard.policy.ast import AliasField, And, EventFilter, Expr, Field, Lineage
+from guard.policy import ast
 from guard.policy.elastic import DEFEND, DETECTION, collect_files, import_elastic
 from guard.policy.evaluator import compile_expr
 from guard.policy.loader import POLICY_SUFFIXES, Policy, Rule, load_policy
@@ -40,6 +51,8 @@ __all__ = [
     "Need",
     "RuleCoverage",
     "coverage",
+    "matchable_kinds",
+    "reads_field",
     "rule_coverage",
     "rule_needs",
     "unfilled_fields",
@@ -56,8 +69,10 @@ class Need:
     """One event a rule needs: its filter's category, shape tests and the fields read from it."""
 
     category: str | None
-    shape: tuple[Expr, ...]
+    shape: tuple[ast.Expr, ...]
     fields: frozenset[str]
+    #: fields read only by exclusions (under a ``not``): not needed to fire
+    excluding: frozenset[str] = frozenset()
 
     def describe(self) -> str:
         """Return the need as EQL, shape tests sorted: ``dns where event.action == "lookup_result"``."""
@@ -71,44 +86,80 @@ class Need:
         return [
             kind
             for kind in produced
-            if (self.category is None or self.category == kind.category)
+            if (self.category is None or self.category in kind.categories)
             and all(test(kind.shape()) is True for test in tests)
         ]
 
 
 class _Reads:
-    """The fields an expression reads from its own event, from aliased events, and its nested filters."""
+    """The fields an expression reads from its own event, from aliased events, and its nested filters.
+
+    A field read only by tests a missing field lets through is not required (``excluding``):
+    ``not (f == "literal")``, ``not (f in (...))``, ``f != "literal"``, ``f not in (...)``
+    (guard.policy.semantics: a missing field equals no literal). Without it those exclusions never
+    apply and the rule still fires. Any other use (``like``, ``:``, ordering, a function, ``==``
+    outside a ``not``) is false or null on a missing field, which keeps the rule from matching:
+    required.
+    """
 
     def __init__(self) -> None:
         self.required: set[str] = set()
         self.optional: set[str] = set()
+        self.excluding: set[str] = set()
         self.aliased: list[tuple[str, str]] = []
-        self.nested: list[EventFilter] = []
+        self.nested: list[ast.EventFilter] = []
 
-    def walk(self, e: Expr) -> None:
-        stack: list[object] = [e]
+    def walk(self, e: ast.Expr) -> None:
+        stack: list[tuple[object, bool]] = [(e, False)]
         while stack:
-            node = stack.pop()
-            if isinstance(node, EventFilter):
+            node, negated = stack.pop()
+            if isinstance(node, ast.EventFilter):
                 self.nested.append(node)
                 continue
-            if isinstance(node, Field):
+            if (name := _decided_when_missing(node, negated)) is not None:
+                self.excluding.add(name)
+                continue
+            if isinstance(node, ast.Field):
                 (self.optional if node.optional else self.required).add(node.name)
-            elif isinstance(node, AliasField):
+            elif isinstance(node, ast.AliasField):
                 self.aliased.append((node.alias, node.name))
-            elif isinstance(node, Lineage):
-                self.required.update(Lineage.READS)
-            if isinstance(node, Expr):
-                stack.extend(children(node))
+            elif isinstance(node, ast.Lineage):
+                self.required.update(ast.Lineage.READS)
+            if isinstance(node, ast.Expr):
+                flip = negated != isinstance(node, ast.Not)
+                stack.extend((child, flip) for child in children(node))
+        self.excluding -= self.required
 
 
-def _conjuncts(e: Expr) -> list[Expr]:
-    if isinstance(e, And):
+def _decided_when_missing(node: object, negated: bool) -> str | None:
+    """Return the field of a test that lets the rule through when the field is missing, else None.
+
+    ``f == "literal"`` and ``f in ("literals", ...)`` are false on a missing field (under a ``not``:
+    an exclusion that never applies); ``f != "literal"`` and ``f not in (...)`` are true (not under
+    a ``not``). Either way the rule does not need ``f`` to fire.
+    """
+    if isinstance(node, ast.Comparison) and node.op == ("!=" if not negated else "=="):
+        for field, other in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(field, ast.Field) and not field.optional and _literal(other):
+                return field.name
+    if isinstance(node, ast.InSet) and node.negated != negated:
+        field = node.value
+        if isinstance(field, ast.Field) and not field.optional and all(_literal(i) for i in node.items):
+            return field.name
+    return None
+
+
+def _literal(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Literal) and e.value is not None
+
+
+def _conjuncts(e: ast.Expr) -> list[ast.Expr]:
+    if isinstance(e, ast.And):
         return [t for term in e.terms for t in _conjuncts(term)]
     return [e]
 
 
-def _shape(condition: Expr) -> tuple[Expr, ...]:
+def _shape(condition: ast.Expr) -> tuple[ast.Expr, ...]:
     out = []
     for term in _conjuncts(condition):
         reads = _Reads()
@@ -122,10 +173,11 @@ def rule_needs(rule: Rule) -> tuple[Need, ...]:
     """Return the events a rule needs, one per distinct event filter, in query order."""
     ir = rule.ir
     steps = [*ir.steps, *([ir.until] if ir.until is not None else [])]
-    pending: list[tuple[str | None, Expr, tuple[Expr, ...], str | None]] = [
+    pending: list[tuple[str | None, ast.Expr, tuple[ast.Expr, ...], str | None]] = [
         (s.category, s.condition, s.keys, s.alias) for s in steps
     ]
-    found: dict[tuple[str | None, Expr], tuple[set[str], str | None]] = {}
+    found: dict[tuple[str | None, ast.Expr], tuple[set[str], str | None]] = {}
+    excluding: dict[tuple[str | None, ast.Expr], set[str]] = {}
     aliased: list[tuple[str, str]] = []
     while pending:
         category, condition, keys, alias = pending.pop(0)
@@ -135,6 +187,7 @@ def rule_needs(rule: Rule) -> tuple[Need, ...]:
             reads.walk(key)
         fields, _ = found.setdefault((category, condition), (set(), alias))
         fields.update(reads.required)
+        excluding.setdefault((category, condition), set()).update(reads.excluding)
         aliased.extend(reads.aliased)
         pending.extend((f.category, f.condition, (), None) for f in reads.nested)
     by_alias = {alias: key for key, (_, alias) in found.items() if alias is not None}
@@ -143,9 +196,23 @@ def rule_needs(rule: Rule) -> tuple[Need, ...]:
         if target is not None:
             found[target][0].add(name)
     return tuple(
-        Need(category, _shape(condition), frozenset(fields))
-        for (category, condition), (fields, _) in found.items()
+        Need(category, _shape(condition), frozenset(fields), frozenset(excluding[key] - fields))
+        for key, (fields, _) in found.items()
+        for category, condition in (key,)
     )
+
+
+def matchable_kinds(rules: Iterable[Rule]) -> frozenset[EventSpec]:
+    """Return the event kinds some rule could match (by its filters' categories and ``event.*`` tests).
+
+    The kinds worth capturing for it: the interest push-down of the process ring's captures.
+    """
+    return frozenset(k for rule in rules for need in rule_needs(rule) for k in need.kinds(EVENT_SPECS))
+
+
+def reads_field(rules: Iterable[Rule], name: str) -> bool:
+    """Whether some rule reads the field ``name`` (its exclusions included)."""
+    return any(name in need.fields or name in need.excluding for rule in rules for need in rule_needs(rule))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +220,13 @@ class _Verdict:
     fires: bool
     missing_fields: tuple[str, ...]
     missing_kinds: tuple[str, ...]
+    #: fields exclusions read that no event kind carries (the exclusion never applies)
+    unfilled_exclusions: tuple[str, ...] = ()
 
 
 def _judge(needs: Sequence[Need], kinds: Mapping[EventSpec, frozenset[str]]) -> _Verdict:
     every = frozenset(f for fields in kinds.values() for f in fields)
+    unfilled = tuple(sorted({f for need in needs for f in need.excluding} - every))
     missing_fields: set[str] = set()
     missing_kinds: list[str] = []
     for need in needs:
@@ -169,7 +239,7 @@ def _judge(needs: Sequence[Need], kinds: Mapping[EventSpec, frozenset[str]]) -> 
         best: frozenset[str] = min(gaps, key=len)
         missing_fields.update(best)
     kinds_out = tuple(dict.fromkeys(missing_kinds))
-    return _Verdict(not missing_fields and not kinds_out, tuple(sorted(missing_fields)), kinds_out)
+    return _Verdict(not missing_fields and not kinds_out, tuple(sorted(missing_fields)), kinds_out, unfilled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +258,8 @@ class RuleCoverage:
     reason: str | None = None
     #: decided in the kernel from its own tables (guard.plan.compiler): no ECS field needed
     kernel_inline: bool = False
+    #: fields only its exclusions read that no event carries: those exclusions never apply
+    unfilled_exclusions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Return the rule's row as JSON-ready data."""
@@ -201,6 +273,7 @@ class RuleCoverage:
             "missing_kinds": list(self.missing_kinds),
             "planned": self.planned,
             "kernel_inline": self.kernel_inline,
+            "unfilled_exclusions": list(self.unfilled_exclusions),
             "reason": self.reason,
         }
 
@@ -210,7 +283,10 @@ class RuleCoverage:
             return f"not imported  {self.path}  {self.reason}"
         head = f"{self.status:<12}  {self.path}  {self.rule_id}  {self.name}"
         if self.status == "can fire":
-            return head + ("  (kernel-inline)" if self.kernel_inline else "")
+            notes = ["kernel-inline"] if self.kernel_inline else []
+            if self.unfilled_exclusions:
+                notes.append(f"exclusions never apply: {', '.join(self.unfilled_exclusions)} unfilled")
+            return head + (f"  ({'; '.join(notes)})" if notes else "")
         why = []
         if self.missing_fields:
             why.append(f"missing fields {', '.join(self.missing_fields)}")
@@ -254,6 +330,7 @@ def rule_coverage(
         now.missing_fields,
         now.missing_kinds,
         later.fires,
+        unfilled_exclusions=now.unfilled_exclusions,
     )
 
 
@@ -269,7 +346,10 @@ def _inline(policy: Policy) -> frozenset[str]:
 def unfilled_fields(
     rule: Rule, since: Iterable[Since] = (NOW,), catalog: Sequence[Row] = CATALOG
 ) -> tuple[str, ...]:
-    """Return the fields ``rule`` reads (not ``?optional`` ones) that no event kind of any plane carries."""
+    """Return the fields ``rule`` reads that no event kind of any plane carries.
+
+    Not ``?optional`` ones; its exclusions' included.
+    """
     stages = tuple(since)
     filled = {
         f
@@ -277,7 +357,7 @@ def unfilled_fields(
         for fields in produced(plane, since=stages, catalog=catalog).values()
         for f in fields
     }
-    read = {f for need in rule_needs(rule) for f in need.fields}
+    read = {f for need in rule_needs(rule) for f in (*need.fields, *need.excluding)}
     return tuple(sorted(read - filled))
 
 

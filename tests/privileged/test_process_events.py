@@ -3,7 +3,8 @@
 Each test runs real programs in a cgroup it created, on the plane this kernel runs: BPF-LSM in the
 guests, compat on the host. What is checked is what the kernel reported at the moment, never
 /proc: the argv of a program that exits at once, its count, its image and working directory, the
-credentials and the exit status, and that an argv too long for the record says so.
+credentials and the exit status, and that an argv too long for the record says so; the changes
+a process makes at its syscalls' exits; the DNS it sends and reads back.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from guard.lsm.abi import ModeId
 from guard.lsm.bcc_backend import CompatBackend, LsmBackend
 from guard.lsm.events import boot_offset_ns, record_to_ecs
 from guard.model import HOOKS
+from tests.privileged.resolver import ANSWER_IP, loopback_resolver
 
 pytestmark = [pytest.mark.privileged, pytest.mark.requires_feature("bcc")]
 
@@ -251,3 +253,121 @@ def test_ownership_xattr_and_mount_changes_are_reported(
     assert found["chown"]["event"]["type"] == ["change"]
     assert found["mount"]["file"]["path"] == f"{tmp_path}/mnt"
     assert found["unmount"]["file"]["path"] == f"{tmp_path}/mnt"
+
+
+def test_the_first_write_through_each_open_file_is_a_modification(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("before\n")
+    dp.set_process_events(True, modify=True)
+    code = (
+        "import os\n"
+        "fd = os.open('notes.txt', os.O_WRONLY | os.O_APPEND)\n"
+        "os.write(fd, b'one\\n'); os.write(fd, b'two\\n')\n"  # one event for the open file
+        "os.close(fd)\n"
+        "fd = os.open('notes.txt', os.O_RDWR)\n"  # a new open: reported again, by ftruncate
+        "os.ftruncate(fd, 0); os.write(fd, b'x')\n"
+        "os.close(fd)\n"
+        "r = os.open('notes.txt', os.O_RDONLY); os.read(r, 10); os.close(r)\n"  # a read: nothing
+        "p, w = os.pipe(); os.write(w, b'x')\n"  # not a regular file: nothing
+    )
+    python_in(scope, code, cwd=tmp_path)
+    # the child's own write of its pid to cgroup.procs (it joins the scope) is one too: left out
+    found = [d for d in docs(dp, 3, hook="file_change") if d["file"]["path"].startswith(str(tmp_path))]
+    assert [(d["event"]["action"], d["file"]["path"]) for d in found] == [
+        ("modification", f"{tmp_path}/notes.txt"),
+        ("modification", f"{tmp_path}/notes.txt"),
+    ]
+    assert found[0]["event"]["type"] == ["change"]
+    assert found[0]["file"]["extension"] == "txt"
+    assert docs(dp, 1, hook="file_change") == []  # and no more
+
+
+@pytest.fixture
+def resolver() -> Iterator[str]:
+    with loopback_resolver() as address:
+        yield address
+
+
+def test_dns_queries_and_answers_are_reported_whatever_the_calls(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path, resolver: str
+) -> None:
+    dp.set_process_events(True, dns=True)
+    # the four ways resolvers talk to a server: unconnected sendto/recvfrom (musl), connected
+    # write/read (Go), sendmsg/recvmsg, and send/recv on a connected socket (glibc, besides sendmmsg)
+    code = (
+        "import os, socket, struct\n"
+        f"server = ({resolver!r}, 53)\n"
+        "def query(name, ident):\n"
+        "    labels = b''.join(bytes([len(p)]) + p.encode() for p in name.split('.'))\n"
+        "    return struct.pack('>HHHHHH', ident, 0x0100, 1, 0, 0, 0) + labels + b'\\0\\0\\1\\0\\1'\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.sendto(query('one.example.top', 1), server); s.recvfrom(512)\n"
+        "c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.connect(server)\n"
+        "os.write(c.fileno(), query('two.example.top', 2)); os.read(c.fileno(), 512)\n"
+        "c.sendmsg([query('three.example.top', 3)]); c.recvmsg(512)\n"
+        "c.send(query('four.example.top', 4)); c.recv(512)\n"
+        "print(os.getpid())\n"
+    )
+    pid = int(python_in(scope, code, cwd=tmp_path).stdout)
+    names = ("one", "two", "three", "four")
+    found = docs(dp, 2 * len(names), hook="dns")
+    seen = [(d["event"]["action"], d["dns"]["question"]["name"]) for d in found]
+    assert seen == [
+        (action, f"{name}.example.top") for name in names for action in ("lookup_requested", "lookup_result")
+    ]
+    for d in found:
+        assert d["process"]["pid"] == pid
+        assert d["event"]["category"] == ["network", "dns"]
+        assert d["network"]["protocol"] == "dns"
+        assert d["dns"]["question"]["type"] == "A"
+    request, result = found[0], found[1]
+    assert request["destination"] == {"ip": resolver, "port": 53}
+    assert request["dns"]["type"] == "query"
+    assert result["source"] == {"ip": resolver, "port": 53}
+    assert result["dns"]["resolved_ip"] == [ANSWER_IP]
+    assert result["dns"]["response_code"] == "NOERROR"
+    assert result["dns"]["answers"] == [
+        {"name": "one.example.top", "type": "A", "class": "IN", "ttl": 60, "data": ANSWER_IP}
+    ]
+
+
+def test_the_system_resolver_s_lookups_are_reported(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path, resolver: str
+) -> None:
+    """glibc's resolver (getent, as any program resolving a name): A and AAAA sent at once with
+    sendmmsg, the answers read with recvfrom; resolv.conf names the test's server in a private
+    mount namespace of the child's own."""
+    dp.set_process_events(True, dns=True)
+    (tmp_path / "resolv.conf").write_text(f"nameserver {resolver}\noptions attempts:1 timeout:2\n")
+    script = "mount --bind resolv.conf /etc/resolv.conf && exec getent ahosts c2.example.xyz"
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        cwd=tmp_path,
+        preexec_fn=lambda: (scope / "cgroup.procs").write_text(str(os.getpid())),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ANSWER_IP in done.stdout, done.stderr
+    found = docs(dp, 0, hook="dns", until=lambda got: any(d["dns"].get("resolved_ip") for d in got))
+    assert {d["process"]["name"] for d in found} == {"getent"}
+    assert {d["dns"]["question"]["name"] for d in found} == {"c2.example.xyz"}
+    requested = [d for d in found if d["event"]["action"] == "lookup_requested"]
+    results = [d for d in found if d["event"]["action"] == "lookup_result"]
+    assert requested
+    assert requested[0]["dns"]["question"]["type"] in ("A", "AAAA")
+    assert [d["dns"]["resolved_ip"] for d in results if "resolved_ip" in d["dns"]] == [[ANSWER_IP]]
+
+
+def test_dns_is_reported_only_when_asked(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path, resolver: str
+) -> None:
+    code = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"s.sendto(bytes.fromhex('0001010000010000000000000378797a0000010001'), ({resolver!r}, 53))\n"
+        "s.recvfrom(512)\n"
+    )
+    python_in(scope, code, cwd=tmp_path)
+    assert docs(dp, 1, hook="dns") == []

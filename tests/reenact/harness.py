@@ -42,6 +42,7 @@ from guard.policy.elastic import import_elastic
 from guard.policy.engine import Alert, Engine
 from guard.policy.loader import Policy, Rule
 from guard.policy.semantics import Event
+from tests.privileged.resolver import loopback_resolver
 from tests.privileged.scoping import libc, loopback_up
 from tests.reenact.techniques import RuleRef, Technique
 
@@ -55,7 +56,7 @@ SYSTEM_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 NOBODY: Final = 65534
 
 _CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
-_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 _RUN_TIMEOUT_S: Final = 60.0
 
 
@@ -209,6 +210,8 @@ def unavailable(t: Technique) -> str | None:
     absent = [d for d in t.overlays if not Path(d).is_dir()]
     if absent:
         return "missing directory to overlay: " + ", ".join(absent)
+    if t.resolver and not Path("/etc/resolv.conf").exists():
+        return "no /etc/resolv.conf to name the loopback resolver in"
     return None
 
 
@@ -224,16 +227,22 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _placement(t: Technique, cgroup: Path) -> Callable[[], None]:
+def _placement(t: Technique, cgroup: Path, resolv_conf: Path | None) -> Callable[[], None]:
     """What the child does before exec: join the cgroup, its namespaces and overlays, its user."""
 
     def place() -> None:
         (cgroup / "cgroup.procs").write_text("0")
-        flags = (_CLONE_NEWNS if t.overlays else 0) | (_CLONE_NEWNET if t.isolated_network else 0)
+        private_mounts = bool(t.overlays) or resolv_conf is not None
+        flags = (_CLONE_NEWNS if private_mounts else 0) | (_CLONE_NEWNET if t.isolated_network else 0)
         if flags:
             _check(libc.unshare(flags), "unshare")
-        if t.overlays:
+        if private_mounts:
             _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+        if resolv_conf is not None:
+            _check(
+                libc.mount(bytes(resolv_conf), b"/etc/resolv.conf", None, _MS_BIND, None),
+                "bind resolv.conf",
+            )
             for d in t.overlays:
                 _check(
                     libc.mount(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=16m"),
@@ -302,21 +311,27 @@ def run_technique(t: Technique, cgroup: Path) -> Ran:
         # the trailing builtin keeps bash from exec'ing the last command in its own place: every
         # command of the script is a child of bash, as the rules' process.parent tests expect
         argv = [bash, "-c", t.script + "\n:"]
-        try:
-            proc = subprocess.Popen(
-                argv, cwd=work, env=env, preexec_fn=_placement(t, cgroup), start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            )  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            return Ran(None, f"could not start: {exc}")
-        try:
-            _, stderr = proc.communicate(timeout=_RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            _, stderr = proc.communicate()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything the script left behind in its session
+        with loopback_resolver() if t.resolver else contextlib.nullcontext() as server:
+            resolv_conf = None
+            if server is not None:
+                resolv_conf = work / "resolv.conf"
+                resolv_conf.write_text(f"nameserver {server}\noptions attempts:1 timeout:2\n")
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=work, env=env, preexec_fn=_placement(t, cgroup, resolv_conf),
+                    start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )  # fmt: skip
+            except (OSError, subprocess.SubprocessError) as exc:
+                return Ran(None, f"could not start: {exc}")
+            try:
+                _, stderr = proc.communicate(timeout=_RUN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                _, stderr = proc.communicate()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # anything the script left behind in its session
     tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
     return Ran(proc.returncode, "" if proc.returncode == 0 else " | ".join(tail))
 

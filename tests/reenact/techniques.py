@@ -22,6 +22,8 @@ What keeps it harmless:
 - ``isolated_network``: the script runs in a network namespace of its own (only a loopback that is
   down): every connect fails at once, so a "reverse shell" to a documentation address
   (``192.0.2.1``, ``2001:db8::1``) never leaves the process, and netns sysctls are its own.
+- ``resolver``: the names it looks up are answered by a server on loopback the harness runs (an
+  /etc/resolv.conf naming it is bind-mounted in a private mount namespace): no query leaves.
 - every file it writes otherwise is under ``$T`` or ``$SHM``, removed afterwards; reads are reads.
 """
 
@@ -96,6 +98,9 @@ class Technique:
     overlays: tuple[str, ...] = ()
     #: a network namespace of the script's own (its loopback down): no packet leaves
     isolated_network: bool = False
+    #: names resolve through a DNS server on loopback (tests/privileged/resolver.py): every A
+    #: query gets a TEST-NET address; /etc/resolv.conf names it in a private mount namespace
+    resolver: bool = False
     user: Literal["root", "nobody"] = "root"
 
 
@@ -723,7 +728,63 @@ ssh -F /dev/null -o ProxyCommand=none -o BatchMode=yes -o ConnectTimeout=1 \
         tools=("sysctl",),
         isolated_network=True,
     ),
+    Technique(
+        id="mining-pool-lookup",
+        attack="T1071.004",
+        tactic="command-and-control",
+        title="a Python one-liner resolves a Monero mining pool's name (the resolver on loopback)",
+        script="""python3 -c 'import socket; socket.getaddrinfo("pool.supportxmr.com", 3333, socket.AF_INET)'""",
+        rules=(
+            _pa(
+                "command_and_control_dns_request_to_crypto_miner_service",
+                "66d449ef-25ee-4fa6-8893-0ced843d1915",
+            ),
+        ),
+        tools=("python3",),
+        resolver=True,
+    ),
+    Technique(
+        id="suspicious-tld-lookup",
+        attack="T1071.004",
+        tactic="command-and-control",
+        title="resolve a command-and-control name under an abused top-level domain (.xyz)",
+        script="getent ahosts update-check.example.xyz >/dev/null",
+        rules=(
+            _dr(
+                "command_and_control_dns_query_to_sus_top_level_domain",
+                "44a2de72-fe41-4558-b7ec-3e42de5f0432",
+            ),
+        ),
+        tools=("getent",),
+        resolver=True,
+    ),
     # ------------------------------------------------------------------ exfiltration
+    Technique(
+        id="dropped-binary-resolves-upload-service",
+        attack="T1567",
+        tactic="exfiltration",
+        title="a hidden binary the shell just wrote in /tmp resolves a file-upload service (transfer.sh)",
+        # the shell itself writes the file (its redirect), as a dropper does; the binary is getent
+        script="""cat "$(type -P getent)" > "$T/.cache-update"
+chmod +x "$T/.cache-update"
+"$T/.cache-update" ahosts transfer.sh >/dev/null""",
+        rules=(
+            _pa(
+                "command_and_control_dns_request_to_suspicious_file_upload_download_service",
+                "4b648636-f4d4-4ac8-ac34-df7758201824",
+            ),
+            _pa(
+                "command_and_control_dns_request_by_suspicious_process_executable",
+                "503823dd-722f-4f23-84fc-8a6024f505f2",
+            ),
+            _pa(
+                "command_and_control_dns_request_by_recently_created_executable",
+                "0c393c67-6eb3-4936-ab44-b807ef8af0f7",
+            ),
+        ),
+        tools=("cat", "chmod", "getent"),
+        resolver=True,
+    ),
     Technique(
         id="wget-post-exfiltration",
         attack="T1048",

@@ -20,6 +20,9 @@ def flatten(doc: dict[str, Any], prefix: str = "") -> set[str]:
     for key, value in doc.items():
         if isinstance(value, dict):
             out |= flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for item in value:  # an array of objects (dns.answers): its fields
+                out |= flatten(item, f"{prefix}{key}.")
         else:
             out.add(f"{prefix}{key}")
     return out
@@ -38,8 +41,24 @@ def record(kind: Hook | Telemetry, flags: int = 0) -> abi.Event:
     return ev
 
 
+#: An A query for example.com, and its answer (one address, the name compressed).
+DNS_QUERY = bytes.fromhex("123401000001000000000000076578616d706c6503636f6d0000010001")
+DNS_ANSWER = bytes.fromhex(
+    "123481800001000100000000076578616d706c6503636f6d0000010001c00c000100010000012c00045db8d822"
+)
+
+
 def proc_record(kind: int) -> abi.ProcRecord:
     """A process record with every field set (ids of root, so that names resolve)."""
+    if kind in (abi.PROC_DNS_QUERY, abi.PROC_DNS_ANSWER):
+        message = DNS_ANSWER if kind == abi.PROC_DNS_ANSWER else DNS_QUERY
+        dns = abi.DnsEvent(
+            family=2, local_port=40000, remote_port=53, len=len(message), data_len=len(message)
+        )
+        dns.data[: len(message)] = message
+        dns.proc = proc_record(abi.PROC_FORK)
+        dns.proc.kind = kind
+        return dns
     if kind == abi.PROC_ACCEPT:
         net = abi.NetEvent(family=2, local_port=80, remote_port=5555)
         net.proc = proc_record(abi.PROC_FORK)
@@ -102,15 +121,17 @@ RECORDS = [
     (None, abi.PROC_MOUNT),
     (None, abi.PROC_UNMOUNT),
     (None, abi.PROC_MODULE_UNLOAD),
+    (None, abi.PROC_DNS_QUERY),
+    (None, abi.PROC_DNS_ANSWER),
 ]
 KERNEL_ROWS = [row for row in CATALOG if row.by == "kernel"]
 
 
 def spec_of(doc: dict[str, Any]) -> EventSpec:
     event = doc["event"]
-    (category,), (type_,) = event["category"], event["type"]
-    shape = (category, type_, event["action"], doc["kestrel"]["hook"])
-    matches = [s for s in EVENT_SPECS if (s.category, s.type, s.action, s.hook) == shape]
+    (type_,) = event["type"]
+    shape = (tuple(event["category"]), type_, event["action"], doc["kestrel"]["hook"])
+    matches = [s for s in EVENT_SPECS if (s.categories, s.type, s.action, s.hook) == shape]
     assert len(matches) == 1, shape
     return matches[0]
 

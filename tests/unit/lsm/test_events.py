@@ -161,7 +161,7 @@ def test_connect_document_ipv4() -> None:
         "process": {"pid": TGID, "entity_id": "100-0", "thread": {"id": TGID}, "name": "curl"},
         "user": {"id": "0"},
         "destination": {"ip": "203.0.113.9", "port": 443},
-        "network": {"type": "ipv4"},
+        "network": {"type": "ipv4", "direction": "egress"},
         "kestrel": {
             "hook": "connect",
             "decision": "would_block",
@@ -180,7 +180,7 @@ def test_v4_mapped_ipv6_connect_is_reported_as_ipv4() -> None:
     assert fake.connect(TGID, address="::ffff:203.0.113.9", port=80, family=socket.AF_INET6) == errno.EPERM
     doc = one_doc(fake)
     assert doc["destination"] == {"ip": "203.0.113.9", "port": 80}
-    assert doc["network"] == {"type": "ipv4"}
+    assert doc["network"] == {"type": "ipv4", "direction": "egress"}
 
 
 def test_ipv6_connect() -> None:
@@ -188,7 +188,7 @@ def test_ipv6_connect() -> None:
     assert fake.connect(TGID, address="2001:DB8:0:0::1", port=8443) == errno.EPERM
     doc = one_doc(fake)
     assert doc["destination"] == {"ip": "2001:db8::1", "port": 8443}
-    assert doc["network"] == {"type": "ipv6"}
+    assert doc["network"] == {"type": "ipv6", "direction": "egress"}
     assert "file" not in doc
 
 

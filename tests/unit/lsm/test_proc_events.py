@@ -182,3 +182,58 @@ def test_ownership_xattr_mount_and_module_unload_records() -> None:
     assert unload["event"]["type"] == ["end"]
     assert unload["file"] == {"name": "rk"}
     assert unload["kestrel"]["hook"] == "syscall"
+
+
+def test_the_fake_reports_dns_only_when_asked_and_only_to_port_53() -> None:
+    query = bytes.fromhex("123401000001000000000000076578616d706c6503636f6d0000010001")
+    fake = FakeBackend()
+    fake.load()
+    fake.configure({}, agent_tgid=1)
+    fake.set_scope(cgroups=[7])
+    fake.set_process_events(True)
+    fake.dns(10, message=query, server="192.0.2.53", cgroup=7)
+    assert fake.process_records() == []  # DNS not asked for
+    fake.set_process_events(True, dns=True)
+    fake.dns(10, message=query, server="192.0.2.53", port=5353, cgroup=7)  # not DNS's port
+    fake.dns(10, message=query, server="192.0.2.53", cgroup=8)  # outside the scope
+    fake.dns(10, message=query, server="2001:db8::53", local_port=40000, cgroup=7)
+    fake.dns(10, message=b"\x01\x02", server="192.0.2.53", cgroup=7)  # shorter than a header
+    (record,) = fake.process_records()
+    doc = proc_to_ecs(record, boot_offset_ns=0)
+    assert doc["event"]["category"] == ["network", "dns"]
+    assert (doc["event"]["type"], doc["event"]["action"]) == (["protocol"], "lookup_requested")
+    assert doc["dns"]["question"]["name"] == "example.com"
+    assert doc["destination"] == {"ip": "2001:db8::53", "port": 53}
+    assert doc["source"] == {"ip": "::1", "port": 40000}
+    assert doc["network"] == {"type": "ipv6", "transport": "udp", "protocol": "dns", "direction": "egress"}
+    assert doc["kestrel"]["hook"] == "dns"
+
+
+def test_a_message_that_is_not_dns_keeps_its_ends_and_no_dns_object() -> None:
+    record = abi.DnsEvent(family=2, local_port=1, remote_port=53, len=20, data_len=20)
+    record.proc.kind = abi.PROC_DNS_QUERY
+    record.data[:20] = b"GET / HTTP/1.1\r\n\r\n\0\0"
+    doc = proc_to_ecs(record, boot_offset_ns=0)
+    assert "dns" not in doc
+    assert doc["network"]["protocol"] == "dns"
+    assert doc["destination"]["port"] == 53
+    assert isinstance(RingDecoder("t").decode_proc(bytes(record)), abi.DnsEvent)
+
+
+def test_the_fake_reports_modifications_only_when_asked_and_syscall_changes_only_when_asked() -> None:
+    fake = FakeBackend()
+    fake.load()
+    fake.configure({}, agent_tgid=1)
+    fake.set_scope(cgroups=[7])
+    fake.set_process_events(True)
+    fake.modify(10, path="/etc/passwd", cgroup=7)
+    assert fake.process_records() == []  # modifications not asked for
+    fake.set_process_events(True, syscalls=False, modify=True)
+    fake.delete(10, path="/tmp/x", cgroup=7)  # the syscall-exit changes not asked for
+    fake.modify(10, path="/etc/passwd", cgroup=7)
+    (record,) = fake.process_records()
+    doc = proc_to_ecs(record, boot_offset_ns=0)
+    assert (doc["event"]["category"], doc["event"]["type"]) == (["file"], ["change"])
+    assert doc["event"]["action"] == "modification"
+    assert doc["file"] == {"path": "/etc/passwd", "name": "passwd", "directory": "/etc"}
+    assert doc["kestrel"]["hook"] == "file_change"

@@ -17,6 +17,7 @@ from guard.model import BackendName
 from guard.plan.coverage import coverage, rule_coverage, rule_needs, unfilled_fields
 from guard.plan.explain import explain_policy
 from guard.policy.elastic import import_elastic, write_policy
+from guard.policy.engine import Engine
 from guard.policy.loader import Rule, load_policy
 
 ROOT = Path(__file__).parents[3]
@@ -40,8 +41,10 @@ def policy_rule(tmp_path: Path, query: str) -> Rule:
 
 #: process.name and process.args of an exec: Defend's "Potential Memory Dumping via dd"
 DD = DEFEND / "credential_access_potential_memory_dumping_via_dd.toml"
-#: reads auditd.data.a2 (Auditbeat): no sensor here fills it
-AUDITD = DETECTION / "privilege_escalation_suspicious_passwd_file_write.toml"
+#: reads auditd.data.a0 and .syscall (Auditbeat): no sensor here fills them
+AUDITD = DETECTION / "defense_evasion_prctl_process_name_tampering.toml"
+#: an exclusion on an auditd field (``not auditd.data.a2 == "80000"``): it can fire, the exclusion never applies
+EXCLUDING = DETECTION / "privilege_escalation_suspicious_passwd_file_write.toml"
 #: a uid_change event: captured at the setuid family's exit
 UID_CHANGE = DEFEND / "privilege_escalation_uid_change_to_0_from_unusual_process_executable.toml"
 #: Defend's ptrace event (process/start/ptrace with process.Ext.ptrace.*): planned, not captured yet
@@ -73,9 +76,44 @@ def test_auditd_rule_cannot_fire_and_names_auditd_fields() -> None:
     cov = rule_coverage(rule, "lsm")
     assert cov.status == "cannot fire"
     assert cov.planned is False
-    assert [f for f in cov.missing_fields if f.startswith("auditd.")] == ["auditd.data.a2"]
-    assert "auditd.data.a2" in unfilled_fields(rule)
-    assert "auditd.data.a2" in unfilled_fields(rule, since=(NOW, PLANNED))
+    assert [f for f in cov.missing_fields if f.startswith("auditd.")] == [
+        "auditd.data.a0",
+        "auditd.data.syscall",
+    ]
+    assert "auditd.data.a0" in unfilled_fields(rule)
+    assert "auditd.data.a0" in unfilled_fields(rule, since=(NOW, PLANNED))
+
+
+def test_a_field_only_an_exclusion_reads_is_not_needed_to_fire_and_is_named() -> None:
+    rule = elastic_rule(EXCLUDING)
+    cov = rule_coverage(rule, "lsm")
+    assert cov.status == "can fire"
+    assert cov.missing_fields == ()
+    assert cov.unfilled_exclusions == ("auditd.data.a2",)
+    assert "exclusions never apply: auditd.data.a2 unfilled" in cov.render()
+    assert unfilled_fields(rule) == ("auditd.data.a2",)  # explain still names it
+    # and it does fire on events without the field (the engine's own null semantics)
+    base = {"host": {"os": {"type": "linux"}, "id": "h1"}, "user": {"id": "1000"}}
+    events = [
+        {**base, "@timestamp": 1, "event": {"category": ["process"], "type": ["start"], "action": "exec"},
+         "process": {"name": "openssl", "args": ["openssl", "passwd"], "parent": {"pid": 77}}},
+        {**base, "@timestamp": 2, "event": {"category": ["file"], "type": ["change"], "outcome": "success"},
+         "file": {"path": "/etc/passwd"}, "process": {"parent": {"pid": 77}}},
+    ]  # fmt: skip
+    assert [a.rule.id for a in Engine([rule]).process(events)] == [rule.id]
+
+
+def test_a_like_under_not_is_needed_and_a_not_equal_is_not(tmp_path: Path) -> None:
+    needs = rule_needs(
+        policy_rule(
+            tmp_path,
+            'file where not (file.Ext.original.name like "*.dpkg-new") and file.name != "a" and '
+            'file.extension not in ("b") and not (process.name in ("c", "d")) and file.path == "/etc/x"',
+        )
+    )
+    (need,) = needs
+    assert need.fields == {"file.Ext.original.name", "file.path"}
+    assert need.excluding == {"file.name", "file.extension", "process.name"}
 
 
 def test_a_planned_event_kind_is_named_until_it_lands() -> None:
@@ -225,9 +263,9 @@ def test_explain_names_unfilled_fields_and_the_elastic_actions(tmp_path: Path) -
     write_policy(report, tmp_path)
     rows = {r.rule.id: r for r in explain_policy(load_policy(tmp_path), BackendName.LSM, {})}
     dd, auditd = rows[report.rules[0].id], rows[report.rules[1].id]
-    assert auditd.unfilled == ("auditd.data.a2",)
-    assert auditd.note.endswith("; no sensor fills auditd.data.a2")
-    assert auditd.to_json()["unfilled_fields"] == ["auditd.data.a2"]
+    assert auditd.unfilled == ("auditd.data.a0", "auditd.data.syscall")
+    assert auditd.note.endswith("; no sensor fills auditd.data.a0, auditd.data.syscall")
+    assert auditd.to_json()["unfilled_fields"] == ["auditd.data.a0", "auditd.data.syscall"]
     assert dd.rule.action == "kill"
     assert "[Elastic Defend kill_process: process.entity_id (state 0)" in dd.note
     assert dd.unfilled == ()
