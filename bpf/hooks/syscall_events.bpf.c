@@ -10,6 +10,7 @@
  * - uid and gid changes (setuid, setreuid, setresuid and the gid calls): the new credentials;
  * - memfd_create: the name; finit_module (with the module file's path) and init_module;
  * - accept and accept4: the new socket's two ends;
+ * - ptrace attach and seize: the tracee (Elastic Defend's ptrace event);
  * - modifications (GUARD_CF_MODIFY_EVENTS): the first write, pwrite64, writev, pwritev(2) or
  *   ftruncate through each regular file a task opened (its struct file), with the file's path;
  *   forgotten at the file's close, so a later open of the same file is reported again.
@@ -43,6 +44,9 @@
 #define GUARD_NR_REMOVEXATTR 197
 #define GUARD_NR_LREMOVEXATTR 198
 #define GUARD_NR_FCHOWNAT 260
+#define GUARD_NR_PTRACE 101
+#define GUARD_PTRACE_ATTACH 16
+#define GUARD_PTRACE_SEIZE 0x4206
 #define GUARD_NR_WRITE 1
 #define GUARD_NR_CLOSE 3
 #define GUARD_NR_PWRITE64 18
@@ -294,6 +298,28 @@ static __always_inline int guard_named_exit(const void *regs, long nr)
 	return 0;
 }
 
+/* ptrace attach or seize: the tracee's pid (as the caller named it) and the request. */
+static __always_inline int guard_ptrace_exit(const void *regs)
+{
+	struct guard_ptrace_event *ev;
+	__u64 request = guard_reg(regs, GUARD_OFF_PT_REGS_DI);
+
+	if (request != GUARD_PTRACE_ATTACH && request != GUARD_PTRACE_SEIZE)
+		return 0;
+	if (!(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
+		return 0;
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_ptrace_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_PTRACE, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), GUARD_PROC_PTRACE);
+	ev->child_pid = (__u32)guard_reg(regs, GUARD_OFF_PT_REGS_SI);
+	ev->request = (__u32)request;
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
 /* A socket's two ends (ports in host order; IPv4 v4-mapped), as the kernel holds them. */
 static __always_inline void guard_sock_ends(struct guard_net_event *ev, void *sk)
 {
@@ -428,6 +454,8 @@ int guard_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	case GUARD_NR_ACCEPT:
 	case GUARD_NR_ACCEPT4:
 		return ret >= 0 ? guard_accept_exit(ret) : 0;
+	case GUARD_NR_PTRACE:
+		return ret == 0 ? guard_ptrace_exit(regs) : 0;
 	}
 	return 0;
 }

@@ -299,6 +299,7 @@ struct guard_event {
 #define GUARD_PROC_DNS_QUERY 16	    /* a struct guard_dns_event: a message sent to port 53 */
 #define GUARD_PROC_DNS_ANSWER 17    /* a struct guard_dns_event: a message read from a DNS socket */
 #define GUARD_PROC_MODIFY 18 /* a struct guard_file_event: the first write through an open file */
+#define GUARD_PROC_PTRACE 19 /* a struct guard_ptrace_event: ptrace attach or seize */
 
 #define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
 #define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */
@@ -368,6 +369,13 @@ struct guard_net_event {
 	__u16 pad;
 	__u8 local_addr[16];  /* IPv6, or v4-mapped IPv4 */
 	__u8 remote_addr[16]; /* IPv6, or v4-mapped IPv4 */
+};
+
+/* A ptrace(PTRACE_ATTACH or PTRACE_SEIZE) that succeeded: the tracee and the request. */
+struct guard_ptrace_event {
+	struct guard_proc_event proc;
+	__u32 child_pid;
+	__u32 request;
 };
 
 /*

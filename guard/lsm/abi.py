@@ -68,6 +68,7 @@ __all__ = [
     "PROC_MODULE_LOAD",
     "PROC_MODULE_UNLOAD",
     "PROC_MOUNT",
+    "PROC_PTRACE",
     "PROC_RENAME",
     "PROC_UID_CHANGE",
     "PROC_UNMOUNT",
@@ -101,6 +102,7 @@ __all__ = [
     "PathKey",
     "ProcEvent",
     "ProcRecord",
+    "PtraceEvent",
     "Record",
     "Verdict",
 ]
@@ -154,6 +156,10 @@ PROC_MODULE_UNLOAD: Final = 15
 PROC_DNS_QUERY: Final = 16
 PROC_DNS_ANSWER: Final = 17
 PROC_MODIFY: Final = 18
+PROC_PTRACE: Final = 19
+#: ptrace(2) requests that make the caller the target's tracer
+PTRACE_ATTACH: Final = 16
+PTRACE_SEIZE: Final = 0x4206
 PF_ARGS_TRUNCATED: Final = 0x1  # argv longer than ARGS_MAX - 1 bytes
 PF_EXE_UNRESOLVED: Final = 0x2  # the image's path did not fit or could not be walked
 PF_CWD_UNRESOLVED: Final = 0x4  # the working directory's path likewise
@@ -469,8 +475,18 @@ class DnsEvent(ctypes.Structure):
     )
 
 
+class PtraceEvent(ctypes.Structure):
+    """``struct guard_ptrace_event``: a ptrace attach (or seize) that succeeded, and its target."""
+
+    _fields_ = (
+        ("proc", ProcEvent),
+        ("child_pid", _u32),
+        ("request", _u32),
+    )
+
+
 #: What the process ring carries: forks, exits and id changes (a header), execs, file changes,
-#: memfds and module loads (a FileEvent), accepted connections, DNS messages.
-ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent | NetEvent | DnsEvent
+#: memfds and module loads (a FileEvent), accepted connections, DNS messages, ptrace attaches.
+ProcRecord: TypeAlias = ProcEvent | ExecEvent | FileEvent | NetEvent | DnsEvent | PtraceEvent
 #: A ring-buffer record as the planes hand it over: a hook's event, or a process ring's record.
-Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent | NetEvent | DnsEvent
+Record: TypeAlias = Event | ProcEvent | ExecEvent | FileEvent | NetEvent | DnsEvent | PtraceEvent

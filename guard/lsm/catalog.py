@@ -144,7 +144,7 @@ PTRACE_ACCESS = _spec("process", "access", "ptrace", _LSM, _SYSCALLS, "ptrace")
 # The contract's (planned); where it leaves a shape open, Elastic Defend's is taken:
 UID_CHANGE = _spec("process", "change", "uid_change", _SYSCALLS, _SYSCALLS, "syscall")  # sys_exit
 GID_CHANGE = _spec("process", "change", "gid_change", _SYSCALLS, _SYSCALLS, "syscall")
-PTRACE = _spec("process", "start", "ptrace", _LSM, _SYSCALLS)  # Defend's shape
+PTRACE = _spec("process", "start", "ptrace", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
 MEMFD = _spec("process", "start", "memfd_create", _SYSCALLS, _SYSCALLS, "syscall")  # Defend's shape
 MOUNT = _spec("file", "change", "mount", _SYSCALLS, _SYSCALLS, "file_change")  # file.path: the mount point
 UNMOUNT = _spec("file", "change", "unmount", _SYSCALLS, _SYSCALLS, "file_change")
@@ -170,7 +170,7 @@ EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
 #: loaded rule could match one of its kinds): the syscall-exit changes, modifications, DNS.
 SYSCALL_CAPTURE: Final = frozenset({
     DELETION, RENAMED, UID_CHANGE, GID_CHANGE, MEMFD, MODULE_LOAD, MODULE_UNLOAD, CONNECTION_ACCEPTED,
-    CHOWN, XATTR, MOUNT, UNMOUNT,
+    CHOWN, XATTR, MOUNT, UNMOUNT, PTRACE,
 })
 MODIFY_CAPTURE: Final = frozenset({MODIFICATION})
 DNS_CAPTURE: Final = frozenset({DNS_REQUESTED, DNS_RESULT})
@@ -251,6 +251,9 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((RENAMED,), NOW, "kernel", _names("file.Ext.original", "path", "name", "extension", "directory")),
     Row((UID_CHANGE, GID_CHANGE, MEMFD, MODULE_LOAD, CONNECTION_ACCEPTED), NOW, "kernel", _RECORD),
     Row((MEMFD,), NOW, "kernel", ("process.Ext.memfd.name",)),
+    Row((PTRACE,), NOW, "kernel", (
+        *_RECORD, "process.Ext.ptrace.child_pid", "process.Ext.ptrace.request", "target.process.pid",
+    ), note="ptrace(PTRACE_ATTACH or PTRACE_SEIZE) at its exit"),
     Row((MODULE_LOAD,), NOW, "kernel", _names("file", "path", "name", "extension", "directory"),
         note="finit_module: the module's file; init_module names none"),
     Row((CONNECTION_ACCEPTED,), NOW, "kernel", (
@@ -278,7 +281,6 @@ CATALOG: Final[tuple[Row, ...]] = (
     Row((EXEC, FORK, EXIT, UID_CHANGE, GID_CHANGE), PLANNED, "kernel", _FULL_PROCESS),
     Row((OPEN, CREATION, RENAME, MODIFICATION, CHMOD), PLANNED, "kernel", _FILE),
     Row((CONNECTION_ATTEMPTED,), PLANNED, "kernel", _NETWORK),
-    Row((PTRACE,), PLANNED, "kernel", ("process.Ext.ptrace.child_pid", "target.process.pid")),
 )
 # fmt: on
 

@@ -214,6 +214,7 @@ _PROC_ACTIONS: Final = {
     abi.PROC_UNMOUNT: ("change", "unmount"),
     abi.PROC_MODULE_UNLOAD: ("end", "unload_module"),
     abi.PROC_MODIFY: ("change", "modification"),
+    abi.PROC_PTRACE: ("start", "ptrace"),
     abi.PROC_DNS_QUERY: ("protocol", "lookup_requested"),
     abi.PROC_DNS_ANSWER: ("protocol", "lookup_result"),
 }
@@ -226,9 +227,11 @@ _SYSCALL_KINDS: Final = frozenset(
         abi.PROC_MODULE_LOAD,
         abi.PROC_ACCEPT,
         abi.PROC_MODULE_UNLOAD,
+        abi.PROC_PTRACE,
     }
 )
 _STRINGS_OFFSET: Final = abi.ExecEvent.strings.offset
+_PTRACE_REQUESTS: Final = {abi.PTRACE_ATTACH: "PTRACE_ATTACH", abi.PTRACE_SEIZE: "PTRACE_SEIZE"}
 
 
 def _capabilities(mask: int) -> list[str]:
@@ -406,6 +409,7 @@ def proc_to_ecs(
     category = "process"
     file: dict[str, Any] = {}
     network: dict[str, Any] = {}
+    target: dict[str, Any] = {}
     if proc.kind == abi.PROC_MEMFD and isinstance(record, abi.FileEvent):
         process["Ext"] = {"memfd": {"name": os.fsdecode(record.path)}}
     elif proc.kind == abi.PROC_MODULE_LOAD and isinstance(record, abi.FileEvent):
@@ -422,6 +426,14 @@ def proc_to_ecs(
             file["Ext"] = {"original": _file_fields(_joined(record.old_path, record.old_dir))}
         if proc.flags & abi.PF_CWD_UNRESOLVED:
             truncated.append("file.path")
+    elif isinstance(record, abi.PtraceEvent):  # Elastic Defend's shape: the tracee under process.Ext
+        process["Ext"] = {
+            "ptrace": {
+                "child_pid": record.child_pid,
+                "request": _PTRACE_REQUESTS.get(record.request, str(record.request)),
+            }
+        }
+        target = {"process": {"pid": record.child_pid}}
     elif isinstance(record, abi.DnsEvent):
         category = "network"
         network, dns_truncated = _dns_fields(record)
@@ -468,6 +480,8 @@ def proc_to_ecs(
         doc["kestrel"]["hook"] = "syscall"
     if file:
         doc["file"] = file
+    if target:
+        doc["target"] = target
     doc.update(network)
     if proc.cgroup_id:
         doc["cgroup"] = {"id": proc.cgroup_id}

@@ -421,6 +421,24 @@ class FakeBackend:
         task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, abi.PROC_MODIFY, task, tgid=tgid, start_ns=start_ns)
 
+    def ptrace_attach(
+        self,
+        tgid: int,
+        *,
+        child: int,
+        request: int = abi.PTRACE_ATTACH,
+        cgroup: int = 0,
+        start_ns: int = 0,
+        uid: int = 0,
+    ) -> None:
+        """Report a ptrace attach (or seize) of ``child`` that succeeded, as guard_sys_exit does."""
+        self._require_loaded("guard_procs")
+        if not self._syscalls or request not in (abi.PTRACE_ATTACH, abi.PTRACE_SEIZE):
+            return
+        record = abi.PtraceEvent(child_pid=child, request=request)
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
+        self._proc_record(record, abi.PROC_PTRACE, task, tgid=tgid, start_ns=start_ns)
+
     def rename(
         self,
         tgid: int,

@@ -41,6 +41,7 @@ EXEC_EVENT_MIN: Final = abi.ExecEvent.strings.offset
 _KIND_AT: Final = abi.ProcEvent.kind.offset
 NET_EVENT_SIZE: Final = ctypes.sizeof(abi.NetEvent)
 DNS_EVENT_SIZE: Final = ctypes.sizeof(abi.DnsEvent)
+PTRACE_EVENT_SIZE: Final = ctypes.sizeof(abi.PtraceEvent)
 _HEADER_KINDS: Final = frozenset({abi.PROC_FORK, abi.PROC_EXIT, abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE})
 _FILE_KINDS: Final = frozenset(
     {
@@ -87,6 +88,8 @@ class RingDecoder:
             return abi.NetEvent.from_buffer_copy(record)
         if kind in (abi.PROC_DNS_QUERY, abi.PROC_DNS_ANSWER) and len(record) == DNS_EVENT_SIZE:
             return abi.DnsEvent.from_buffer_copy(record)
+        if kind == abi.PROC_PTRACE and len(record) == PTRACE_EVENT_SIZE:
+            return abi.PtraceEvent.from_buffer_copy(record)
         self.bad_size += 1
         if self.bad_size == 1:
             log.warning("ring_record_bad_size", plane=self.plane, size=len(record), kind=kind)

@@ -178,6 +178,7 @@ _PROCESS: Final[dict[str, Kind]] = {
     "Ext.ancestry": _S,
     "Ext.memfd.name": _S,
     "Ext.ptrace.child_pid": _N,
+    "Ext.ptrace.request": _S,
     "Ext.load_module.taint_flags": _S,
 }
 

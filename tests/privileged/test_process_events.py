@@ -283,6 +283,26 @@ def test_the_first_write_through_each_open_file_is_a_modification(
     assert docs(dp, 1, hook="file_change") == []  # and no more
 
 
+def test_a_ptrace_seize_is_reported_with_its_tracee(
+    dp: LsmBackend | CompatBackend, scope: Path, tmp_path: Path
+) -> None:
+    code = (
+        "import ctypes, subprocess\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "child = subprocess.Popen(['sleep', '30'])\n"
+        "assert libc.ptrace(0x4206, child.pid, 0, 0) == 0, ctypes.get_errno()\n"  # PTRACE_SEIZE
+        "assert libc.ptrace(0x4207, child.pid, 0, 0) == 0\n"  # PTRACE_INTERRUPT: not an attach
+        "child.kill(); child.wait()\n"
+        "print(child.pid)\n"
+    )
+    child = int(python_in(scope, code, cwd=tmp_path).stdout)
+    found = docs(dp, 0, hook="syscall", until=lambda got: any(d["event"]["action"] == "ptrace" for d in got))
+    (seize,) = [d for d in found if d["event"]["action"] == "ptrace"]
+    assert (seize["event"]["type"], seize["event"]["action"]) == (["start"], "ptrace")
+    assert seize["process"]["Ext"]["ptrace"] == {"child_pid": child, "request": "PTRACE_SEIZE"}
+    assert seize["target"] == {"process": {"pid": child}}
+
+
 @pytest.fixture
 def resolver() -> Iterator[str]:
     with loopback_resolver() as address:

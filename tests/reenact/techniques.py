@@ -679,6 +679,25 @@ grep -rEl '(apikey|cred)' "$T" >/dev/null; :""",
         ),
         tools=("grep",),
     ),
+    Technique(
+        id="ptrace-authentication-process",
+        attack="T1003.007",
+        tactic="credential-access",
+        title="attach with ptrace to a freshly started su (credential stealers do so to su and sshd)",
+        # su is a copy of sleep(1): alive long enough to be seized, by a Python one-liner
+        script="""\
+cp "$(type -P sleep)" "$T/bin/su"
+su 20 &
+python3 -c 'import ctypes, sys; sys.exit(ctypes.CDLL(None).ptrace(0x4206, int(sys.argv[1]), 0, 0))' $!
+kill $!""",
+        rules=(
+            _pa(
+                "credential_access_potential_credential_access_via_ptrace",
+                "5243e34d-ce00-4fda-82bb-79f1e4e655ea",
+            ),
+        ),
+        tools=("cp", "sleep", "python3"),
+    ),
     # ------------------------------------------------------------------ command and control
     Technique(
         id="ssh-reverse-tunnel",
@@ -758,11 +777,10 @@ ssh -F /dev/null -o ProxyCommand=none -o BatchMode=yes -o ConnectTimeout=1 \
         tools=("getent",),
         resolver=True,
     ),
-    # ------------------------------------------------------------------ exfiltration
     Technique(
         id="dropped-binary-resolves-upload-service",
-        attack="T1567",
-        tactic="exfiltration",
+        attack="T1102",
+        tactic="command-and-control",
         title="a hidden binary the shell just wrote in /tmp resolves a file-upload service (transfer.sh)",
         # the shell itself writes the file (its redirect), as a dropper does; the binary is getent
         script="""cat "$(type -P getent)" > "$T/.cache-update"
@@ -785,6 +803,7 @@ chmod +x "$T/.cache-update"
         tools=("cat", "chmod", "getent"),
         resolver=True,
     ),
+    # ------------------------------------------------------------------ exfiltration
     Technique(
         id="wget-post-exfiltration",
         attack="T1048",

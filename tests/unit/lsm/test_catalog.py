@@ -64,6 +64,11 @@ def proc_record(kind: int) -> abi.ProcRecord:
         net.proc = proc_record(abi.PROC_FORK)
         net.proc.kind = kind
         return net
+    if kind == abi.PROC_PTRACE:
+        attach = abi.PtraceEvent(child_pid=4242, request=abi.PTRACE_SEIZE)
+        attach.proc = proc_record(abi.PROC_FORK)
+        attach.proc.kind = kind
+        return attach
     if kind in (abi.PROC_UID_CHANGE, abi.PROC_GID_CHANGE):
         header = proc_record(abi.PROC_FORK)
         assert isinstance(header, abi.ProcEvent)
@@ -71,7 +76,7 @@ def proc_record(kind: int) -> abi.ProcRecord:
         return header
     if kind in (
         abi.PROC_DELETE, abi.PROC_RENAME, abi.PROC_MEMFD, abi.PROC_MODULE_LOAD, abi.PROC_CHOWN, abi.PROC_XATTR,
-        abi.PROC_MOUNT, abi.PROC_UNMOUNT, abi.PROC_MODULE_UNLOAD,
+        abi.PROC_MOUNT, abi.PROC_UNMOUNT, abi.PROC_MODULE_UNLOAD, abi.PROC_MODIFY,
     ):  # fmt: skip
         change = abi.FileEvent(
             path=b"b.so", dir=b"/tmp", old_path=b"/tmp/a.so" if kind == abi.PROC_RENAME else b""
@@ -121,6 +126,8 @@ RECORDS = [
     (None, abi.PROC_MOUNT),
     (None, abi.PROC_UNMOUNT),
     (None, abi.PROC_MODULE_UNLOAD),
+    (None, abi.PROC_PTRACE),
+    (None, abi.PROC_MODIFY),
     (None, abi.PROC_DNS_QUERY),
     (None, abi.PROC_DNS_ANSWER),
 ]
@@ -185,10 +192,14 @@ def test_planes_differ_where_the_compat_plane_sees_nothing() -> None:
     assert compat[catalog.EXEC] == lsm[catalog.EXEC]
 
 
+#: the catalog before Defend's ptrace event was captured: its row planned
+PTRACE_PLANNED = [Row(r.kinds, PLANNED, r.by, r.fields) if catalog.PTRACE in r.kinds else r for r in CATALOG]
+
+
 def test_planned_rows_count_only_when_asked() -> None:
     now, later = produced("lsm"), produced("lsm", since=(NOW, PLANNED))
-    assert catalog.PTRACE not in now
-    assert catalog.PTRACE in later
+    assert catalog.PTRACE not in produced("lsm", catalog=PTRACE_PLANNED)
+    assert catalog.PTRACE in produced("lsm", since=(NOW, PLANNED), catalog=PTRACE_PLANNED)
     assert "process.env_vars" in now[catalog.EXEC]
     assert "process.parent.thread.capabilities.effective" not in now[catalog.EXEC]
     assert "process.parent.thread.capabilities.effective" in later[catalog.EXEC]
@@ -210,9 +221,8 @@ def test_features_filter_the_kinds() -> None:
 
 
 def test_flipping_a_row_makes_its_kind_produced() -> None:
-    flipped = [Row(r.kinds, NOW, r.by, r.fields) if catalog.PTRACE in r.kinds else r for r in CATALOG]
-    assert catalog.PTRACE not in produced("lsm")
-    assert "process.Ext.ptrace.child_pid" in produced("lsm", catalog=flipped)[catalog.PTRACE]
+    assert catalog.PTRACE not in produced("lsm", catalog=PTRACE_PLANNED)
+    assert "process.Ext.ptrace.child_pid" in produced("lsm")[catalog.PTRACE]  # flipped: captured
 
 
 def test_plane_of() -> None:

@@ -237,3 +237,21 @@ def test_the_fake_reports_modifications_only_when_asked_and_syscall_changes_only
     assert doc["event"]["action"] == "modification"
     assert doc["file"] == {"path": "/etc/passwd", "name": "passwd", "directory": "/etc"}
     assert doc["kestrel"]["hook"] == "file_change"
+
+
+def test_a_ptrace_attach_takes_elastic_defends_shape() -> None:
+    fake = FakeBackend()
+    fake.load()
+    fake.configure({}, agent_tgid=1)
+    fake.set_scope(cgroups=[7])
+    fake.set_process_events(True)
+    fake.ptrace_attach(10, child=20, request=0x4207, cgroup=7)  # PTRACE_INTERRUPT: not an attach
+    fake.ptrace_attach(10, child=20, request=abi.PTRACE_SEIZE, cgroup=7)
+    (record,) = fake.process_records()
+    doc = proc_to_ecs(record, boot_offset_ns=0)
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["action"]) == (
+        ["process"], ["start"], "ptrace",
+    )  # fmt: skip
+    assert doc["process"]["Ext"]["ptrace"] == {"child_pid": 20, "request": "PTRACE_SEIZE"}
+    assert doc["target"] == {"process": {"pid": 20}}
+    assert doc["kestrel"]["hook"] == "syscall"
