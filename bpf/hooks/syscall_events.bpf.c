@@ -11,6 +11,7 @@
  * - memfd_create: the name; finit_module (with the module file's path) and init_module;
  * - accept and accept4: the new socket's two ends;
  * - ptrace attach and seize: the tracee (Elastic Defend's ptrace event);
+ * - a TCP connection the task closes (inet_sock_set_state, not a syscall: guard_tcp_state);
  * - modifications (GUARD_CF_MODIFY_EVENTS): the first write, pwrite64, writev, pwritev(2) or
  *   ftruncate through each regular file a task opened (its struct file), with the file's path;
  *   forgotten at the file's close, so a later open of the same file is reported again.
@@ -45,6 +46,10 @@
 #define GUARD_NR_LREMOVEXATTR 198
 #define GUARD_NR_FCHOWNAT 260
 #define GUARD_NR_PTRACE 101
+#define GUARD_TCP_ESTABLISHED 1
+#define GUARD_TCP_FIN_WAIT1 4
+#define GUARD_TCP_CLOSE_WAIT 8
+#define GUARD_TCP_LAST_ACK 9
 #define GUARD_PTRACE_ATTACH 16
 #define GUARD_PTRACE_SEIZE 0x4206
 #define GUARD_NR_WRITE 1
@@ -362,6 +367,34 @@ static __always_inline int guard_accept_exit(long fd)
 		return 0;
 	}
 	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), GUARD_PROC_ACCEPT);
+	guard_sock_ends(ev, sk);
+	guard_procs.ringbuf_submit(ev, 0);
+	return 0;
+}
+
+/*
+ * A governed task closing a TCP connection (close, shutdown, or its exit closing the socket), on
+ * inet_sock_set_state: ESTABLISHED -> FIN_WAIT1 (it closes first) or CLOSE_WAIT -> LAST_ACK (after
+ * the peer did). Both transitions run in the closing task's own context; the others (a reset, a
+ * timeout, the peer's FIN) run wherever the packet or timer is handled, so they are not reported.
+ */
+int guard_tcp_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	void *sk = (void *)ctx->args[0];
+	int old = (int)ctx->args[1], state = (int)ctx->args[2];
+	struct guard_net_event *ev;
+
+	if (!(old == GUARD_TCP_ESTABLISHED && state == GUARD_TCP_FIN_WAIT1) &&
+	    !(old == GUARD_TCP_CLOSE_WAIT && state == GUARD_TCP_LAST_ACK))
+		return 0;
+	if (!sk || !(guard_proc_wanted() & GUARD_CF_SYSCALL_EVENTS))
+		return 0;
+	ev = guard_procs.ringbuf_reserve(sizeof(struct guard_net_event));
+	if (!ev) {
+		guard_count(GUARD_HOOK_CONNECT, GUARD_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	guard_proc_fill(&ev->proc, (void *)bpf_get_current_task(), GUARD_PROC_DISCONNECT);
 	guard_sock_ends(ev, sk);
 	guard_procs.ringbuf_submit(ev, 0);
 	return 0;

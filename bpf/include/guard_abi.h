@@ -300,6 +300,7 @@ struct guard_event {
 #define GUARD_PROC_DNS_ANSWER 17    /* a struct guard_dns_event: a message read from a DNS socket */
 #define GUARD_PROC_MODIFY 18 /* a struct guard_file_event: the first write through an open file */
 #define GUARD_PROC_PTRACE 19 /* a struct guard_ptrace_event: ptrace attach or seize */
+#define GUARD_PROC_DISCONNECT 20 /* a struct guard_net_event: a TCP connection the task closes */
 
 #define GUARD_PF_ARGS_TRUNCATED 0x1 /* argv longer than GUARD_ARGS_MAX - 1 bytes */
 #define GUARD_PF_EXE_UNRESOLVED 0x2 /* the image's path did not fit or could not be walked */
@@ -360,7 +361,7 @@ struct guard_file_event {
 	char old_dir[GUARD_PATH_MAX];
 };
 
-/* An accepted connection: the new socket's local and remote ends (ports in host order). */
+/* An accepted connection, or one closed: the socket's local and remote ends (ports in host order). */
 struct guard_net_event {
 	struct guard_proc_event proc;
 	__u16 family;

@@ -57,6 +57,7 @@ __all__ = [
     "PROC_ACCEPT",
     "PROC_CHOWN",
     "PROC_DELETE",
+    "PROC_DISCONNECT",
     "PROC_DNS_ANSWER",
     "PROC_DNS_QUERY",
     "PROC_EXEC",
@@ -157,6 +158,7 @@ PROC_DNS_QUERY: Final = 16
 PROC_DNS_ANSWER: Final = 17
 PROC_MODIFY: Final = 18
 PROC_PTRACE: Final = 19
+PROC_DISCONNECT: Final = 20
 #: ptrace(2) requests that make the caller the target's tracer
 PTRACE_ATTACH: Final = 16
 PTRACE_SEIZE: Final = 0x4206
@@ -451,7 +453,7 @@ class FileEvent(ctypes.Structure):
 
 
 class NetEvent(ctypes.Structure):
-    """``struct guard_net_event``: an accepted connection's two ends."""
+    """``struct guard_net_event``: an accepted (or closed) connection's two ends."""
 
     _fields_ = (
         ("proc", ProcEvent),

@@ -810,7 +810,8 @@ PROCESS_PROGRAMS: Final = (
     ("sched_process_exec", "guard_proc_exec"),
     ("sched_process_exit", "guard_proc_exit"),
 )
-#: (tracepoint, program) of the syscall events, modifications and DNS, attached while one is asked for.
+#: (tracepoint, program) of the syscall events (and TCP closes), modifications and DNS, attached
+#: while one of them is asked for.
 SYSCALL_PROGRAMS: Final = (
     ("sys_enter", "guard_change_enter"),
     ("sys_exit", "guard_change_exit"),
@@ -819,6 +820,7 @@ SYSCALL_PROGRAMS: Final = (
     ("sys_exit", "guard_modify_exit"),
     ("sys_enter", "guard_dns_enter"),
     ("sys_exit", "guard_dns_exit"),
+    ("inet_sock_set_state", "guard_tcp_state"),
 )
 
 #: ``GUARD_MAX_SUBTREES`` and ``GUARD_MAX_PROTECT`` (bpf/include/guard_maps.h): directories with a

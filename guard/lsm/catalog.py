@@ -156,6 +156,7 @@ DELETION = _spec("file", "deletion", "deletion", _SYSCALLS, _SYSCALLS, "file_cha
 RENAMED = _spec("file", "change", "rename", _SYSCALLS, _SYSCALLS, "file_change")  # any governed rename
 MODIFICATION = _spec("file", "change", "modification", _SYSCALLS, _SYSCALLS, "file_change")  # first write
 CONNECTION_ACCEPTED = _spec("network", "start", "connection_accepted", _SYSCALLS, _SYSCALLS, "syscall")
+DISCONNECT = _spec("network", "end", "disconnect_received", _TP, _TP, "syscall")  # inet_sock_set_state
 DNS_REQUESTED = _spec("network", "protocol", "lookup_requested", _SYSCALLS, _SYSCALLS, "dns", ("dns",))
 DNS_RESULT = _spec("network", "protocol", "lookup_result", _SYSCALLS, _SYSCALLS, "dns", ("dns",))
 
@@ -163,14 +164,14 @@ DNS_RESULT = _spec("network", "protocol", "lookup_result", _SYSCALLS, _SYSCALLS,
 EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
     EXEC, FORK, EXIT, EXEC_DECISION, EXEC_MAPPING, OPEN, CREATION, LINK, RENAME, CHMOD,
     CONNECTION_ATTEMPTED, PTRACE_ACCESS, UID_CHANGE, GID_CHANGE, PTRACE, MEMFD, MOUNT, MODULE_LOAD,
-    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DNS_REQUESTED, DNS_RESULT, UNMOUNT, CHOWN, XATTR,
-    MODULE_UNLOAD,
+    DELETION, RENAMED, MODIFICATION, CONNECTION_ACCEPTED, DISCONNECT, DNS_REQUESTED, DNS_RESULT, UNMOUNT,
+    CHOWN, XATTR, MODULE_UNLOAD,
 )
 #: What each of the process ring's optional captures produces (the agent asks for one only when a
 #: loaded rule could match one of its kinds): the syscall-exit changes, modifications, DNS.
 SYSCALL_CAPTURE: Final = frozenset({
     DELETION, RENAMED, UID_CHANGE, GID_CHANGE, MEMFD, MODULE_LOAD, MODULE_UNLOAD, CONNECTION_ACCEPTED,
-    CHOWN, XATTR, MOUNT, UNMOUNT, PTRACE,
+    CHOWN, XATTR, MOUNT, UNMOUNT, PTRACE, DISCONNECT,
 })
 MODIFY_CAPTURE: Final = frozenset({MODIFICATION})
 DNS_CAPTURE: Final = frozenset({DNS_REQUESTED, DNS_RESULT})
@@ -260,6 +261,10 @@ CATALOG: Final[tuple[Row, ...]] = (
         *_names("source", "ip", "port"), *_names("destination", "ip", "port"),
         *_names("network", "type", "transport", "direction"),
     )),
+    Row((DISCONNECT,), NOW, "kernel", (
+        *_RECORD, *_names("source", "ip", "port"), *_names("destination", "ip", "port"),
+        *_names("network", "type", "transport"),
+    ), note="inet_sock_set_state: the task's own close of an established TCP connection"),
     Row((DNS_REQUESTED, DNS_RESULT), NOW, "kernel", (
         *_RECORD, *_names("source", "ip", "port"), *_names("destination", "ip", "port"),
         *_names("network", "type", "transport", "protocol", "direction"),

@@ -215,6 +215,7 @@ _PROC_ACTIONS: Final = {
     abi.PROC_MODULE_UNLOAD: ("end", "unload_module"),
     abi.PROC_MODIFY: ("change", "modification"),
     abi.PROC_PTRACE: ("start", "ptrace"),
+    abi.PROC_DISCONNECT: ("end", "disconnect_received"),
     abi.PROC_DNS_QUERY: ("protocol", "lookup_requested"),
     abi.PROC_DNS_ANSWER: ("protocol", "lookup_result"),
 }
@@ -228,6 +229,7 @@ _SYSCALL_KINDS: Final = frozenset(
         abi.PROC_ACCEPT,
         abi.PROC_MODULE_UNLOAD,
         abi.PROC_PTRACE,
+        abi.PROC_DISCONNECT,
     }
 )
 _STRINGS_OFFSET: Final = abi.ExecEvent.strings.offset
@@ -442,15 +444,17 @@ def proc_to_ecs(
     elif isinstance(record, abi.NetEvent):  # accepted: the remote end is the source
         category = "network"
         local, remote = (ipaddress.IPv6Address(bytes(a)) for a in (record.local_addr, record.remote_addr))
-        network = {
-            "source": {"ip": str(remote.ipv4_mapped or remote), "port": record.remote_port},
-            "destination": {"ip": str(local.ipv4_mapped or local), "port": record.local_port},
-            "network": {
-                "type": "ipv4" if record.family == socket.AF_INET else "ipv6",
-                "transport": "tcp",
-                "direction": "ingress",
-            },
-        }
+        here = {"ip": str(local.ipv4_mapped or local), "port": record.local_port}
+        there = {"ip": str(remote.ipv4_mapped or remote), "port": record.remote_port}
+        kind = "ipv4" if record.family == socket.AF_INET else "ipv6"
+        if proc.kind == abi.PROC_ACCEPT:
+            network = {
+                "source": there,
+                "destination": here,
+                "network": {"type": kind, "transport": "tcp", "direction": "ingress"},
+            }
+        else:  # a close: who opened the connection is not known here; the task's end is the source
+            network = {"source": here, "destination": there, "network": {"type": kind, "transport": "tcp"}}
     doc: dict[str, Any] = {
         "@timestamp": _timestamp(proc.ts_ns + boot_offset_ns),
         "event": {

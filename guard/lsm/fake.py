@@ -421,6 +421,29 @@ class FakeBackend:
         task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, abi.PROC_MODIFY, task, tgid=tgid, start_ns=start_ns)
 
+    def tcp_close(
+        self,
+        tgid: int,
+        *,
+        local: tuple[str, int],
+        remote: tuple[str, int],
+        cgroup: int = 0,
+        start_ns: int = 0,
+        uid: int = 0,
+    ) -> None:
+        """Report the task's own close of an established TCP connection, as guard_tcp_state does."""
+        self._require_loaded("guard_procs")
+        if not self._syscalls:
+            return
+        v6 = ipaddress.ip_address(remote[0]).version == 6
+        record = abi.NetEvent(
+            family=socket.AF_INET6 if v6 else socket.AF_INET, local_port=local[1], remote_port=remote[1]
+        )
+        record.local_addr[:] = normalise_ip(local[0]).packed
+        record.remote_addr[:] = normalise_ip(remote[0]).packed
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
+        self._proc_record(record, abi.PROC_DISCONNECT, task, tgid=tgid, start_ns=start_ns)
+
     def ptrace_attach(
         self,
         tgid: int,

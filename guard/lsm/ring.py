@@ -84,7 +84,7 @@ class RingDecoder:
             return abi.FileEvent.from_buffer_copy(record)
         if kind in _HEADER_KINDS and len(record) == PROC_EVENT_SIZE:
             return abi.ProcEvent.from_buffer_copy(record)
-        if kind == abi.PROC_ACCEPT and len(record) == NET_EVENT_SIZE:
+        if kind in (abi.PROC_ACCEPT, abi.PROC_DISCONNECT) and len(record) == NET_EVENT_SIZE:
             return abi.NetEvent.from_buffer_copy(record)
         if kind in (abi.PROC_DNS_QUERY, abi.PROC_DNS_ANSWER) and len(record) == DNS_EVENT_SIZE:
             return abi.DnsEvent.from_buffer_copy(record)

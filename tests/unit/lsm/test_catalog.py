@@ -59,7 +59,7 @@ def proc_record(kind: int) -> abi.ProcRecord:
         dns.proc = proc_record(abi.PROC_FORK)
         dns.proc.kind = kind
         return dns
-    if kind == abi.PROC_ACCEPT:
+    if kind in (abi.PROC_ACCEPT, abi.PROC_DISCONNECT):
         net = abi.NetEvent(family=2, local_port=80, remote_port=5555)
         net.proc = proc_record(abi.PROC_FORK)
         net.proc.kind = kind
@@ -127,6 +127,7 @@ RECORDS = [
     (None, abi.PROC_UNMOUNT),
     (None, abi.PROC_MODULE_UNLOAD),
     (None, abi.PROC_PTRACE),
+    (None, abi.PROC_DISCONNECT),
     (None, abi.PROC_MODIFY),
     (None, abi.PROC_DNS_QUERY),
     (None, abi.PROC_DNS_ANSWER),
@@ -212,7 +213,9 @@ def test_planned_rows_count_only_when_asked() -> None:
 
 def test_features_filter_the_kinds() -> None:
     only_tracepoints = produced("compat", features={"raw_tracepoint"})
-    assert set(only_tracepoints) == {catalog.EXEC, catalog.FORK, catalog.EXIT, catalog.EXEC_DECISION}
+    assert set(only_tracepoints) == {
+        catalog.EXEC, catalog.FORK, catalog.EXIT, catalog.EXEC_DECISION, catalog.DISCONNECT,
+    }  # fmt: skip
     assert set(produced("lsm", features={"lsm_program"})) == {
         catalog.EXEC_DECISION, catalog.EXEC_MAPPING, catalog.OPEN, catalog.CREATION, catalog.LINK,
         catalog.RENAME, catalog.CHMOD, catalog.CONNECTION_ATTEMPTED, catalog.PTRACE_ACCESS,

@@ -255,3 +255,23 @@ def test_a_ptrace_attach_takes_elastic_defends_shape() -> None:
     assert doc["process"]["Ext"]["ptrace"] == {"child_pid": 20, "request": "PTRACE_SEIZE"}
     assert doc["target"] == {"process": {"pid": 20}}
     assert doc["kestrel"]["hook"] == "syscall"
+
+
+def test_a_tcp_close_is_a_disconnect_from_the_tasks_end() -> None:
+    fake = FakeBackend()
+    fake.load()
+    fake.configure({}, agent_tgid=1)
+    fake.set_scope(cgroups=[7])
+    fake.set_process_events(True, syscalls=False)
+    fake.tcp_close(10, local=("10.0.0.5", 40000), remote=("192.0.2.1", 443), cgroup=7)
+    assert fake.process_records() == []  # not asked for
+    fake.set_process_events(True)
+    fake.tcp_close(10, local=("10.0.0.5", 40000), remote=("192.0.2.1", 443), cgroup=7)
+    (record,) = fake.process_records()
+    doc = proc_to_ecs(record, boot_offset_ns=0)
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["action"]) == (
+        ["network"], ["end"], "disconnect_received",
+    )  # fmt: skip
+    assert doc["source"] == {"ip": "10.0.0.5", "port": 40000}
+    assert doc["destination"] == {"ip": "192.0.2.1", "port": 443}
+    assert doc["network"] == {"type": "ipv4", "transport": "tcp"}
