@@ -238,16 +238,16 @@ def _placement(t: Technique, cgroup: Path, resolv_conf: Path | None) -> Callable
             _check(libc.unshare(flags), "unshare")
         if private_mounts:
             _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+        for d in t.overlays:
+            _check(
+                libc.mount(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=16m"),
+                f"tmpfs on {d}",
+            )
         if resolv_conf is not None:
             _check(
                 libc.mount(bytes(resolv_conf), b"/etc/resolv.conf", None, _MS_BIND, None),
                 "bind resolv.conf",
             )
-            for d in t.overlays:
-                _check(
-                    libc.mount(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755,size=16m"),
-                    f"tmpfs on {d}",
-                )
         if t.user == "nobody":
             os.setgroups([])
             os.setgid(NOBODY)

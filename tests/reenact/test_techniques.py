@@ -4,6 +4,7 @@ reach no network outside their own namespace, and the report's arithmetic."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import tomllib
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.reenact import harness
 from tests.reenact.harness import ELASTIC, Imported, Report, Row, import_rules, needed_rules
 from tests.reenact.techniques import TACTICS, TECHNIQUES, Technique
 
@@ -190,3 +192,49 @@ def test_an_unimported_rule_is_reported_with_the_reason() -> None:
     empty = Imported(import_rules([]).policy, {t.rules[0].rule_id: "query: syntax error"})
     table = Report((Row(t, ()),), empty, "lsm").render()
     assert "not imported (query: syntax error)" in table
+
+
+class _Recorder:
+    """Stands in for libc in the harness: records unshare and mount calls, succeeds."""
+
+    def __init__(self) -> None:
+        self.unshares: list[int] = []
+        #: (source, target, fstype, flags)
+        self.mounts: list[tuple[bytes, bytes, bytes | None, int]] = []
+
+    def unshare(self, flags: int) -> int:
+        self.unshares.append(flags)
+        return 0
+
+    def mount(
+        self, source: bytes, target: bytes, fstype: bytes | None, flags: int, data: bytes | None
+    ) -> int:
+        self.mounts.append((source, target, fstype, flags))
+        return 0
+
+
+@pytest.mark.parametrize("t", TECHNIQUES, ids=lambda t: t.id)
+def test_the_child_is_placed_in_the_namespaces_and_overlays_its_technique_asks_for(
+    t: Technique, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What keeps a script harmless is done before it runs: every overlay is a fresh tmpfs in a
+    private mount namespace, whatever else the technique asks for (a resolver, a network)."""
+    recorder = _Recorder()
+    monkeypatch.setattr(harness, "libc", recorder)
+    for name in ("setgroups", "setgid", "setuid"):
+        monkeypatch.setattr(os, name, lambda *_: None)
+    resolv_conf = tmp_path / "resolv.conf" if t.resolver else None
+    harness._placement(t, tmp_path, resolv_conf)()  # the child's own setup, run here
+    assert (tmp_path / "cgroup.procs").read_text() == "0"
+    unshares, mounts = recorder.unshares, recorder.mounts
+    private = bool(t.overlays or t.resolver)
+    flags = unshares[0] if unshares else 0
+    assert bool(flags & 0x00020000) == private  # CLONE_NEWNS
+    assert bool(flags & 0x40000000) == t.isolated_network  # CLONE_NEWNET
+    tmpfs = [target.decode() for _, target, fstype, _ in mounts if fstype == b"tmpfs"]
+    assert tmpfs == list(t.overlays)
+    if private:
+        assert mounts[0][1] == b"/"  # / made private first (MS_PRIVATE), before any other mount
+        assert mounts[0][3] & 0x40000
+    binds = [(source, target) for source, target, _, flags in mounts if flags & 0x1000]  # MS_BIND
+    assert binds == ([(bytes(resolv_conf), b"/etc/resolv.conf")] if resolv_conf else [])
