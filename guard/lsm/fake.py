@@ -390,13 +390,7 @@ class FakeBackend:
         self._entities.pop(tgid, None)
         record = abi.ProcEvent()
         record.exit_code = status
-        self._proc_record(
-            record,
-            abi.PROC_EXIT,
-            _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0)),
-            tgid=tgid,
-            start_ns=start_ns,
-        )
+        self._report(record, abi.PROC_EXIT, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
 
     def delete(
         self, tgid: int, *, path: str, cwd: str = "", cgroup: int = 0, start_ns: int = 0, uid: int = 0
@@ -406,8 +400,7 @@ class FakeBackend:
         if not self._syscalls:
             return
         record = abi.FileEvent(path=os.fsencode(path), dir=_base(path, cwd))
-        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
-        self._proc_record(record, abi.PROC_DELETE, task, tgid=tgid, start_ns=start_ns)
+        self._report(record, abi.PROC_DELETE, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
 
     def modify(self, tgid: int, *, path: str, cgroup: int = 0, start_ns: int = 0, uid: int = 0) -> None:
         """Report the first write through a file ``tgid`` opened (``path``: absolute, as walked).
@@ -418,8 +411,7 @@ class FakeBackend:
         if not self._modify:
             return
         record = abi.FileEvent(path=os.fsencode(path))
-        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
-        self._proc_record(record, abi.PROC_MODIFY, task, tgid=tgid, start_ns=start_ns)
+        self._report(record, abi.PROC_MODIFY, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
 
     def tcp_close(
         self,
@@ -441,8 +433,7 @@ class FakeBackend:
         )
         record.local_addr[:] = normalise_ip(local[0]).packed
         record.remote_addr[:] = normalise_ip(remote[0]).packed
-        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
-        self._proc_record(record, abi.PROC_DISCONNECT, task, tgid=tgid, start_ns=start_ns)
+        self._report(record, abi.PROC_DISCONNECT, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
 
     def ptrace_attach(
         self,
@@ -459,8 +450,7 @@ class FakeBackend:
         if not self._syscalls or request not in (abi.PTRACE_ATTACH, abi.PTRACE_SEIZE):
             return
         record = abi.PtraceEvent(child_pid=child, request=request)
-        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
-        self._proc_record(record, abi.PROC_PTRACE, task, tgid=tgid, start_ns=start_ns)
+        self._report(record, abi.PROC_PTRACE, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
 
     def rename(
         self,
@@ -483,8 +473,7 @@ class FakeBackend:
             old_path=os.fsencode(old),
             old_dir=_base(old, cwd),
         )
-        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
-        self._proc_record(record, abi.PROC_RENAME, task, tgid=tgid, start_ns=start_ns)
+        self._report(record, abi.PROC_RENAME, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
 
     def dns(
         self,
@@ -520,8 +509,14 @@ class FakeBackend:
         record.remote_addr[:] = normalise_ip(server).packed
         kept = message[: abi.DNS_MAX]
         record.data[: len(kept)] = kept
-        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         kind = abi.PROC_DNS_ANSWER if answer else abi.PROC_DNS_QUERY
+        self._report(record, kind, tgid, cgroup=cgroup, start_ns=start_ns, uid=uid)
+
+    def _report(
+        self, record: abi.ProcRecord, kind: int, tgid: int, *, cgroup: int, start_ns: int, uid: int
+    ) -> None:
+        """Queue a record the kernel reports for ``tgid`` alone (no comm, no lineage: exits, changes)."""
+        task = _task(tgid, None, uid, b"", cgroup, (0, 0, 0), (0, 0))
         self._proc_record(record, kind, task, tgid=tgid, start_ns=start_ns)
 
     def _proc_record(
