@@ -12,8 +12,10 @@
 
 #ifdef GUARD_SOCK_ADDR_NO_TASK
 #define GUARD_SOCK_ADDR_REACT GUARD_REACT_NO_TASK
+#define GUARD_SOCK_ADDR_WHO 0 /* the caller cannot be read: the loader refuses subject conditions */
 #else
 #define GUARD_SOCK_ADDR_REACT GUARD_REACT_DENY
+#define GUARD_SOCK_ADDR_WHO 1
 #endif
 
 static __always_inline int guard_sock_addr(struct bpf_sock_addr *sa, int v6, __u32 evflags)
@@ -22,7 +24,7 @@ static __always_inline int guard_sock_addr(struct bpf_sock_addr *sa, int v6, __u
 	__u16 port_be;
 	__u32 ip;
 
-	if (!guard_enter(GUARD_HOOK_CONNECT, &gc))
+	if (!guard_enter_who(GUARD_HOOK_CONNECT, &gc, 1, GUARD_SOCK_ADDR_WHO))
 		return 1;
 	if (v6) {
 		ip = sa->user_ip6[0];

@@ -65,6 +65,7 @@ enum guard_counter {
 	GUARD_CNT_EMITTED = 5,
 	/* a decision (denied, would-block, killed) the guard_decisions ring had no room for */
 	GUARD_CNT_DECISION_DROPS = 6,
+	/* a subject-conditioned deny list a call met but could not decide (a table's second one) */
 	GUARD_CNT_COUNT = 7,
 };
 
@@ -83,6 +84,8 @@ enum guard_counter {
 #define GUARD_HF_HAS_EXEMPTIONS 0x20
 /* set by the loader from the tables: the hook has subtree verdicts (guard_subtrees) */
 #define GUARD_HF_HAS_SUBTREES 0x40
+/* The hook's tables hold conditioned deny rules: read the caller (guard_read_who). */
+#define GUARD_HF_HAS_CONDS 0x80
 
 /* Bits of guard_config.flags. */
 /* every task is governed (but the agent): the scope maps are not consulted */
@@ -136,10 +139,54 @@ struct guard_exempt_key {
 	__u64 ino;
 };
 
-/* Every static verdict table maps its key to per-hook rule ids: deny and notify (0 = none). */
+/*
+ * Subject conditions: a deny rule that also needs the caller to be someone (its name, its parent's
+ * name, its uid). Each distinct test of the caller the policy makes is one bit; the hook reads the
+ * caller once (guard_read_who) and ORs the bits guard_subject_atoms gives for its name, its
+ * parent's name and its uid into a word. A conditioned rule holds for the caller when every
+ * ``need`` bit is set in that word and no ``forbid`` bit is (a test of "is none of these"). Two
+ * banks of bits let a policy swap write the new ones beside the old: an entry names its bank.
+ * A name is the comm, NUL-padded; a parent's name whose comm was cut at 15 bytes is its
+ * executable's file name (as process.parent.name is in events); a uid is 4 little-endian bytes.
+ */
+#define GUARD_COND_SLOTS 2   /* conditioned deny rules per key and hook */
+#define GUARD_COND_ENTRIES 8 /* GUARD_HOOK_COUNT * GUARD_COND_SLOTS */
+#define GUARD_SUBJECT_TEXT 48
+
+enum guard_subject_field {
+	GUARD_SUBJ_NONE = 0,
+	GUARD_SUBJ_NAME = 1,
+	GUARD_SUBJ_PARENT_NAME = 2,
+	GUARD_SUBJ_UID = 3,
+};
+
+struct guard_cond {
+	__u32 rule; /* 0 = none */
+	__u32 bank;
+	__u64 need;
+	__u64 forbid;
+};
+
+/*
+ * Every static verdict table maps its key to per-hook rule ids: deny and notify (0 = none), and up
+ * to GUARD_COND_SLOTS conditioned deny rules per hook (cond[hook * GUARD_COND_SLOTS + i],
+ * ascending): a plain deny wins, else the first whose condition holds.
+ */
 struct guard_verdict {
 	__u32 deny[GUARD_HOOK_COUNT];
 	__u32 notify[GUARD_HOOK_COUNT];
+	struct guard_cond cond[GUARD_COND_ENTRIES];
+};
+
+/* guard_subject_atoms (hash): one value of one field of the caller -> its test bits per bank. */
+struct guard_subject_key {
+	__u32 field;
+	__u32 pad;
+	char value[GUARD_SUBJECT_TEXT];
+};
+
+struct guard_subject_bits {
+	__u64 bank[2];
 };
 
 /* guard_paths (hash): a NUL-terminated path, zero-padded. */

@@ -44,6 +44,7 @@ struct guard_ctx {
 	__u16 port; /* host order */
 	struct guard_inode_key inode;
 	__u8 addr[16];
+	__u64 who[2]; /* the caller's subject-test bits, per bank (GUARD_HF_HAS_CONDS hooks) */
 };
 
 static __always_inline void *guard_read_ptr(const void *base, __u32 offset)
@@ -79,13 +80,82 @@ static __always_inline int guard_in_scope(struct guard_config *cfg)
 	return guard_scope_cgroups.lookup(&cgroup_id) != 0;
 }
 
+/* One field's subject bits (both banks) for the value in w->key, ORed into ctx->who. */
+static __always_inline void guard_who_add(struct guard_ctx *ctx, struct guard_who_buf *w,
+					  __u32 field)
+{
+	struct guard_subject_bits *bits;
+
+	w->key.field = field;
+	bits = guard_subject_atoms.lookup(&w->key);
+	if (bits) {
+		ctx->who[0] |= bits->bank[0];
+		ctx->who[1] |= bits->bank[1];
+	}
+}
+
+/*
+ * The caller's subject bits (guard_abi.h): its comm, its uid and its parent's name: the comm of
+ * the real parent's thread-group leader or, when that was cut at 15 bytes, the leader's
+ * executable's file name if it begins with the comm (process.parent.name in events says the same).
+ * Read once, in the preamble, before the search branches: the verifier sees it once.
+ */
+static __always_inline void guard_read_who(struct guard_ctx *ctx)
+{
+	void *task = (void *)bpf_get_current_task(), *parent, *leader, *mm, *exe, *dentry, *name;
+	__u32 zero = 0, uid = (__u32)bpf_get_current_uid_gid(), i;
+	struct guard_who_buf *w = guard_who.lookup(&zero);
+	long len;
+
+	if (!w || !task)
+		return;
+	__builtin_memset(w, 0, sizeof(*w));
+	/* up to the NUL: before 5.16 a comm is not zero-padded (strlcpy), the bytes after are stale */
+	bpf_probe_read_kernel_str(w->key.value, GUARD_COMM_LEN, (char *)task + GUARD_OFF_TASK_COMM);
+	guard_who_add(ctx, w, GUARD_SUBJ_NAME);
+	__builtin_memset(w->key.value, 0, sizeof(w->key.value));
+	__builtin_memcpy(w->key.value, &uid, sizeof(uid));
+	guard_who_add(ctx, w, GUARD_SUBJ_UID);
+	parent = guard_read_ptr(task, GUARD_OFF_TASK_REAL_PARENT);
+	leader = parent ? guard_read_ptr(parent, GUARD_OFF_TASK_GROUP_LEADER) : 0;
+	if (!leader)
+		return;
+	__builtin_memset(w->key.value, 0, sizeof(w->key.value));
+	len = bpf_probe_read_kernel_str(w->key.value, GUARD_COMM_LEN,
+					(char *)leader + GUARD_OFF_TASK_COMM);
+	if (len == GUARD_COMM_LEN) { /* cut: the executable's file name, if it extends the comm */
+		mm = guard_read_ptr(leader, GUARD_OFF_TASK_MM);
+		exe = mm ? guard_read_ptr(mm, GUARD_OFF_MM_EXE_FILE) : 0;
+		dentry = exe ? guard_read_ptr(exe, GUARD_OFF_FILE_F_PATH + GUARD_OFF_PATH_DENTRY) :
+			       0;
+		name = dentry ? guard_read_ptr(dentry,
+					       GUARD_OFF_DENTRY_D_NAME + GUARD_OFF_QSTR_NAME) :
+				0;
+		len = name ? bpf_probe_read_kernel_str(w->parent, sizeof(w->parent), name) : 0;
+		if (len > GUARD_COMM_LEN) {
+			for (i = 0; i < GUARD_COMM_LEN - 1; i++)
+				if (w->parent[i] != w->key.value[i])
+					break;
+			if (i == GUARD_COMM_LEN - 1) {
+				/* longer than any subject value: '/' is in no name, so none matches */
+				if (len >= (long)sizeof(w->parent)) {
+					__builtin_memset(w->parent, 0, sizeof(w->parent));
+					w->parent[0] = '/';
+				}
+				__builtin_memcpy(w->key.value, w->parent, sizeof(w->key.value));
+			}
+		}
+	}
+	guard_who_add(ctx, w, GUARD_SUBJ_PARENT_NAME);
+}
+
 /*
  * Every hook's preamble: fills ctx and returns 1 if the current task is governed by an active
  * hook. Off returns before anything is counted (an empty config map means off); an active hook
  * counts the call, governed or not, unless ``count`` is 0 (a constant: a call that is another way
  * to the hook's object, such as an executable mapping, is not one of the hook's calls).
  */
-static __always_inline int guard_enter_as(__u32 hook, struct guard_ctx *ctx, int count)
+static __always_inline int guard_enter_who(__u32 hook, struct guard_ctx *ctx, int count, int who)
 {
 	__u32 zero = 0;
 	struct guard_config *cfg = guard_config.lookup(&zero);
@@ -105,9 +175,23 @@ static __always_inline int guard_enter_as(__u32 hook, struct guard_ctx *ctx, int
 		return 0;
 	if (count)
 		guard_count(hook, GUARD_CNT_CALLS);
-	return guard_in_scope(cfg);
+	if (!guard_in_scope(cfg))
+		return 0;
+	if (who && (ctx->hook_flags & GUARD_HF_HAS_CONDS))
+		guard_read_who(ctx);
+	/*
+	 * The same bytes through a helper: the verifier then knows nothing of them on either way
+	 * here, so the two walk on as one (known zeros on one way would double every later state).
+	 */
+	bpf_probe_read_kernel(ctx->who, sizeof(ctx->who), ctx->who);
+	return 1;
 }
 
+/*
+ * ``who`` (a constant) reads the caller for subject conditions: 0 where the program may not read
+ * the current task (the loader refuses conditioned rules there).
+ */
+#define guard_enter_as(hook, ctx, count) guard_enter_who((hook), (ctx), (count), 1)
 #define guard_enter(hook, ctx) guard_enter_as((hook), (ctx), 1)
 
 /* Record one (rule, action): returns 1 once a deny has been found (the first deny and notify stay). */
@@ -125,6 +209,29 @@ static __always_inline int guard_take_rule(struct guard_ctx *ctx, __u32 rule, __
 	return ctx->denied;
 }
 
+/* 1 iff x != 0, without a branch. */
+static __always_inline __u64 guard_nonzero(__u64 x)
+{
+	guard_barrier_var(x);
+	return (x | (0 - x)) >> 63;
+}
+
+/*
+ * ``deny`` if it is a rule, else the conditioned rule ``c`` if the caller meets it, else 0: branch-
+ * free, so a table lookup costs the verifier's walk no split (every split would go through the
+ * rest of the search, the DFA loop included).
+ */
+static __always_inline __u32 guard_cond_pick(struct guard_ctx *ctx, __u32 deny,
+					     const struct guard_cond *c)
+{
+	__u64 bank = c->bank & 1, who, ok;
+
+	who = (ctx->who[0] & (bank - 1)) | (ctx->who[1] & (0 - bank));
+	ok = (1 - guard_nonzero((who & c->need) ^ c->need)) & (1 - guard_nonzero(who & c->forbid)) &
+	     (1 - guard_nonzero(deny));
+	return deny | (c->rule & (__u32)(0 - ok));
+}
+
 /* Record a static table's verdict for this hook: returns 1 once a deny has been found. */
 static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_verdict *v,
 				      __u32 match)
@@ -132,7 +239,14 @@ static __always_inline int guard_take(struct guard_ctx *ctx, const struct guard_
 	__u32 h = ctx->hook & (GUARD_HOOK_COUNT - 1);
 
 	if (v) {
-		guard_take_rule(ctx, v->deny[h], GUARD_ACTION_DENY, match);
+		__u32 deny = v->deny[h];
+
+		/* (subtree verdicts carry no conditions: ``match`` is a constant, this folds away) */
+		if (match != GUARD_MATCH_SUBTREE) {
+			deny = guard_cond_pick(ctx, deny, &v->cond[h * GUARD_COND_SLOTS]);
+			deny = guard_cond_pick(ctx, deny, &v->cond[h * GUARD_COND_SLOTS + 1]);
+		}
+		guard_take_rule(ctx, deny, GUARD_ACTION_DENY, match);
 		guard_take_rule(ctx, v->notify[h], GUARD_ACTION_NOTIFY, match);
 	}
 	return ctx->denied;

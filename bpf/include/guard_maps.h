@@ -42,6 +42,9 @@
 #ifndef GUARD_DFA_MAX_RULES
 #define GUARD_DFA_MAX_RULES 8192
 #endif
+#ifndef GUARD_MAX_SUBJECT_ATOMS
+#define GUARD_MAX_SUBJECT_ATOMS 16384
+#endif
 #ifndef GUARD_RINGBUF_PAGES
 #define GUARD_RINGBUF_PAGES 64
 #endif
@@ -91,6 +94,10 @@ GUARD_TABLE("hash", struct guard_inode_key, struct guard_verdict, guard_protect_
 GUARD_TABLE("hash", struct guard_comm_key, struct guard_verdict, guard_protect_names,
 	    GUARD_MAX_PROTECT, 0);
 
+/* A caller's name, parent's name or uid -> its subject-test bits (guard_abi.h). */
+GUARD_TABLE("hash", struct guard_subject_key, struct guard_subject_bits, guard_subject_atoms,
+	    GUARD_MAX_SUBJECT_ATOMS, 0);
+
 /* The in-kernel DFAs (contains / glob): two banks per hook; guard_config.dfa_slot picks one. */
 GUARD_TABLE("array", int, struct guard_dfa, guard_dfas, 2 * GUARD_HOOK_COUNT, 0);
 GUARD_TABLE("array", int, struct guard_dfa_rule, guard_dfa_rules, GUARD_DFA_MAX_RULES, 0);
@@ -120,6 +127,12 @@ GUARD_TABLE("percpu_array", int, __u64, guard_counters, (GUARD_HOOK_COUNT * GUAR
 GUARD_TABLE("hash", struct guard_decision_drop_key, __u64, guard_decision_drops,
 	    GUARD_MAX_DECISION_DROPS, 0);
 BPF_PERCPU_ARRAY(guard_scratch, struct guard_lpm_path_key, 3);
+/* The caller's names while its subject bits are looked up (too big for the hooks' stacks). */
+struct guard_who_buf {
+	struct guard_subject_key key;
+	char parent[GUARD_SUBJECT_TEXT];
+};
+BPF_PERCPU_ARRAY(guard_who, struct guard_who_buf, 1);
 /* Two rings: decisions (denied, would-block, killed) apart from telemetry (allowed events). */
 BPF_RINGBUF_OUTPUT(guard_decisions, GUARD_DECISION_RINGBUF_PAGES);
 BPF_RINGBUF_OUTPUT(guard_events, GUARD_RINGBUF_PAGES);

@@ -71,17 +71,25 @@ def identities(compiled: CompiledPolicy, resolve: Callable[[str], Identity | Non
     exist is skipped (its path verdict still applies; a later refresh resolves it once it exists).
     """
     out = Identities()
+    conditioned = {s.rule_id for s in compiled.kernel.subjects}
+
+    def put(value: VerdictValue, rule: PathRule) -> None:
+        if rule.rule_id in conditioned:  # the caller's test goes with the rule, whatever names the file
+            value.add_cond(rule.hook, (rule.rule_id,))
+        else:
+            value.add(rule.hook, rule.rule_id, rule.action)
+
     for rule in compiled.kernel.paths:
         if rule.kind == "exact" and not rule.case_insensitive:
             found = resolve(rule.pattern)
             if found is not None:
-                out.inodes.setdefault(found, VerdictValue()).add(rule.hook, rule.rule_id, rule.action)
+                put(out.inodes.setdefault(found, VerdictValue()), rule)
             continue
         directory = subtree_of(rule)
         if directory is not None:
             found = resolve(directory)
             if found is not None:
-                out.subtrees.setdefault(found, VerdictValue()).add(rule.hook, rule.rule_id, rule.action)
+                put(out.subtrees.setdefault(found, VerdictValue()), rule)
     for sel in compiled.targets:
         for name in sel.names:
             key = name.encode()[: abi.COMM_LEN - 1].ljust(abi.COMM_LEN, b"\0")

@@ -25,6 +25,8 @@ __all__ = [
     "CF_PROCESS_EVENTS",
     "CF_SYSCALL_EVENTS",
     "COMM_LEN",
+    "COND_ENTRIES",
+    "COND_SLOTS",
     "COUNTER_COUNT",
     "DNS_MAX",
     "ENV_MAX",
@@ -42,6 +44,7 @@ __all__ = [
     "HF_EMIT_ALL",
     "HF_EMIT_CHMOD",
     "HF_EMIT_CREATED",
+    "HF_HAS_CONDS",
     "HF_HAS_EXEMPTIONS",
     "HF_HAS_SUBTREES",
     "HF_HAS_SUFFIXES",
@@ -77,8 +80,10 @@ __all__ = [
     "PROT_EXEC",
     "PTRACE_MODE_ATTACH",
     "STRINGS_MAX",
+    "SUBJECT_TEXT",
     "SUBTREE_DEPTH",
     "CommKey",
+    "Cond",
     "Config",
     "Counter",
     "Decision",
@@ -105,6 +110,9 @@ __all__ = [
     "ProcRecord",
     "PtraceEvent",
     "Record",
+    "SubjectBits",
+    "SubjectField",
+    "SubjectKey",
     "Verdict",
 ]
 
@@ -119,6 +127,7 @@ HF_HAS_SUFFIXES: Final = 0x4
 HF_HAS_EXEMPTIONS: Final = 0x20
 #: Set by the loader (never by a policy) on hooks that have subtree verdicts.
 HF_HAS_SUBTREES: Final = 0x40
+HF_HAS_CONDS: Final = 0x80
 #: guard_config.flags: every task but the agent is governed.
 CF_ALL_TASKS: Final = 0x1
 #: guard_config.flags: governed forks, execs and exits are reported to guard_procs.
@@ -272,10 +281,50 @@ class Config(ctypes.Structure):
     )
 
 
-class Verdict(ctypes.Structure):
-    """``struct guard_verdict``: per-hook deny and notify rule ids (0 = none)."""
+#: ``GUARD_COND_SLOTS``: conditioned deny rules per key and hook; ``GUARD_SUBJECT_TEXT``: value bytes.
+COND_SLOTS: Final = 2
+COND_ENTRIES: Final = HOOK_COUNT * COND_SLOTS
+SUBJECT_TEXT: Final = 48
 
-    _fields_ = (("deny", _u32 * HOOK_COUNT), ("notify", _u32 * HOOK_COUNT))
+
+class SubjectField(enum.IntEnum):
+    """``enum guard_subject_field``: what of the caller a subject test reads."""
+
+    NONE = 0
+    NAME = 1
+    PARENT_NAME = 2
+    UID = 3
+
+
+class Cond(ctypes.Structure):
+    """``struct guard_cond``: a conditioned deny rule: its bank's ``need`` bits set, ``forbid`` clear."""
+
+    _fields_ = (("rule", _u32), ("bank", _u32), ("need", _u64), ("forbid", _u64))
+
+
+class Verdict(ctypes.Structure):
+    """``struct guard_verdict``: per-hook deny and notify rule ids (0 = none), and conditioned denies.
+
+    ``cond[hook * COND_SLOTS + i]``: deny rules that also need the caller to be someone.
+    """
+
+    _fields_ = (
+        ("deny", _u32 * HOOK_COUNT),
+        ("notify", _u32 * HOOK_COUNT),
+        ("cond", Cond * COND_ENTRIES),
+    )
+
+
+class SubjectKey(ctypes.Structure):
+    """``struct guard_subject_key``: one value of one field of the caller."""
+
+    _fields_ = (("field", _u32), ("pad", _u32), ("value", ctypes.c_char * SUBJECT_TEXT))
+
+
+class SubjectBits(ctypes.Structure):
+    """``struct guard_subject_bits``: the subject-test bits a value sets, per bank."""
+
+    _fields_ = (("bank", _u64 * 2),)
 
 
 class PathKey(ctypes.Structure):

@@ -48,7 +48,16 @@ from guard.lsm.source import (
     offset_flags,
 )
 from guard.lsm.stubtree import ensure_stub_tree
-from guard.lsm.verdicts import Action, DfaProgram, DynamicVerdict, VerdictTables, VerdictValue
+from guard.lsm.verdicts import (
+    Action,
+    DfaProgram,
+    DynamicVerdict,
+    VerdictTables,
+    VerdictValue,
+    atom_masks,
+    cond_masks,
+    subject_bits,
+)
 from guard.model import HOOKS, BackendName, Hook, Telemetry
 
 __all__ = ["SOCK_ADDR_PROGRAMS", "CompatBackend", "LsmBackend"]
@@ -113,6 +122,7 @@ class _BccPlane:
             "subtrees": SUBTREES_MAX,
             "protect_exes": PROTECT_MAX,
             "protect_names": PROTECT_MAX,
+            "subject_atoms": SUBJECT_ATOMS_MAX,
         }
         self.cflags = [
             *offset_flags(btf),
@@ -162,6 +172,8 @@ class _BccPlane:
         self._agent_tgid = 0
         self._hook_flags: dict[Hook, int] = {}
         self._tables = VerdictTables()
+        #: the bank of subject-test bits the written conditioned entries read (guard_abi.h)
+        self._subject_bank = 0
         self._bank = 0
         self._scope_cgroups: set[int] = set()
         self._scope_pids: set[int] = set()
@@ -448,6 +460,13 @@ class _BccPlane:
             ):
                 if used_n > limit:
                     raise MapError(f"DFA of {hook.short}: {used_n} {what}, over the table's {limit}")
+        atoms = len(atom_masks(tables.subjects, subject_bits(tables.subjects)))
+        if atoms > self.limits["subject_atoms"]:
+            raise MapError(
+                f"tests of the caller: {atoms} values, over the map's {self.limits['subject_atoms']}"
+            )
+        if tables.subjects and "subject_conditions" in self.unavailable:
+            raise KernelUnsupportedError("subject conditions", self.unavailable["subject_conditions"])
         rules = sum(len(p.rules) for p in tables.dfas.values())
         if rules > self.limits["dfa_rules"] // 2:
             raise MapError(f"DFA: {rules} rules, over the {self.limits['dfa_rules'] // 2} one bank holds")
@@ -475,11 +494,20 @@ class _BccPlane:
             ("guard_protect_exes", old.protect_exes, tables.protect_exes, self._inode_key),
             ("guard_protect_names", old.protect_names, tables.protect_names, self._comm_key),
         )
+        cond_hooks = tables.cond_hooks() | old.cond_hooks()
+        if any(not self._hook_flags.get(h, 0) & abi.HF_HAS_CONDS for h in cond_hooks):
+            for hook in cond_hooks:  # the callers are read before any conditioned entry is there
+                self._hook_flags[hook] = self._hook_flags.get(hook, 0) | abi.HF_HAS_CONDS
+            self._write_config()
+        masks = self._write_subjects(old, tables)
         for name, before, after, key_of in maps:
-            self._sync_map(name, before, after, key_of, remove=False)
+            self._sync_map(name, before, after, key_of, remove=False, masks=masks)
         self._sync_exemptions(old.exemptions, tables.exemptions, remove=False)
         self._write_dfas(tables.dfas)
-        self._hook_flags = {hook: int(tables.hook_flags.get(hook, 0)) for hook in HOOKS}
+        self._hook_flags = {
+            hook: int(tables.hook_flags.get(hook, 0)) | (abi.HF_HAS_CONDS if hook in cond_hooks else 0)
+            for hook in HOOKS
+        }
         for value in {**old.suffixes, **tables.suffixes}.values():  # old suffixes stay until removed
             for hook in HOOKS:
                 if value.deny[hook.abi] or value.notify[hook.abi]:
@@ -495,11 +523,18 @@ class _BccPlane:
         for name, before, after, key_of in maps:
             self._sync_map(name, before, after, key_of, add=False)
         self._sync_exemptions(old.exemptions, tables.exemptions, add=False)
-        if old.suffixes.keys() - tables.suffixes.keys() or old.subtrees.keys() - tables.subtrees.keys():
+        self._forget_subjects(tables)
+        if (
+            old.suffixes.keys() - tables.suffixes.keys()
+            or old.subtrees.keys() - tables.subtrees.keys()
+            or old.cond_hooks() - tables.cond_hooks()
+        ):
+            now = tables.cond_hooks()
             self._hook_flags = {
                 hook: flags
                 & ~(0 if _has_suffixes(tables, hook) else abi.HF_HAS_SUFFIXES)
                 & ~(0 if _has_subtrees(tables, hook) else abi.HF_HAS_SUBTREES)
+                & ~(0 if hook in now else abi.HF_HAS_CONDS)
                 for hook, flags in self._hook_flags.items()
             }
             self._write_config()
@@ -507,19 +542,36 @@ class _BccPlane:
         self._stale_tables = False
 
     def _read_tables(self) -> VerdictTables:
-        """Read the static verdict maps as they are (adopted pins), keyed as build_tables keys them."""
+        """Read the static verdict maps as they are (adopted pins), keyed as build_tables keys them.
+
+        Conditioned entries keep their rule ids, not their tests: an adopted plane's entries read
+        the bank they name, and the next apply writes the other bank and rewrites them all.
+        """
 
         def read(name: str, key_of: Any) -> dict[Any, VerdictValue]:
             out = {}
             for key, leaf in self._table(name).items():
                 value = VerdictValue(deny=list(leaf.deny), notify=list(leaf.notify))
+                value.cond = [
+                    tuple(
+                        int(leaf.cond[h * abi.COND_SLOTS + i].rule)
+                        for i in range(abi.COND_SLOTS)
+                        if leaf.cond[h * abi.COND_SLOTS + i].rule
+                    )
+                    for h in range(abi.HOOK_COUNT)
+                ]
+                for entry in leaf.cond:
+                    if entry.rule:
+                        banks.add(int(entry.bank))
                 out[key_of(key)] = value
             return out
+
+        banks: set[int] = set()
 
         def lpm(key: Any) -> tuple[int, bytes]:
             return int(key.prefixlen), bytes(key.path).ljust(abi.PATH_MAX, b"\0")
 
-        return VerdictTables(
+        tables = VerdictTables(
             paths=read("guard_paths", lambda k: bytes(k.path)),
             prefixes=read("guard_prefixes", lpm),
             suffixes=read("guard_suffixes", lpm),
@@ -531,6 +583,47 @@ class _BccPlane:
             protect_names=read("guard_protect_names", lambda k: bytes(k.comm).ljust(abi.COMM_LEN, b"\0")),
             exemptions={(int(k.rule_id), int(k.dev), int(k.ino)) for k in self._table("guard_exempt")},
         )
+        self._subject_bank = max(banks) if banks else 0
+        return tables
+
+    def _write_subjects(self, old: VerdictTables, new: VerdictTables) -> dict[int, tuple[int, int]]:
+        """Write the new policy's subject-test bits into the bank the old entries do not read.
+
+        Returns the conditioned rules' (need, forbid) masks; every conditioned entry written from
+        now on names the new bank, so old entries and new ones each read their own bits.
+        """
+        atoms_table = self._table("guard_subject_atoms")
+        bits = subject_bits(new.subjects)
+        atoms = atom_masks(new.subjects, bits)
+        if not new.subjects and not old.subjects:
+            return {}
+        bank = 1 - self._subject_bank
+        for (field_, raw), mask in atoms.items():
+            key = atoms_table.Key()
+            key.field, key.value = int(field_), raw
+            leaf = atoms_table.get(key) or atoms_table.Leaf()
+            leaf.bank[bank] = mask
+            atoms_table[key] = leaf
+        for key, leaf in list(atoms_table.items()):  # values the new policy does not test
+            tested = (abi.SubjectField(int(key.field)), bytes(key.value).ljust(abi.SUBJECT_TEXT, b"\0"))
+            if tested not in atoms and leaf.bank[bank]:
+                leaf.bank[bank] = 0
+                atoms_table[key] = leaf
+        self._subject_bank = bank
+        return cond_masks(new.subjects, bits)
+
+    def _forget_subjects(self, new: VerdictTables) -> None:
+        """Once no entry reads the old bank: clear it, and drop values neither bank tests."""
+        atoms_table = self._table("guard_subject_atoms")
+        bank = self._subject_bank
+        for key, leaf in list(atoms_table.items()):
+            if leaf.bank[1 - bank]:
+                leaf.bank[1 - bank] = 0
+                if leaf.bank[bank]:
+                    atoms_table[key] = leaf
+            if not leaf.bank[bank]:
+                with contextlib.suppress(KeyError):
+                    del atoms_table[key]
 
     def _sync_exemptions(
         self,
@@ -562,12 +655,15 @@ class _BccPlane:
         *,
         add: bool = True,
         remove: bool = True,
+        masks: Mapping[int, tuple[int, int]] | None = None,
     ) -> None:
         table = self._table(name)
         if add:
             for key, value in new.items():
-                if old.get(key) != value:
-                    table[key_of(table, key)] = table.Leaf.from_buffer_copy(value.to_abi())
+                # a conditioned entry is rewritten at every apply: it names the bank just written
+                if old.get(key) != value or any(value.cond):
+                    leaf = value.to_abi(masks, self._subject_bank)
+                    table[key_of(table, key)] = table.Leaf.from_buffer_copy(leaf)
         if remove:
             for key in old.keys() - new.keys():
                 with contextlib.suppress(KeyError):
@@ -827,6 +923,8 @@ SYSCALL_PROGRAMS: Final = (
 #: subtree verdict; executables, and names, protected at exec.
 SUBTREES_MAX: Final = 4096
 PROTECT_MAX: Final = 1024
+#: guard_maps.h's default size of guard_subject_atoms (GUARD_MAX_SUBJECT_ATOMS)
+SUBJECT_ATOMS_MAX: Final = 16384
 
 #: (program, attach type) of the compat plane's cgroup sock_addr programs.
 SOCK_ADDR_PROGRAMS: Final = (
@@ -880,6 +978,10 @@ class CompatBackend(_BccPlane):
             self.unavailable["network_lineage"] = (
                 "this kernel refuses bpf_get_current_task to cgroup programs: "
                 "connect and sendmsg events carry no ppid or start times"
+            )
+            self.unavailable["subject_conditions"] = (
+                "this kernel refuses bpf_get_current_task to cgroup programs: the compat plane "
+                "cannot test who connects (process.name, process.parent.name, user.id)"
             )
         self._load_plane(extra)
         try:

@@ -79,6 +79,7 @@ from guard.lsm.abi import Counter, Decision, Match, ModeId
 from guard.lsm.ring import RingDecoder
 from guard.lsm.verdicts import (
     Action,
+    Caller,
     DynamicVerdict,
     VerdictTables,
     VerdictValue,
@@ -111,6 +112,12 @@ class _Task:
     start_ns: int = 0
     parent_start_ns: int = 0
     exe: tuple[int, int] = (0, 0)  # the executable it runs: (kernel dev_t, inode); (0, 0) = none
+    parent_name: bytes = b""  # its parent's name, as process.parent.name says
+
+    def caller(self) -> Caller:
+        """Return what subject conditions test of this task."""
+        name = self.comm.split(b"\0")[0][: abi.COMM_LEN - 1]
+        return Caller(name=name, parent_name=self.parent_name, uid=self.uid)
 
 
 def _task(
@@ -121,6 +128,7 @@ def _task(
     cgroup: int,
     lineage: tuple[int, int, int] = (0, 0, 0),
     exe: tuple[int, int] = (0, 0),
+    parent_name: bytes = b"",
 ) -> _Task:
     ppid, start_ns, parent_start_ns = lineage
     return _Task(
@@ -133,14 +141,8 @@ def _task(
         start_ns=start_ns,
         parent_start_ns=parent_start_ns,
         exe=exe,
+        parent_name=parent_name,
     )
-
-
-def _table_hit(value: VerdictValue | None, hook: Hook, match: Match) -> _Hit:
-    """Return a static table's answer for the hook (an absent key answers nothing)."""
-    if value is None:
-        return 0, 0, match
-    return value.deny[hook.abi], value.notify[hook.abi], match
 
 
 def _rule_hit(rule_id: int, action: Action, match: Match) -> _Hit:
@@ -185,6 +187,7 @@ class FakeBackend:
         self._scope_pids: frozenset[int] = frozenset()
         self._all_tasks = False
         self._tables = VerdictTables()
+        self._caller: Caller | None = None
         self._entities: dict[int, int] = {}
         self._dynamic: dict[_DynKey, DynamicVerdict] = {}
         self._events: list[abi.Event] = []
@@ -557,6 +560,7 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        parent_name: bytes = b"",
         mode: int = 0,
         ppid: int = 0,
         start_ns: int = 0,
@@ -574,7 +578,9 @@ class FakeBackend:
         lineage (its events carry them). An exec that went through is reported to the process ring
         (with ``args`` and ``cwd``) when process events are on, as sched_process_exec does.
         """
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
+        task = _task(
+            tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino), parent_name
+        )
         result = self._file_hook(Hook.BPRM_CHECK_SECURITY, task, path, dev, ino, mode=mode, parents=parents)
         if result == 0 and self._process_events:
             record = abi.ExecEvent()
@@ -621,6 +627,7 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        parent_name: bytes = b"",
         mode: int = 0,
         created: bool = False,
         write: bool = False,
@@ -636,7 +643,9 @@ class FakeBackend:
         ``created``: this open created the file (``FMODE_CREATED``); ``write``: it is open for
         writing (``FMODE_WRITE``); ``mode``: the file's i_mode.
         """
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
+        task = _task(
+            tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino), parent_name
+        )
         flags = (abi.EVF_CREATED if created else 0) | (abi.EVF_WRITE if write else 0)
         return self._file_hook(Hook.FILE_OPEN, task, path, dev, ino, mode=mode, flags=flags, parents=parents)
 
@@ -652,6 +661,7 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        parent_name: bytes = b"",
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
@@ -665,7 +675,9 @@ class FakeBackend:
         """
         hook = Telemetry.CHMOD.gate
         self._require_loaded(Telemetry.CHMOD.value)
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
+        task = _task(
+            tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino), parent_name
+        )
         if self._modes.get(hook, ModeId.OFF) == ModeId.OFF:
             return 0
         if not self._tables.hook_flags.get(hook, 0) & abi.HF_EMIT_CHMOD or not self._governed(task):
@@ -695,6 +707,7 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        parent_name: bytes = b"",
         sendmsg: bool = False,
         ppid: int = 0,
         start_ns: int = 0,
@@ -708,7 +721,9 @@ class FakeBackend:
         the event carries ``EVF_SENDMSG``.
         """
         hook = Hook.SOCKET_CONNECT
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
+        task = _task(
+            tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino), parent_name
+        )
         mode = self._enter(hook, task)
         if mode == ModeId.OFF:
             return 0
@@ -733,6 +748,7 @@ class FakeBackend:
         pid: int | None = None,
         uid: int = 0,
         comm: bytes = b"",
+        parent_name: bytes = b"",
         ppid: int = 0,
         start_ns: int = 0,
         parent_start_ns: int = 0,
@@ -741,7 +757,9 @@ class FakeBackend:
     ) -> int:
         """Run ptrace_access_check on ``target_tgid`` with a ptrace access ``mode``; 0 or EPERM."""
         hook = Hook.PTRACE_ACCESS_CHECK
-        task = _task(tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino))
+        task = _task(
+            tgid, pid, uid, comm, cgroup, (ppid, start_ns, parent_start_ns), (exe_dev, exe_ino), parent_name
+        )
         hook_mode = self._enter(hook, task)
         if hook_mode == ModeId.OFF or not mode & abi.PTRACE_MODE_ATTACH:
             return 0
@@ -839,17 +857,19 @@ class FakeBackend:
     ) -> Iterator[_Hit]:
         tables = self._tables
         yield from self._dynamic_hits(hook, tgid, dev, ino)
-        yield _table_hit(tables.inodes.get((dev, ino)), hook, Match.INODE)
+        yield self._table_hit(tables.inodes.get((dev, ino)), hook, Match.INODE)
         if path is not None:
             yield from self._path_hits(hook, path)
         for parent in parents[: abi.SUBTREE_DEPTH]:
-            yield _table_hit(tables.subtrees.get((dev, parent)), hook, Match.SUBTREE)
+            yield self._table_hit(tables.subtrees.get((dev, parent)), hook, Match.SUBTREE)
 
     def _path_hits(self, hook: Hook, path: bytes) -> Iterator[_Hit]:
         tables = self._tables
-        yield _table_hit(tables.paths.get(path), hook, Match.PATH)
-        yield _table_hit(lpm_lookup(tables.prefixes, path.ljust(abi.PATH_MAX, b"\0")), hook, Match.PREFIX)
-        yield _table_hit(
+        yield self._table_hit(tables.paths.get(path), hook, Match.PATH)
+        yield self._table_hit(
+            lpm_lookup(tables.prefixes, path.ljust(abi.PATH_MAX, b"\0")), hook, Match.PREFIX
+        )
+        yield self._table_hit(
             lpm_lookup(tables.suffixes, path[::-1].ljust(abi.PATH_MAX, b"\0")), hook, Match.SUFFIX
         )
         program = tables.dfas.get(hook)
@@ -862,11 +882,11 @@ class FakeBackend:
     def _net_hits(self, tgid: int, address: str, port: int) -> Iterator[_Hit]:
         yield from self._dynamic_hits(Hook.SOCKET_CONNECT, tgid)
         for _bits, data in net_lookup_keys(address, port):
-            yield _table_hit(lpm_lookup(self._tables.nets, data), Hook.SOCKET_CONNECT, Match.NET)
+            yield self._table_hit(lpm_lookup(self._tables.nets, data), Hook.SOCKET_CONNECT, Match.NET)
 
     def _ptrace_hits(self, tgid: int, target_tgid: int) -> Iterator[_Hit]:
         yield from self._dynamic_hits(Hook.PTRACE_ACCESS_CHECK, tgid)
-        yield _table_hit(self._tables.ptrace.get(target_tgid), Hook.PTRACE_ACCESS_CHECK, Match.PTRACE)
+        yield self._table_hit(self._tables.ptrace.get(target_tgid), Hook.PTRACE_ACCESS_CHECK, Match.PTRACE)
 
     def _finish(
         self,
@@ -881,12 +901,14 @@ class FakeBackend:
         """Run steps 4-5: search the tables in order (the first deny wins) and decide."""
         deny: tuple[int, Match] | None = None
         notify: tuple[int, Match] | None = None
+        self._caller = caller.caller() if caller is not None else None  # read by _table_hit
         for deny_id, notify_id, match in hits:
             if deny_id:
                 deny = (deny_id, match)
                 break
             if notify_id and notify is None:
                 notify = (notify_id, match)
+        self._caller = None
         flags = self._tables.hook_flags.get(hook, 0)
         if deny is not None and caller is not None and (deny[0], *caller.exe) in self._tables.exemptions:
             deny = None  # the rule exempts the caller's executable
@@ -916,6 +938,15 @@ class FakeBackend:
         elif path_unavailable:
             self._emit(hook, event, Decision.ALLOWED, 0, Match.LONG_PATH)
         return 0
+
+    def _table_hit(self, value: VerdictValue | None, hook: Hook, match: Match) -> _Hit:
+        """Return a static table's answer for the hook and the caller being decided.
+
+        An absent key answers nothing; subtree verdicts carry no caller tests (as in the kernel).
+        """
+        caller = None if match is Match.SUBTREE else self._caller
+        deny, notify = self._tables.decide(value, hook, caller)
+        return deny, notify, match
 
     def _emit(self, hook: Hook, event: abi.Event, decision: Decision, rule_id: int, match: Match) -> None:
         if decision == Decision.ALLOWED:

@@ -25,15 +25,17 @@ import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from guard.errors import PolicyCompileError
 from guard.lsm import abi, dfa
 from guard.model import HOOKS, Hook
 
 __all__ = [
+    "MAX_SUBJECT_TESTS",
     "PATH_HOOKS",
     "Action",
+    "Caller",
     "DfaProgram",
     "DynamicVerdict",
     "InodeRule",
@@ -42,9 +44,15 @@ __all__ = [
     "PathKind",
     "PathRule",
     "PtraceRule",
+    "Subject",
+    "SubjectField",
+    "SubjectTerm",
     "VerdictTables",
     "VerdictValue",
+    "atom_masks",
     "build_tables",
+    "caller_bits",
+    "cond_masks",
     "encode_path",
     "kernel_dev",
     "lpm_lookup",
@@ -53,6 +61,8 @@ __all__ = [
     "net_lookup_keys",
     "normalise_ip",
     "same_bits",
+    "subject_bits",
+    "term_key",
 ]
 
 PathKind = Literal["exact", "prefix", "suffix", "contains", "glob"]
@@ -167,6 +177,145 @@ class DynamicVerdict:
             raise PolicyCompileError(f"rule {self.rule_id}: entity group {self.group} out of range")
 
 
+SubjectField = abi.SubjectField
+
+
+@dataclass(frozen=True)
+class SubjectTerm:
+    """One test of the caller: its ``field`` is one of ``values`` (``negate``: is none of them).
+
+    Names are bytes (a comm, or a parent's name: at most ``SUBJECT_TEXT - 2`` bytes, no NUL);
+    uids are ints.
+    """
+
+    field: SubjectField
+    values: frozenset[bytes] | frozenset[int]
+    negate: bool = False
+
+    def __post_init__(self) -> None:
+        if self.field is SubjectField.NONE or not self.values:
+            raise PolicyCompileError(f"subject term on {self.field.name}: needs a field and values")
+        for v in self.values:
+            self.encode(v)
+
+    def encode(self, value: bytes | int) -> bytes:
+        """Return a value as the kernel's atom key holds it (SUBJECT_TEXT bytes, zero-padded)."""
+        if self.field is SubjectField.UID:
+            if isinstance(value, bytes) or not 0 <= value < 2**32:
+                raise PolicyCompileError(f"uid {value!r}: must be an integer in 0..{2**32 - 1}")
+            raw = value.to_bytes(4, "little")
+        else:
+            if not isinstance(value, bytes) or not 0 < len(value) <= abi.SUBJECT_TEXT - 2 or b"\0" in value:
+                raise PolicyCompileError(
+                    f"name {value!r}: must be 1..{abi.SUBJECT_TEXT - 2} bytes without NUL"
+                )
+            raw = value
+        return raw.ljust(abi.SUBJECT_TEXT, b"\0")
+
+    def holds(self, caller: Caller) -> bool:
+        """Return whether the caller meets this term."""
+        if self.field is SubjectField.NAME:
+            value: bytes | int = caller.name
+        elif self.field is SubjectField.PARENT_NAME:
+            value = caller.parent_name
+        else:
+            value = caller.uid
+        return (value in self.values) != self.negate
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What subject terms test of a calling task (the hook reads it from ``current``)."""
+
+    name: bytes = b""
+    parent_name: bytes = b""
+    uid: int = 0
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A deny rule's subject condition: every term must hold of the caller."""
+
+    rule_id: int
+    terms: tuple[SubjectTerm, ...]
+
+    def __post_init__(self) -> None:
+        _check_rule_id(self.rule_id)
+        if not self.terms:
+            raise PolicyCompileError(f"rule {self.rule_id}: a subject condition without terms")
+
+    def holds(self, caller: Caller) -> bool:
+        """Return whether the caller meets every term."""
+        return all(t.holds(caller) for t in self.terms)
+
+
+#: One subject-test bit: a field and the values it tests (a term and its negation share it).
+TermKey = tuple[SubjectField, frozenset[bytes] | frozenset[int]]
+#: Distinct subject tests the kernel tells apart (the bits of one u64).
+MAX_SUBJECT_TESTS: Final = 64
+
+
+def term_key(term: SubjectTerm) -> TermKey:
+    """Return the bit a term reads (its field and values; negation is the rule's business)."""
+    return (term.field, term.values)
+
+
+def subject_bits(subjects: Mapping[int, Subject]) -> dict[TermKey, int]:
+    """Return a bit for every distinct subject test of a policy (at most MAX_SUBJECT_TESTS)."""
+    keys = {term_key(t) for s in subjects.values() for t in s.terms}
+    ordered = sorted(keys, key=lambda k: (int(k[0]), sorted(repr(v) for v in k[1])))
+    if len(ordered) > MAX_SUBJECT_TESTS:
+        raise PolicyCompileError(
+            f"{len(ordered)} distinct tests of the caller: the kernel tells {MAX_SUBJECT_TESTS} apart"
+        )
+    return {k: i for i, k in enumerate(ordered)}
+
+
+def cond_masks(subjects: Mapping[int, Subject], bits: Mapping[TermKey, int]) -> dict[int, tuple[int, int]]:
+    """Return each conditioned rule's (need, forbid) bit masks."""
+    out = {}
+    for rule, subject in subjects.items():
+        need = forbid = 0
+        for t in subject.terms:
+            bit = 1 << bits[term_key(t)]
+            if t.negate:
+                forbid |= bit
+            else:
+                need |= bit
+        out[rule] = (need, forbid)
+    return out
+
+
+def atom_masks(
+    subjects: Mapping[int, Subject], bits: Mapping[TermKey, int]
+) -> dict[tuple[SubjectField, bytes], int]:
+    """Return the ``guard_subject_atoms`` contents: (field, encoded value) -> the bits it sets."""
+    out: dict[tuple[SubjectField, bytes], int] = {}
+    for key, bit in bits.items():
+        field_, values = key
+        term = SubjectTerm(field_, values)
+        for v in values:
+            raw = term.encode(v)
+            out[(field_, raw)] = out.get((field_, raw), 0) | (1 << bit)
+    return out
+
+
+def caller_bits(atoms: Mapping[tuple[SubjectField, bytes], int], caller: Caller) -> int:
+    """Return the bits a caller sets, the kernel's way (one lookup per field)."""
+    who = 0
+    for field_, value in (
+        (SubjectField.NAME, caller.name),
+        (SubjectField.UID, caller.uid),
+        (SubjectField.PARENT_NAME, caller.parent_name),
+    ):
+        try:
+            raw = SubjectTerm(field_, frozenset({value})).encode(value)  # type: ignore[arg-type]
+        except PolicyCompileError:
+            continue  # a value no test can name (empty, too long)
+        who |= atoms.get((field_, raw), 0)
+    return who
+
+
 @dataclass(frozen=True)
 class KernelPolicy:
     """Everything the kernel decides alone, plus which calls user space wants to see."""
@@ -177,20 +326,37 @@ class KernelPolicy:
     ptrace: tuple[PtraceRule, ...] = ()
     #: Per-hook ``abi.HF_*`` bits (interest "emit every call", fail-closed on over-long paths).
     hook_flags: Mapping[Hook, int] = field(default_factory=dict)
+    #: deny rules that also test the caller: their object entries above deny only when it holds
+    subjects: tuple[Subject, ...] = ()
 
 
 @dataclass
 class VerdictValue:
-    """The value of every static map: per hook, the smallest deny and notify rule id (0 = none)."""
+    """The value of every static map: per hook, the smallest deny and notify rule id (0 = none).
+
+    ``cond`` holds, per hook, the ids of the deny rules that also test the caller (ascending):
+    the kernel reads them from a ``guard_cond_lists`` entry.
+    """
 
     deny: list[int] = field(default_factory=lambda: [0] * abi.HOOK_COUNT)
     notify: list[int] = field(default_factory=lambda: [0] * abi.HOOK_COUNT)
+    cond: list[tuple[int, ...]] = field(default_factory=lambda: [()] * abi.HOOK_COUNT)
 
     def add(self, hook: Hook, rule_id: int, action: Action) -> None:
         """Record a rule for a hook, keeping the smallest id per action."""
         row = self.deny if Action(action) is Action.DENY else self.notify
         if row[hook.abi] == 0 or rule_id < row[hook.abi]:
             row[hook.abi] = rule_id
+
+    def add_cond(self, hook: Hook, rule_ids: Sequence[int]) -> None:
+        """Record conditioned deny rules for a hook (a key holds at most ``COND_PER_KEY``)."""
+        merged = tuple(sorted({*self.cond[hook.abi], *rule_ids}))
+        if len(merged) > abi.COND_SLOTS:
+            raise PolicyCompileError(
+                f"{len(merged)} rules with tests of the caller on one {hook.short} key "
+                f"(rules {', '.join(map(str, merged))}): the kernel holds {abi.COND_SLOTS} per key"
+            )
+        self.cond = [merged if i == hook.abi else c for i, c in enumerate(self.cond)]
 
     def merge(self, other: VerdictValue) -> None:
         """Add every rule id of ``other``."""
@@ -199,13 +365,23 @@ class VerdictValue:
                 self.add(hook, other.deny[hook.abi], Action.DENY)
             if other.notify[hook.abi]:
                 self.add(hook, other.notify[hook.abi], Action.NOTIFY)
+            if other.cond[hook.abi]:
+                self.add_cond(hook, other.cond[hook.abi])
 
-    def to_abi(self) -> abi.Verdict:
-        """Return the ``struct guard_verdict`` for this value."""
+    def to_abi(self, masks: Mapping[int, tuple[int, int]] | None = None, bank: int = 0) -> abi.Verdict:
+        """Return the ``struct guard_verdict`` for this value (``masks``: rule -> need, forbid)."""
         value = abi.Verdict()
         for i in range(abi.HOOK_COUNT):
             value.deny[i] = self.deny[i]
             value.notify[i] = self.notify[i]
+            for slot, rule in enumerate(self.cond[i]):
+                if masks is None or rule not in masks:
+                    raise PolicyCompileError(
+                        f"rule {rule}: conditioned, but its tests of the caller are unknown"
+                    )
+                entry = value.cond[i * abi.COND_SLOTS + slot]
+                entry.rule, entry.bank = rule, bank
+                entry.need, entry.forbid = masks[rule]
         return value
 
 
@@ -237,6 +413,44 @@ class VerdictTables:
     protect_exes: dict[tuple[int, int], VerdictValue] = field(default_factory=dict)
     #: a task name (comm, NUL-padded to COMM_LEN) protected the same way
     protect_names: dict[bytes, VerdictValue] = field(default_factory=dict)
+    #: rule id -> the subject condition its conditioned entries need
+    subjects: dict[int, Subject] = field(default_factory=dict)
+    #: (subjects, atoms, masks) as last encoded by decide()
+    _encoded: (
+        tuple[dict[int, Subject], dict[tuple[SubjectField, bytes], int], dict[int, tuple[int, int]]] | None
+    ) = field(default=None, repr=False, compare=False)
+
+    def cond_hooks(self) -> set[Hook]:
+        """Return the hooks whose values hold conditioned deny rules."""
+        tables: list[Mapping[Any, VerdictValue]] = [
+            self.paths, self.prefixes, self.suffixes, self.inodes, self.nets, self.ptrace,
+        ]  # fmt: skip
+        return {hook for t in tables for v in t.values() for hook in HOOKS if v.cond[hook.abi]}
+
+    def decide(self, value: VerdictValue | None, hook: Hook, caller: Caller | None) -> tuple[int, int]:
+        """Return (deny, notify) of one table's value for a caller, as the kernel reads it.
+
+        The plain deny, else the first conditioned rule whose bits the caller's bits meet.
+        """
+        if value is None:
+            return 0, 0
+        deny = value.deny[hook.abi]
+        if not deny and value.cond[hook.abi] and caller is not None:
+            if self._encoded is None or self._encoded[0] != self.subjects:
+                bits = subject_bits(self.subjects)
+                self._encoded = (
+                    dict(self.subjects),
+                    atom_masks(self.subjects, bits),
+                    cond_masks(self.subjects, bits),
+                )
+            _, atoms, masks = self._encoded
+            who = caller_bits(atoms, caller)
+            for rule in value.cond[hook.abi]:
+                need, forbid = masks[rule]
+                if who & need == need and not who & forbid:
+                    deny = rule
+                    break
+        return deny, value.notify[hook.abi]
 
 
 def encode_path(path: str | bytes, what: str = "path") -> bytes:
@@ -335,31 +549,61 @@ def lpm_lookup(table: Mapping[tuple[int, bytes], VerdictValue], key: bytes) -> V
 def build_tables(policy: KernelPolicy, *, max_dfa_states: int = dfa.DEFAULT_MAX_STATES) -> VerdictTables:
     """Encode a kernel policy into map contents; raise PolicyCompileError naming the rule at fault."""
     out = VerdictTables(hook_flags={hook: int(policy.hook_flags.get(hook, 0)) for hook in HOOKS})
+    subjects = {s.rule_id: s for s in policy.subjects}
+    if len(subjects) != len(policy.subjects):
+        raise PolicyCompileError("a rule has two subject conditions")
+    out.subjects = subjects
+
+    def put(value: VerdictValue, hook: Hook, rule_id: int, action: Action) -> None:
+        if rule_id in subjects:
+            if Action(action) is not Action.DENY:
+                raise PolicyCompileError(f"rule {rule_id}: only deny rules test the caller")
+            value.add_cond(hook, (rule_id,))
+        else:
+            value.add(hook, rule_id, action)
+
     patterns: dict[Hook, list[PathRule]] = {}
     for rule in policy.paths:
         if rule.kind == "exact":
-            out.paths.setdefault(encode_path(rule.pattern), VerdictValue()).add(
-                rule.hook, rule.rule_id, rule.action
+            put(
+                out.paths.setdefault(encode_path(rule.pattern), VerdictValue()),
+                rule.hook,
+                rule.rule_id,
+                rule.action,
             )
         elif rule.kind == "prefix":
             key = lpm_path_key(encode_path(rule.pattern, f"rule {rule.rule_id} prefix"))
-            out.prefixes.setdefault(key, VerdictValue()).add(rule.hook, rule.rule_id, rule.action)
+            put(out.prefixes.setdefault(key, VerdictValue()), rule.hook, rule.rule_id, rule.action)
         elif rule.kind == "suffix":
             key = lpm_path_key(encode_path(rule.pattern, f"rule {rule.rule_id} suffix")[::-1])
-            out.suffixes.setdefault(key, VerdictValue()).add(rule.hook, rule.rule_id, rule.action)
+            put(out.suffixes.setdefault(key, VerdictValue()), rule.hook, rule.rule_id, rule.action)
+        elif rule.rule_id in subjects:
+            raise PolicyCompileError(
+                f"rule {rule.rule_id}: a {rule.kind} path with subject conditions "
+                "(the DFA reports one rule per path)"
+            )
         else:
             patterns.setdefault(rule.hook, []).append(rule)
     for inode in policy.inodes:
-        out.inodes.setdefault((inode.dev, inode.ino), VerdictValue()).add(
-            inode.hook, inode.rule_id, inode.action
+        put(
+            out.inodes.setdefault((inode.dev, inode.ino), VerdictValue()),
+            inode.hook,
+            inode.rule_id,
+            inode.action,
         )
     for net in policy.nets:
-        out.nets.setdefault(net_key(net.network, net.port), VerdictValue()).add(
-            Hook.SOCKET_CONNECT, net.rule_id, net.action
+        put(
+            out.nets.setdefault(net_key(net.network, net.port), VerdictValue()),
+            Hook.SOCKET_CONNECT,
+            net.rule_id,
+            net.action,
         )
     for target in policy.ptrace:
-        out.ptrace.setdefault(target.tgid, VerdictValue()).add(
-            Hook.PTRACE_ACCESS_CHECK, target.rule_id, target.action
+        put(
+            out.ptrace.setdefault(target.tgid, VerdictValue()),
+            Hook.PTRACE_ACCESS_CHECK,
+            target.rule_id,
+            target.action,
         )
     _close_lpm(out.prefixes)
     _close_lpm(out.suffixes)

@@ -27,13 +27,26 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from guard.errors import PolicyCompileError, PolicyError
 from guard.lsm import abi
-from guard.lsm.verdicts import Action, KernelPolicy, NetRule, PathKind, PathRule, PtraceRule
+from guard.lsm.verdicts import (
+    MAX_SUBJECT_TESTS,
+    Action,
+    KernelPolicy,
+    NetRule,
+    PathKind,
+    PathRule,
+    PtraceRule,
+    Subject,
+    SubjectField,
+    SubjectTerm,
+    term_key,
+)
 from guard.model import EVENT_KINDS, EventKind, EventShape, Hook, Telemetry
 from guard.policy.ast import And, Call, Comparison, Expr, Field, InSet, Literal, Not, Or, StringMatch
 from guard.policy.engine import Engine
@@ -79,6 +92,21 @@ _PATH_FIELDS: Final[Mapping[Hook, Mapping[str, str]]] = {
     Hook.FILE_OPEN: {"file.path": "path", "file.name": "name", "file.extension": "extension"},
 }
 _TARGET_FIELDS: Final = frozenset({"target.process.pid", "target.process.name", "target.process.executable"})
+#: What the hooks test of the caller (subject conditions, guard_abi.h), per hook. At exec the
+#: process.* fields name the new image (the object) and the caller's uid is not yet the new one.
+_CALLER_FIELDS: Final[Mapping[str, SubjectField]] = {
+    "process.name": SubjectField.NAME,
+    "process.parent.name": SubjectField.PARENT_NAME,
+    "user.id": SubjectField.UID,
+}
+_SUBJECT_FIELDS: Final[Mapping[Hook, frozenset[str]]] = {
+    Hook.BPRM_CHECK_SECURITY: frozenset({"process.parent.name"}),
+    Hook.FILE_OPEN: frozenset(_CALLER_FIELDS),
+    Hook.SOCKET_CONNECT: frozenset(_CALLER_FIELDS),
+    Hook.PTRACE_ACCESS_CHECK: frozenset(_CALLER_FIELDS),
+}
+#: A case-insensitive name becomes its case variants, up to this many per value.
+_MAX_CASE_VARIANTS: Final = 64
 
 
 class _NotInline(Exception):
@@ -124,6 +152,7 @@ class RulePlan:
     reason: str  # why not inline ("" when inline)
     arm: ArmPlan | None = None
     exemptions: tuple[str, ...] = ()  # executables the inline verdict exempts
+    subject: str = ""  # the tests of the caller an inline deny also needs ("" = none)
 
     def to_json(self) -> dict[str, object]:
         """Return the plan as JSON-ready data."""
@@ -136,6 +165,7 @@ class RulePlan:
             "hook": _names(self.hook),
             "reason": self.reason,
             "exemptions": list(self.exemptions),
+            "subject": self.subject,
         }
 
 
@@ -391,6 +421,119 @@ def _ports(term: Expr) -> list[int] | None:
     return out
 
 
+def _case_variants(text: str, what: str) -> set[bytes]:
+    """Every ASCII case spelling of ``text`` (``:`` and ``in~`` fold case), or _NotInline."""
+    raw = text.encode("utf-8", "surrogateescape")
+    letters = sum(1 for b in raw if chr(b).isalpha() and b < 128)
+    if 2**letters > _MAX_CASE_VARIANTS:
+        raise _NotInline(f"`{what}`: a case-insensitive name with {letters} letters ({2**letters} spellings)")
+    out = {b""}
+    for b in raw:
+        c = bytes([b])
+        out = {o + v for o in out for v in {c.lower(), c.upper()}}
+    return out
+
+
+def _subject_values(term: Expr) -> tuple[str, list[object], bool, bool] | None:
+    """(field, literal values, negated, case-insensitive) of a caller test; None: not one."""
+    if isinstance(term, Not):
+        inner = _subject_values(term.expr)
+        if inner is None:
+            return None
+        name, values, neg, ci = inner
+        return name, values, not neg, ci
+    found: str | None = None
+    if isinstance(term, Comparison) and term.op in ("==", "!=") and isinstance(term.right, Literal):
+        found = _field_of(term.left)
+        return (found, [term.right.value], term.op == "!=", False) if found else None
+    if isinstance(term, InSet) and all(isinstance(i, Literal) for i in term.items):
+        found = _field_of(term.value)
+        values = [i.value for i in term.items if isinstance(i, Literal)]
+        return (found, values, term.negated, term.case_insensitive) if found else None
+    if isinstance(term, StringMatch) and term.op in (":", "like"):
+        found = _field_of(term.value)
+        if found is None or not all(is_literal(p) for p in term.patterns):
+            return None
+        return found, list(term.patterns), False, term.op == ":" or term.case_insensitive
+    return None
+
+
+def _subject_term(hook: Hook, term: Expr) -> SubjectTerm | None:
+    """Return a test of the caller as a subject term (None: the term reads no caller field).
+
+    _NotInline: it reads one, in a way the kernel cannot test.
+    """
+    fields = _fields(term)
+    if not fields or not fields <= set(_CALLER_FIELDS) or fields <= set(_PATH_FIELDS.get(hook, {})):
+        return None  # not about the caller (at exec, process.name is the new image: the object)
+    allowed = _SUBJECT_FIELDS[hook]
+    if isinstance(term, Or):
+        parts = [_subject_term(hook, t) for t in term.terms]
+        first = parts[0]
+        if first is None or any(
+            p is None or p.field is not first.field or p.negate != first.negate for p in parts
+        ):
+            raise _NotInline(
+                f"`{term.render()}`: an `or` the kernel tests only within one field of the caller"
+            )
+        union: set[object] = set()
+        for p in parts:
+            union |= set(p.values) if p is not None else set()
+        return SubjectTerm(first.field, frozenset(union), first.negate)  # type: ignore[arg-type]
+    parsed = _subject_values(term)
+    if parsed is None:
+        raise _NotInline(f"`{term.render()}`: the kernel tests the caller's fields by equality or `in`")
+    name, values, negate, ci = parsed
+    if name not in allowed:
+        why = (
+            "at exec, process.* is the new image and the caller's uid is not yet the new one"
+            if hook is Hook.BPRM_CHECK_SECURITY
+            else "not a caller field the kernel reads"
+        )
+        raise _NotInline(f"`{term.render()}`: {name}: {why}")
+    field = _CALLER_FIELDS[name]
+    if field is SubjectField.UID:
+        uids: set[int] = set()
+        for v in values:
+            text = str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else ""
+            if not text.isdigit() or int(text) >= 2**32:
+                raise _NotInline(f"`{term.render()}`: user.id {v!r} is no uid")
+            uids.add(int(text))
+        return SubjectTerm(field, frozenset(uids), negate)
+    names: set[bytes] = set()
+    for v in values:
+        if not isinstance(v, str) or not v:
+            raise _NotInline(f"`{term.render()}`: names are non-empty string literals")
+        if "/" in v:
+            raise _NotInline(f"`{term.render()}`: a name never holds '/'")
+        spellings = _case_variants(v, term.render()) if ci else {v.encode("utf-8", "surrogateescape")}
+        for raw in spellings:
+            if len(raw) > abi.SUBJECT_TEXT - 2:
+                raise _NotInline(f"`{term.render()}`: a name over {abi.SUBJECT_TEXT - 2} bytes")
+            if field is SubjectField.NAME and len(raw) >= abi.COMM_LEN:
+                continue  # the caller's name is its comm, at most 15 bytes: this one never matches
+            names.add(raw)
+    if not names and not negate:
+        raise _NotInline(f"`{term.render()}`: no caller's name (a comm, 15 bytes) can be this")
+    if not names:
+        return None  # "is none of these" of names no comm can be: always true
+    return SubjectTerm(field, frozenset(names), negate)
+
+
+_FIELD_NAMES: Final = {field: name for name, field in _CALLER_FIELDS.items()}
+
+
+def _describe(subject: Subject | None) -> str:
+    """Return a subject condition as explain prints it (``process.name in (nc)``)."""
+    if subject is None:
+        return ""
+    parts = []
+    for t in subject.terms:
+        values = sorted(os.fsdecode(v) if isinstance(v, bytes) else str(v) for v in t.values)
+        parts.append(f"{_FIELD_NAMES[t.field]} {'not in' if t.negate else 'in'} ({', '.join(values)})")
+    return " and ".join(parts)
+
+
 @dataclass(slots=True)
 class _Object:
     """A step's kernel-testable object, from its terms."""
@@ -400,13 +543,23 @@ class _Object:
     ptrace: list[PtraceRule] = field(default_factory=list)
     targets: list[TargetSelector] = field(default_factory=list)
     exempt: list[str] = field(default_factory=list)
+    subject: Subject | None = None
 
 
 def _object(hook: Hook, terms: Sequence[Expr], number: int, action: Action, *, exemptions: bool) -> _Object:
-    """Return the terms as one kernel object test (plus exemptions); _NotInline names a term that is not."""
+    """Return the terms as one kernel object test, plus exemptions and (for a deny) caller tests.
+
+    _NotInline names a term that is none of these.
+    """
     obj = _Object()
     object_terms: list[Expr] = []
+    subject_terms: list[SubjectTerm] = []
     for term in terms:
+        if action is Action.DENY:
+            caller = _subject_term(hook, term)
+            if caller is not None:
+                subject_terms.append(caller)
+                continue
         exempt = _exemption(term) if exemptions and hook.on_file else None
         if exempt is not None and hook is Hook.BPRM_CHECK_SECURITY:
             raise _NotInline(
@@ -417,6 +570,13 @@ def _object(hook: Hook, terms: Sequence[Expr], number: int, action: Action, *, e
             obj.exempt.extend(exempt)
             continue
         object_terms.append(term)
+    if subject_terms:
+        obj.subject = Subject(number, tuple(subject_terms))
+        if not object_terms and hook is Hook.SOCKET_CONNECT:
+            object_terms = []  # every destination: the ::/0 entry below, for this caller only
+        elif not object_terms and hook.on_file:
+            obj.paths = [PathRule(hook, "prefix", "/", number, action)]  # every path, for this caller
+            return obj
     if hook.on_file:
         if len(object_terms) > 1:
             raise _NotInline(
@@ -439,7 +599,7 @@ def _object(hook: Hook, terms: Sequence[Expr], number: int, action: Action, *, e
                 raise _NotInline(
                     f"`{term.render()}`: the connect hook tests one destination network set and one port set"
                 )
-        if nets is None and ports is None:
+        if nets is None and ports is None and obj.subject is None:
             raise _NotInline("no test of the destination: it would deny every connect")
         for net in nets or [ipaddress.ip_network("::/0")]:
             for port in ports or [0]:
@@ -462,6 +622,16 @@ def _object(hook: Hook, terms: Sequence[Expr], number: int, action: Action, *, e
                 obj.targets.append(TargetSelector(number, names=tuple(texts), action=action))
             else:
                 obj.targets.append(TargetSelector(number, executables=tuple(texts), action=action))
+    if obj.subject is not None:
+        loose = next((p for p in obj.paths if p.kind in ("glob", "contains")), None)
+        if loose is not None:
+            raise _NotInline(
+                f"`{loose.pattern}` ({'case-insensitive ' if loose.case_insensitive else ''}{loose.kind}) "
+                "with a test of the caller: the DFA reports one rule per path, so only exact, prefix "
+                "and suffix paths carry caller tests"
+            )
+        if obj.targets:
+            raise _NotInline("ptrace targets named by process name or executable with a test of the caller")
     return obj
 
 
@@ -490,6 +660,7 @@ class _Build:
     targets: list[TargetSelector] = field(default_factory=list)
     exemptions: list[tuple[int, str]] = field(default_factory=list)
     flags: dict[Hook, int] = field(default_factory=dict)
+    subjects: list[Subject] = field(default_factory=list)
 
     def flag(self, hook: Hook, bit: int) -> None:
         self.flags[hook] = self.flags.get(hook, 0) | bit
@@ -499,6 +670,8 @@ class _Build:
         self.nets += obj.nets
         self.ptrace += obj.ptrace
         self.targets += obj.targets
+        if obj.subject is not None:
+            self.subjects.append(obj.subject)
 
 
 def _names(kinds: Sequence[EventKind]) -> str:
@@ -567,9 +740,20 @@ def _plan_single(rule: Rule, number: int, build: _Build) -> RulePlan:
     except _NotInline as exc:
         _interest(step, number, build)
         return RulePlan(rule, number, DETECT, hook, str(exc))
+    if obj.subject is not None:
+        tests = {term_key(t) for s in [*build.subjects, obj.subject] for t in s.terms}
+        if len(tests) > MAX_SUBJECT_TESTS:
+            _interest(step, number, build)
+            return RulePlan(
+                rule, number, DETECT, hook,
+                f"the policy's earlier rules use the {MAX_SUBJECT_TESTS} distinct tests of the caller "
+                "the kernel tells apart",
+            )  # fmt: skip
     build.take(obj)
     build.exemptions += [(number, exe) for exe in obj.exempt]
-    return RulePlan(rule, number, INLINE, hook, "", exemptions=tuple(obj.exempt))
+    return RulePlan(
+        rule, number, INLINE, hook, "", exemptions=tuple(obj.exempt), subject=_describe(obj.subject)
+    )
 
 
 def _plan_sequence(rule: Rule, number: int, build: _Build) -> RulePlan:
@@ -661,6 +845,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         nets=tuple(build.nets),
         ptrace=tuple(build.ptrace),
         hook_flags=dict(build.flags),
+        subjects=tuple(build.subjects),
     )
     engine_rules = tuple(p.rule for p in plans if p.path != INLINE)
     if any(r.runtime != "python" for r in engine_rules):

@@ -51,6 +51,7 @@ class RuleExplanation:
             "path": self.plan.path,
             "reason": self.plan.reason,
             "exemptions": list(self.plan.exemptions),
+            "subject": self.plan.subject,
             "backend": self.backend.value,
             "hooks": {hook.value: level for hook, level in self.hooks.items()},
             "note": self.note,
@@ -83,11 +84,12 @@ def _note(plan: RulePlan, levels: Mapping[Hook, str], hooks: tuple[Hook, ...]) -
     if rule.action == "alert":
         return "action = alert: matches are reported, never enforced"
     if plan.path == INLINE:
+        who = f"; only for callers with {plan.subject}" if plan.subject else ""
         if any(levels.get(h) == "kill reaction" for h in hooks):
-            return "in the kernel; this backend kills the caller instead of refusing the call"
+            return f"in the kernel; this backend kills the caller instead of refusing the call{who}"
         if plan.exemptions:
-            return f"in the kernel; exempt executables: {', '.join(plan.exemptions)}"
-        return "in the kernel: no user-space round trip"
+            return f"in the kernel; exempt executables: {', '.join(plan.exemptions)}{who}"
+        return f"in the kernel: no user-space round trip{who}"
     if plan.arm is not None:
         target = (
             "the file named by a join key" if plan.arm.target_key is not None else "every call of the hook"

@@ -59,6 +59,7 @@ ENUMS = {
     "guard_decision": (abi.Decision, "GUARD_DECISION_", None),
     "guard_match": (abi.Match, "GUARD_MATCH_", None),
     "guard_counter": (abi.Counter, "GUARD_CNT_", "COUNTER_COUNT"),
+    "guard_subject_field": (abi.SubjectField, "GUARD_SUBJ_", None),
 }
 
 #: ``#define``s with no Python constant, and why.
