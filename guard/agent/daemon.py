@@ -53,8 +53,8 @@ from guard.lsm.catalog import DNS_CAPTURE, MODIFY_CAPTURE, SYSCALL_CAPTURE
 from guard.lsm.events import boot_offset_ns, record_to_ecs
 from guard.lsm.identity import file_identity
 from guard.lsm.ring import in_order
-from guard.model import HOOKS, Hook, Mode
-from guard.plan.compiler import CompiledPolicy, RulePlan
+from guard.model import HOOKS, EventKind, Hook, Mode, Telemetry
+from guard.plan.compiler import CompiledPolicy, RulePlan, for_plane
 from guard.plan.coverage import matchable_kinds, reads_field
 from guard.policy.engine import Budgets, Engine
 from guard.policy.predicates.abi import Budget
@@ -63,6 +63,11 @@ from guard.policy.semantics import Event
 __all__ = ["Agent", "AgentSettings"]
 
 _RECENT: Final = 50
+
+
+def _unseen(backend: KernelBackend) -> frozenset[EventKind]:
+    """Return the event kinds a plane never reports (the compat plane has no chmod event)."""
+    return frozenset() if getattr(backend, "chmod_events", True) else frozenset({Telemetry.CHMOD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +138,9 @@ class Agent:
         list_processes: Callable[[], Iterable[tuple[int, str, str]]] = _list_processes,
         wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.compiled = compiled
         self.backend = backend
+        compiled = for_plane(compiled, _unseen(backend))  # nothing listed as armed that cannot arm
+        self.compiled = compiled
         self.audit = audit
         self.settings = settings or AgentSettings()
         self.alerts = AlertWriter(alerts)
@@ -264,6 +270,7 @@ class Agent:
         is replaced, verdicts armed by rules that are gone are disarmed. Kernel rule numbers are
         stable (from the rule ids), so a rule kept across versions keeps its number and override.
         """
+        compiled = for_plane(compiled, _unseen(self.backend))
         with self._lock:
             engine = self._engine(compiled)  # first: a policy the engine refuses changes nothing
             modes = self.modes.begin_swap(compiled)

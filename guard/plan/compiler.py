@@ -25,6 +25,7 @@ step is about those, every call of the hook otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import os
@@ -65,6 +66,7 @@ __all__ = [
     "RulePlan",
     "TargetSelector",
     "compile_policy",
+    "for_plane",
     "rule_number",
 ]
 
@@ -862,4 +864,28 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         armed=frozenset(p.rule.id for p in plans if p.path == ARMED),
         rule_ids={p.number: p.rule.id for p in plans},
         modules=policy.modules,
+    )
+
+
+def for_plane(compiled: CompiledPolicy, unseen: frozenset[EventKind]) -> CompiledPolicy:
+    """Return the policy as a plane that never reports the ``unseen`` kinds runs it.
+
+    A sequence with an earlier step that matches only unseen events (the compat plane has no chmod
+    event) can never arm there: it is detect-only on that plane, with the reason, and is not armed.
+    """
+    if not unseen:
+        return compiled
+    plans = []
+    for plan in compiled.plans:
+        if plan.path == ARMED:
+            positive = [s for s in plan.rule.ir.steps if not s.missing]
+            for i, step in enumerate(positive[:-1], 1):
+                kinds, _ = _kinds(step)
+                if kinds and all(k in unseen for k in kinds):
+                    reason = f"step {i} matches {_names(kinds)} events, which this plane never reports"
+                    plan = dataclasses.replace(plan, path=DETECT, reason=reason + ": never armed", arm=None)
+                    break
+        plans.append(plan)
+    return dataclasses.replace(
+        compiled, plans=tuple(plans), armed=frozenset(p.rule.id for p in plans if p.path == ARMED)
     )

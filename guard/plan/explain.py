@@ -4,7 +4,8 @@ For every rule: its enforcement path (:mod:`guard.plan.compiler`: kernel-inline,
 or detect-only, with the reason whenever it is not inline), the hook its deciding event reaches
 (for a sequence, the last step that is not a missing step) and the enforcement level the backend
 has on that hook on this kernel (:func:`guard.lsm.probe.hook_enforcement`): ``inline deny``,
-``kill reaction``, ``detect only`` or ``none``. A rule whose action is ``alert`` never enforces.
+``kill reaction``, ``detect only`` or ``none``; for a detect-only rule, what the engine does
+instead: ``alert only`` or ``kill after alert``. A rule whose action is ``alert`` never enforces.
 The note also names the fields the rule reads that no sensor fills (:mod:`guard.plan.coverage`)
 and, for a rule imported from Elastic Defend, the Elastic actions it came with.
 """
@@ -14,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from guard.model import HOOKS, BackendName, Hook
-from guard.plan.compiler import INLINE, RulePlan, compile_policy
+from guard.model import HOOKS, BackendName, Hook, Telemetry
+from guard.plan.compiler import INLINE, RulePlan, compile_policy, for_plane
 from guard.plan.coverage import unfilled_fields
 from guard.policy.elastic import elastic_origin
 from guard.policy.loader import Policy, Rule
@@ -100,7 +101,8 @@ def _note(plan: RulePlan, levels: Mapping[Hook, str], hooks: tuple[Hook, ...]) -
 
 def explain_policy(policy: Policy, backend: BackendName, levels: Mapping[Hook, str]) -> list[RuleExplanation]:
     """Explain every rule under ``backend`` with its per-hook ``levels`` (from the probe)."""
-    compiled = compile_policy(policy)
+    unseen = frozenset({Telemetry.CHMOD}) if backend is BackendName.COMPAT else frozenset()
+    compiled = for_plane(compile_policy(policy), unseen)  # armed only where it can arm
     out = []
     for plan in compiled.plans:
         hooks = _deciding_hooks(plan.rule, plan)
@@ -111,9 +113,9 @@ def explain_policy(policy: Policy, backend: BackendName, levels: Mapping[Hook, s
         unfilled = () if plan.path == INLINE else unfilled_fields(plan.rule)
         if unfilled:
             note += f"; no sensor fills {', '.join(unfilled)}"
-        out.append(
-            RuleExplanation(
-                plan.rule, backend, {h: levels.get(h, "none") for h in hooks}, note, plan, unfilled
-            )
-        )
+        if plan.path == INLINE or plan.arm is not None:
+            what = {h: levels.get(h, "none") for h in hooks}
+        else:  # the kernel does nothing for it: say what the engine does instead
+            what = dict.fromkeys(hooks, "kill after alert" if plan.rule.action == "kill" else "alert only")
+        out.append(RuleExplanation(plan.rule, backend, what, note, plan, unfilled))
     return out
