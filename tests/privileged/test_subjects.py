@@ -14,12 +14,14 @@ import os
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from guard.errors import KernelUnsupportedError
 from guard.lsm import abi
 from guard.lsm.abi import Decision, ModeId
 from guard.lsm.bcc_backend import CompatBackend, LsmBackend
@@ -60,6 +62,7 @@ query = 'network where destination.port == 4447 and not process.name in ("curl")
 """
 
 PORTS = (80, 4444, 4445, 4446, 4447)
+Test = TypeVar("Test", bound=Callable[..., None])
 NOBODY = 65534
 
 
@@ -164,6 +167,22 @@ def check(plane: LsmBackend | CompatBackend, scope: Path, tmp_path: Path) -> Non
     assert plane.counters(Hook.SOCKET_CONNECT)[abi.Counter.DENIES] >= 4
 
 
+def on_the_compat_plane(test: Test) -> Test:
+    """The compat plane's marks: a root host (the guests skip it, as tests/privileged/test_compat.py)."""
+    for mark in (
+        pytest.mark.privileged,
+        pytest.mark.requires_feature("cgroup_sock_addr"),
+        pytest.mark.requires_feature("raw_tracepoint"),
+        pytest.mark.requires_feature("bcc"),
+        pytest.mark.skipif(
+            os.environ.get("VMTEST_GUEST") == "1",
+            reason="the compat backend is tested on the host (no guest time)",
+        ),
+    ):
+        test = mark(test)
+    return test
+
+
 @pytest.mark.privileged
 @pytest.mark.requires_feature("lsm_program")
 @pytest.mark.requires_feature("bcc")
@@ -171,16 +190,10 @@ def test_rules_on_the_caller_lsm_plane(plane: LsmBackend, scope: Path, tmp_path:
     check(plane, scope, tmp_path)
 
 
-@pytest.mark.privileged
-@pytest.mark.requires_feature("cgroup_sock_addr")
-@pytest.mark.requires_feature("raw_tracepoint")
-@pytest.mark.requires_feature("bcc")
-@pytest.mark.skipif(
-    os.environ.get("VMTEST_GUEST") == "1", reason="the compat backend is tested on the host (no guest time)"
-)
+@on_the_compat_plane
 def test_rules_on_the_caller_compat_plane(compat: CompatBackend, scope: Path, tmp_path: Path) -> None:
     if "subject_conditions" in compat.unavailable:
-        with pytest.raises(Exception, match="subject conditions"):
+        with pytest.raises(KernelUnsupportedError, match="subject conditions"):
             enforce(compat, scope, tmp_path)
         return
     check(compat, scope, tmp_path)
@@ -191,13 +204,7 @@ SWAPPED = POLICY.replace(
 )
 
 
-@pytest.mark.privileged
-@pytest.mark.requires_feature("cgroup_sock_addr")
-@pytest.mark.requires_feature("raw_tracepoint")
-@pytest.mark.requires_feature("bcc")
-@pytest.mark.skipif(
-    os.environ.get("VMTEST_GUEST") == "1", reason="the compat backend is tested on the host (no guest time)"
-)
+@on_the_compat_plane
 def test_a_swap_moves_the_callers_tests_to_the_other_bank(
     compat: CompatBackend, scope: Path, tmp_path: Path
 ) -> None:
