@@ -86,7 +86,7 @@ def identities(compiled: CompiledPolicy, resolve: Callable[[str], Identity | Non
                 put(out.inodes.setdefault(found, VerdictValue()), rule)
             continue
         directory = subtree_of(rule)
-        if directory is not None:
+        if directory is not None and rule.rule_id not in conditioned:  # subtrees test no caller
             found = resolve(directory)
             if found is not None:
                 put(out.subtrees.setdefault(found, VerdictValue()), rule)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from guard.actions.protection import identities
 from guard.lsm import abi
 from guard.lsm.fake import FakeBackend
 from guard.lsm.verdicts import (
@@ -212,3 +213,17 @@ def test_kernel_tables_agree_with_the_evaluator_on_random_calls(tmp_path: Path) 
             (event,) = [e for e in plane.poll_events(10) if e.decision == abi.Decision.DENIED]
             assert event.rule_id in expected
     assert 1_000 < denied < 11_000  # both answers are exercised
+
+
+def test_a_conditioned_file_rule_follows_the_file_by_inode_but_not_by_directory(tmp_path: Path) -> None:
+    c = compiled(
+        tmp_path,
+        ("exact", 'file where process.name == "cat" and file.path == "/etc/shadow"'),
+        ("dir", 'file where process.name == "cat" and file.path like "/srv/secret/*"'),
+    )
+    found = identities(c, lambda path: (8, len(path)))
+    numbers = {p.rule.id: p.number for p in c.plans}
+    (inode,) = found.inodes.values()
+    assert inode.cond[Hook.FILE_OPEN.abi] == (numbers["exact"],)  # a hard link is judged the same
+    assert inode.deny == [0] * abi.HOOK_COUNT
+    assert found.subtrees == {}  # the directory is matched by path only (subtree walks test no caller)
