@@ -30,20 +30,22 @@ from guard.lsm.verdicts import (
     subject_bits,
 )
 from guard.model import Hook
-from guard.plan.compiler import DETECT, INLINE, CompiledPolicy, compile_policy
+from guard.plan.compiler import DETECT, INLINE, CompiledPolicy
 from guard.policy.evaluator import compile_expr
-from guard.policy.loader import load_policy
+from tests.subject_rules import (
+    IPS,
+    NAMES,
+    PARENTS,
+    PORTS,
+    UIDS,
+    compiled_rules,
+    connect_event,
+    generated_rules,
+)
 
 
 def compiled(tmp_path: Path, *rules: tuple[str, str]) -> CompiledPolicy:
-    text = ""
-    for rid, query in rules:
-        text += (
-            f'[[rule]]\nid = "{rid}"\nname = "{rid}"\nseverity = "high"\naction = "block"\n'
-            f"query = '''{query}'''\n\n"
-        )
-    (tmp_path / "p.toml").write_text(text)
-    return compile_policy(load_policy(tmp_path / "p.toml"))
+    return compiled_rules(tmp_path, list(rules))
 
 
 def only_plan(tmp_path: Path, query: str) -> tuple[str, str, str]:
@@ -145,45 +147,10 @@ def test_the_callers_bits_are_one_lookup_per_field(tmp_path: Path) -> None:
             assert (who & need == need and not who & forbid) == subject.holds(caller), (caller, rule)
 
 
-NAMES = ("nc", "curl", "bash", "python3", "socat", "wget")
-PARENTS = ("bash", "sh", "sshd", "cron")
-UIDS = (0, 1000, 33)
-PORTS = tuple(range(20000, 20120))
-
-
-def _name_test(rng: random.Random, field: str, pool: tuple[str, ...]) -> str:
-    form = rng.randrange(5)
-    if form == 0:
-        return f'{field} == "{rng.choice(pool)}"'
-    if form == 1:
-        return f'{field} != "{rng.choice(pool)}"'
-    if form == 2:
-        return f'{field} in ("{pool[0]}", "{pool[1]}")'
-    if form == 3:
-        return f'not {field} in ("{pool[1]}", "{pool[2]}")'
-    return f'{field} : "{rng.choice(pool).upper()}"'
-
-
-def _rule(rng: random.Random, port: int) -> str:
-    tests = []
-    if rng.random() < 0.8:
-        tests.append(_name_test(rng, "process.name", NAMES))
-    if rng.random() < 0.5:
-        tests.append(_name_test(rng, "process.parent.name", PARENTS))
-    if rng.random() < 0.4 or not tests:
-        uid = rng.choice(UIDS)
-        tests.append(f'user.id == "{uid}"' if rng.random() < 0.7 else f'user.id != "{uid}"')
-    obj = f"destination.port == {port}"
-    if rng.random() < 0.3:
-        obj += f' and destination.ip == "127.0.0.{rng.randrange(1, 4)}"'
-    rng.shuffle(tests)
-    return "network where " + " and ".join([obj, *tests])
-
-
 def test_kernel_tables_agree_with_the_evaluator_on_random_calls(tmp_path: Path) -> None:
     rng = random.Random(4444)  # noqa: S311 - a reproducible stream, not a secret
-    rules = [(f"g{i}", _rule(rng, PORTS[i // 2])) for i in range(240)]  # two rules per port
-    c = compiled(tmp_path, *rules)
+    rules = generated_rules(rng)
+    c = compiled_rules(tmp_path, rules)
     inline = [p for p in c.plans if p.path == INLINE]
     assert len(inline) == len(rules)  # every generated form is one the kernel decides whole
     plane = FakeBackend()
@@ -192,17 +159,11 @@ def test_kernel_tables_agree_with_the_evaluator_on_random_calls(tmp_path: Path) 
     plane.apply(build_tables(c.kernel))
     plane.configure({hook: abi.ModeId.ENFORCE for hook in Hook}, agent_tgid=1)
     conditions = [(p.number, compile_expr(p.rule.ir.steps[0].condition)) for p in inline]
-    shape = Hook.SOCKET_CONNECT.events[0]
     denied = 0
     for _ in range(12_000):
         name, parent, uid = rng.choice(NAMES), rng.choice(PARENTS), rng.choice(UIDS)
-        port, ip = rng.choice(PORTS), f"127.0.0.{rng.randrange(1, 4)}"
-        doc = {
-            "event": {"category": ["network"], "type": [shape.type], "action": shape.action, "kind": "event"},
-            "process": {"name": name, "parent": {"name": parent}},
-            "user": {"id": str(uid)},
-            "destination": {"ip": ip, "port": port},
-        }
+        port, ip = rng.choice(PORTS), rng.choice(IPS)
+        doc = connect_event(name, parent, uid, ip, port)
         expected = [n for n, cond in conditions if cond(doc) is True]
         got = plane.connect(
             100, address=ip, port=port, cgroup=7, comm=name.encode(), parent_name=parent.encode(), uid=uid
