@@ -5,7 +5,9 @@ The [Inline] issue's newcomer rule, ``network where process.name == "nc" and des
 with a test of the caller) into a loaded plane. Real programs act: OpenBSD netcat and curl, run in
 the cgroup the test created, against loopback listeners. nc to 4444 is refused; curl to 4444 and
 nc to 80 connect; nc outside the scope connects. Rules on the parent's name, on the caller's uid
-and on "any caller but these" are checked the same way. Every deny stays inside the test's cgroup.
+and on "any caller but these" are checked the same way; so are an open (cat of a file refused, head
+of it allowed) and an exec (a tool run by bash refused, by dash allowed), by EPERM on the lsm plane
+and by the kill reaction on the compat plane. Every deny stays inside the test's cgroup.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from guard.errors import KernelUnsupportedError
 from guard.lsm import abi
 from guard.lsm.abi import Decision, ModeId
 from guard.lsm.bcc_backend import CompatBackend, LsmBackend
-from guard.lsm.verdicts import build_tables
+from guard.lsm.verdicts import VerdictTables, build_tables
 from guard.model import Hook
 from guard.plan.compiler import INLINE, compile_policy
 from guard.policy.loader import load_policy
+from tests.privileged.kit import install, tmpfs
 from tests.privileged.scoping import loopback_up
 
 POLICY = """
@@ -167,6 +170,54 @@ def check(plane: LsmBackend | CompatBackend, scope: Path, tmp_path: Path) -> Non
     assert plane.counters(Hook.SOCKET_CONNECT)[abi.Counter.DENIES] >= 4
 
 
+FILE_POLICY = """
+[[rule]]
+id = "cat-reads-the-secret"
+name = "a file, for one caller"
+severity = "high"
+action = "block"
+query = 'file where process.name == "cat" and file.path == "{secret}"'
+
+[[rule]]
+id = "bash-runs-the-tool"
+name = "an exec, for one parent"
+severity = "high"
+action = "block"
+query = 'process where process.parent.name == "bash" and process.executable == "{tool}"'
+"""
+
+
+def check_files(plane: LsmBackend | CompatBackend, scope: Path, tmp_path: Path, *, kills: bool) -> None:
+    """Opens and execs decided on the caller: by EPERM (lsm), or by the kill reaction (compat)."""
+    with tmpfs(tmp_path / "fs") as fs:
+        secret = fs / "secret"
+        secret.write_text("s3cret\n")
+        tool = install(fs / "tool")
+        path = tmp_path / "files.toml"
+        path.write_text(FILE_POLICY.format(secret=secret, tool=tool))
+        compiled = compile_policy(load_policy(path))
+        assert [p.path for p in compiled.plans] == [INLINE, INLINE]
+        plane.set_scope(cgroups=[scope.stat().st_ino])
+        plane.apply(build_tables(compiled.kernel))
+        plane.configure({hook: ModeId.ENFORCE for hook in Hook}, agent_tgid=os.getpid())
+        cat = run_in(scope, ["cat", str(secret)])
+        assert (cat.returncode == -9) if kills else refused(cat), cat
+        assert run_in(scope, ["head", str(secret)]).stdout == "s3cret\n"
+        assert run_in(None, ["cat", str(secret)]).returncode == 0
+        by_bash = run_in(scope, ["bash", "-c", f"{tool}; exit $?"])  # bash forks: it is the parent
+        assert by_bash.returncode == (137 if kills else 126), by_bash
+        assert run_in(scope, ["sh", "-c", f"{tool}; exit $?"]).returncode == 0
+        decided = [e for e in plane.poll_events(200) if e.decision in (Decision.DENIED, Decision.KILLED)]
+        numbers = {p.rule.id: p.number for p in compiled.plans}
+        assert sorted((e.hook, e.rule_id) for e in decided) == sorted(
+            [
+                (Hook.FILE_OPEN.abi, numbers["cat-reads-the-secret"]),
+                (Hook.BPRM_CHECK_SECURITY.abi, numbers["bash-runs-the-tool"]),
+            ]
+        )
+        plane.apply(VerdictTables())  # before the tmpfs goes
+
+
 def on_the_compat_plane(test: Test) -> Test:
     """The compat plane's marks: a root host (the guests skip it, as tests/privileged/test_compat.py)."""
     for mark in (
@@ -188,6 +239,8 @@ def on_the_compat_plane(test: Test) -> Test:
 @pytest.mark.requires_feature("bcc")
 def test_rules_on_the_caller_lsm_plane(plane: LsmBackend, scope: Path, tmp_path: Path) -> None:
     check(plane, scope, tmp_path)
+    if plane.path_verdicts:  # (5.10: no bpf_d_path in BPF-LSM, the plane refuses path rules)
+        check_files(plane, scope, tmp_path, kills=False)
 
 
 @on_the_compat_plane
@@ -197,6 +250,7 @@ def test_rules_on_the_caller_compat_plane(compat: CompatBackend, scope: Path, tm
             enforce(compat, scope, tmp_path)
         return
     check(compat, scope, tmp_path)
+    check_files(compat, scope, tmp_path, kills=True)
 
 
 SWAPPED = POLICY.replace(
