@@ -139,8 +139,7 @@ class Agent:
         wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.backend = backend
-        compiled = for_plane(compiled, _unseen(backend))  # nothing listed as armed that cannot arm
-        self.compiled = compiled
+        self.compiled = compiled  # (start() fits it to the loaded plane: for_plane)
         self.audit = audit
         self.settings = settings or AgentSettings()
         self.alerts = AlertWriter(alerts)
@@ -203,6 +202,10 @@ class Agent:
         loaded_ns = self._wall_clock()
         self.processes.seed()  # before the plane: a process that exits meanwhile is still known
         self.backend.load()
+        fitted = for_plane(self.compiled, _unseen(self.backend))  # what it reports is known now
+        if fitted is not self.compiled:  # nothing listed or armed that cannot arm on this plane
+            self.compiled = fitted
+            self.engine = self._engine(fitted)
         self.drops.start(loaded_ns=loaded_ns)
         adopted = ""
         if self.settings.mode is None and getattr(self.backend, "adopted", False):
