@@ -5,9 +5,12 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+import pytest
 
 from guard.lsm import abi
 from guard.lsm.abi import ModeId
@@ -17,6 +20,23 @@ from guard.model import Hook
 from tests.privileged.scoping import libc
 
 TRUE = shutil.which("true") or "/bin/true"
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+def on_the_compat_plane(test: Test) -> Test:
+    """The compat plane's marks: a root host (the guests skip it, as tests/privileged/test_compat.py)."""
+    for mark in (
+        pytest.mark.privileged,
+        pytest.mark.requires_feature("cgroup_sock_addr"),
+        pytest.mark.requires_feature("raw_tracepoint"),
+        pytest.mark.requires_feature("bcc"),
+        pytest.mark.skipif(
+            os.environ.get("VMTEST_GUEST") == "1",
+            reason="the compat backend is tested on the host (no guest time)",
+        ),
+    ):
+        test = mark(test)
+    return test
 
 
 def govern(plane: LsmBackend, scope: Path, policy: KernelPolicy, hook: Hook, mode: ModeId) -> None:

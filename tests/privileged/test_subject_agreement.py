@@ -31,6 +31,7 @@ from guard.model import Hook
 from guard.plan.compiler import INLINE
 from guard.policy.evaluator import compile_expr
 from guard.policy.semantics import Event
+from tests.privileged.kit import on_the_compat_plane
 from tests.privileged.scoping import loopback_up
 from tests.subject_rules import (
     IPS,
@@ -155,13 +156,7 @@ def test_the_lsm_plane_agrees_with_the_evaluator(plane: LsmBackend, scope: Path,
     check(plane, scope, tmp_path)
 
 
-@pytest.mark.privileged
-@pytest.mark.requires_feature("cgroup_sock_addr")
-@pytest.mark.requires_feature("raw_tracepoint")
-@pytest.mark.requires_feature("bcc")
-@pytest.mark.skipif(
-    os.environ.get("VMTEST_GUEST") == "1", reason="the compat backend is tested on the host (no guest time)"
-)
+@on_the_compat_plane
 def test_the_compat_plane_agrees_with_the_evaluator(
     compat: CompatBackend, scope: Path, tmp_path: Path
 ) -> None:

@@ -16,10 +16,9 @@ import os
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -31,7 +30,7 @@ from guard.lsm.verdicts import VerdictTables, build_tables
 from guard.model import Hook
 from guard.plan.compiler import INLINE, compile_policy
 from guard.policy.loader import load_policy
-from tests.privileged.kit import install, tmpfs
+from tests.privileged.kit import install, on_the_compat_plane, tmpfs
 from tests.privileged.scoping import loopback_up
 
 POLICY = """
@@ -65,7 +64,6 @@ query = 'network where destination.port == 4447 and not process.name in ("curl")
 """
 
 PORTS = (80, 4444, 4445, 4446, 4447)
-Test = TypeVar("Test", bound=Callable[..., None])
 NOBODY = 65534
 
 
@@ -216,22 +214,6 @@ def check_files(plane: LsmBackend | CompatBackend, scope: Path, tmp_path: Path, 
             ]
         )
         plane.apply(VerdictTables())  # before the tmpfs goes
-
-
-def on_the_compat_plane(test: Test) -> Test:
-    """The compat plane's marks: a root host (the guests skip it, as tests/privileged/test_compat.py)."""
-    for mark in (
-        pytest.mark.privileged,
-        pytest.mark.requires_feature("cgroup_sock_addr"),
-        pytest.mark.requires_feature("raw_tracepoint"),
-        pytest.mark.requires_feature("bcc"),
-        pytest.mark.skipif(
-            os.environ.get("VMTEST_GUEST") == "1",
-            reason="the compat backend is tested on the host (no guest time)",
-        ),
-    ):
-        test = mark(test)
-    return test
 
 
 @pytest.mark.privileged
